@@ -1,0 +1,153 @@
+"""Build a Feast ``RepoConfig`` from a feature repo plus overrides.
+
+``feature_store.yaml`` may use ``${VAR}`` placeholders. Besides the environment, the placeholders
+``${MLOPS_HOME}``, ``${MLOPS_DATA_ROOT}`` and ``${FEAST_REPO_PATH}`` are always defined (from
+:mod:`mlops_provider.core.config`), so the embedded default keeps its registry and SQLite online
+store under ``$AIRFLOW_HOME/mlops`` without anyone exporting variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+__all__ = ["FeastRepoError", "resolve_repo_path", "load_repo_config", "make_feature_store"]
+
+
+class FeastRepoError(ValueError):
+    """The feature repo or its configuration is missing or invalid."""
+
+
+def resolve_repo_path(repo_path: str | os.PathLike[str] | None) -> Path:
+    """Absolute feature repo path; default :func:`config.default_feature_repo`."""
+    from mlops_provider.core import config
+
+    path = Path(repo_path).expanduser() if repo_path else config.default_feature_repo()
+    path = path.resolve()
+    if not path.is_dir():
+        raise FeastRepoError(f"Feast feature repo {path} does not exist or is not a directory")
+    if not (path / "feature_store.yaml").is_file():
+        raise FeastRepoError(f"Feast feature repo {path} has no feature_store.yaml")
+    return path
+
+
+def _placeholders(repo_path: Path) -> dict[str, str]:
+    from mlops_provider.core import config
+
+    values = dict(os.environ)
+    values.setdefault("MLOPS_HOME", str(config.mlops_home()))
+    values.setdefault("MLOPS_DATA_ROOT", str(config.data_root()))
+    values["FEAST_REPO_PATH"] = str(repo_path)
+    return values
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_overrides(overrides: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Overrides as given in a connection extra: a mapping, or YAML/JSON text."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    import yaml
+
+    try:
+        value = yaml.safe_load(overrides)
+    except yaml.YAMLError as err:
+        raise FeastRepoError(
+            f"feature_store.yaml overrides are not valid YAML/JSON: {err}"
+        ) from err
+    if not isinstance(value, dict):
+        raise FeastRepoError(f"feature_store.yaml overrides must be a mapping, got {value!r}")
+    return value
+
+
+def load_raw_config(
+    repo_path: str | os.PathLike[str] | None,
+    overrides: str | Mapping[str, Any] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """The repo's ``feature_store.yaml`` with placeholders expanded and overrides merged in."""
+    import yaml
+
+    path = resolve_repo_path(repo_path)
+    text = (path / "feature_store.yaml").read_text()
+    expanded = string.Template(text).safe_substitute(_placeholders(path))
+    try:
+        raw = yaml.safe_load(expanded) or {}
+    except yaml.YAMLError as err:
+        raise FeastRepoError(f"{path / 'feature_store.yaml'} is not valid YAML: {err}") from err
+    return path, _deep_merge(raw, parse_overrides(overrides))
+
+
+def load_repo_config(
+    repo_path: str | os.PathLike[str] | None,
+    overrides: str | Mapping[str, Any] | None = None,
+) -> RepoConfig:
+    """A validated ``RepoConfig``; local registry/online-store directories are created."""
+    from feast.repo_config import RepoConfig
+
+    path, raw = load_raw_config(repo_path, overrides)
+    try:
+        repo_config = RepoConfig(repo_path=path, **raw)
+    except Exception as err:  # pydantic's ValidationError and Feast's own config errors
+        raise FeastRepoError(f"Invalid Feast configuration for repo {path}: {err}") from err
+    _prepare_local_paths(raw, path)
+    return repo_config
+
+
+def _prepare_local_paths(raw: Mapping[str, Any], repo_path: Path) -> None:
+    candidates: list[Any] = []
+    registry = raw.get("registry")
+    candidates.append(registry.get("path") if isinstance(registry, Mapping) else registry)
+    online = raw.get("online_store")
+    if isinstance(online, Mapping) and online.get("type", "sqlite") == "sqlite":
+        candidates.append(online.get("path"))
+    for candidate in candidates:
+        if not isinstance(candidate, str) or "://" in candidate:
+            continue
+        target = Path(candidate)
+        if not target.is_absolute():
+            target = repo_path / target
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_feature_store(
+    repo_path: str | os.PathLike[str] | None,
+    overrides: str | Mapping[str, Any] | None = None,
+) -> FeatureStore:
+    """A ``FeatureStore`` for the repo with placeholders expanded and overrides applied."""
+    from feast import FeatureStore
+
+    repo_config = load_repo_config(repo_path, overrides)
+    return FeatureStore(config=repo_config, repo_path=str(repo_config.repo_path))
+
+
+def describe(overrides: Mapping[str, Any]) -> str:
+    """A log-safe one-line rendering of overrides (values of secret-looking keys hidden)."""
+    hidden = {"password", "token", "secret", "connection_string"}
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                k: ("***" if any(h in str(k).lower() for h in hidden) else scrub(v))
+                for k, v in value.items()
+            }
+        return value
+
+    return json.dumps(scrub(overrides), sort_keys=True, default=str)

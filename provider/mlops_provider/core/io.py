@@ -1,0 +1,727 @@
+"""Datasets by URI: read, stream and write parquet/CSV atomically, locally or on object storage.
+
+A dataset URI is a plain path, ``file://...``, or a remote URI such as ``s3://bucket/prefix``.
+Remote filesystems are resolved through Airflow's ``ObjectStoragePath`` when a connection id is
+given (so ``aws_default`` credentials apply), otherwise through fsspec. A dataset is a single
+file or a directory of files (optionally hive-partitioned, e.g. ``dt=2026-01-01/``); files and
+directories whose names start with ``.`` or ``_`` (staging areas, ``_SUCCESS`` markers) are
+ignored when reading.
+
+Writes are atomic: data goes to a hidden staging location next to the target, then is committed
+with a rename (local) or a copy + ``_SUCCESS`` marker (object stores). A rerun of the same
+partition replaces it; a failure leaves the previous content (or nothing) visible, never a part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from fsspec import AbstractFileSystem
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DatasetError",
+    "DatasetNotFound",
+    "DatasetFormatError",
+    "DatasetEmpty",
+    "DatasetWriteError",
+    "Location",
+    "resolve",
+    "open_dataset",
+    "iter_batches",
+    "read_table",
+    "read_pandas",
+    "write_table",
+    "PartitionWriter",
+    "write_partition",
+    "partition_uri",
+    "join_uri",
+    "exists",
+    "list_files",
+    "copy",
+    "write_text",
+    "read_text",
+    "table_digest",
+    "ProgressLogger",
+]
+
+_STAGING_PREFIX = ".staging-"
+_SUCCESS = "_SUCCESS"
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+class DatasetError(ValueError):
+    """A dataset could not be read or written; the message names the URI and the problem."""
+
+    def __init__(self, uri: str, problem: str) -> None:
+        self.uri = uri
+        self.problem = problem
+        super().__init__(f"{uri}: {problem}")
+
+
+class DatasetNotFound(DatasetError, FileNotFoundError):
+    """Nothing exists at the URI."""
+
+
+class DatasetFormatError(DatasetError):
+    """The data exists but is not readable in the expected format (corrupt, wrong format)."""
+
+
+class DatasetEmpty(DatasetError):
+    """The dataset has no files, or no rows where rows were required."""
+
+
+class DatasetWriteError(DatasetError):
+    """The target could not be written (permissions, storage errors)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved URI: the fsspec filesystem, the path inside it and the original URI."""
+
+    uri: str
+    fs: AbstractFileSystem
+    path: str
+    protocol: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.protocol in ("file", "local")
+
+    def child(self, *parts: str) -> Location:
+        return Location(
+            uri=join_uri(self.uri, *parts),
+            fs=self.fs,
+            path=posixpath.join(self.path, *parts),
+            protocol=self.protocol,
+        )
+
+
+def _protocol(uri: str) -> str:
+    if "://" not in uri:
+        return "file"
+    return uri.split("://", 1)[0].lower()
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join path parts onto a URI or path with ``/``."""
+    out = str(base).rstrip("/")
+    for part in parts:
+        out = f"{out}/{str(part).strip('/')}"
+    return out
+
+
+def resolve(
+    uri: str | os.PathLike[str],
+    *,
+    conn_id: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Location:
+    """Resolve a URI to a filesystem and a path.
+
+    :param uri: plain path, ``file://`` URI or a remote URI (``s3://`` ...).
+    :param conn_id: Airflow connection for remote storage (e.g. ``aws_default``); used through
+        ``ObjectStoragePath`` so the connection's credentials apply. Ignored for local paths.
+    :param storage_options: fsspec options for remote storage when no connection is used.
+    """
+    import fsspec
+
+    text = os.fspath(uri)
+    if not text:
+        raise DatasetError(repr(text), "empty URI")
+    protocol = _protocol(text)
+    if protocol in ("file", "local"):
+        path = text.split("://", 1)[1] if "://" in text else text
+        path = os.path.abspath(os.path.expanduser(path))
+        return Location(uri=text, fs=fsspec.filesystem("file"), path=path, protocol="file")
+    if conn_id:
+        try:
+            from airflow.sdk import ObjectStoragePath
+        except ImportError:  # core is usable without Airflow
+            ObjectStoragePath = None  # noqa: N806
+        if ObjectStoragePath is not None:
+            osp = ObjectStoragePath(text, conn_id=conn_id)
+            return Location(uri=text, fs=osp.fs, path=osp.path, protocol=protocol)
+    try:
+        fs, path = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
+    except (ImportError, ValueError) as err:
+        raise DatasetError(text, f"no filesystem for scheme {protocol!r}: {err}") from err
+    return Location(uri=text, fs=fs, path=path, protocol=protocol)
+
+
+def _loc(uri: str | os.PathLike[str] | Location, conn_id: str | None) -> Location:
+    return uri if isinstance(uri, Location) else resolve(uri, conn_id=conn_id)
+
+
+def exists(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> bool:
+    """Whether anything exists at the URI."""
+    loc = _loc(uri, conn_id)
+    return bool(loc.fs.exists(loc.path))
+
+
+def _visible(name: str) -> bool:
+    return not posixpath.basename(name.rstrip("/")).startswith((".", "_"))
+
+
+def list_files(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> list[str]:
+    """Data files of a dataset (one file, or every visible file below a directory), sorted."""
+    loc = _loc(uri, conn_id)
+    try:
+        info = loc.fs.info(loc.path)
+    except FileNotFoundError:
+        raise DatasetNotFound(loc.uri, "does not exist") from None
+    except PermissionError as err:
+        raise DatasetError(loc.uri, f"not readable: {err}") from err
+    if info["type"] != "directory":
+        return [loc.path]
+    files = []
+    for path in loc.fs.find(loc.path):
+        rel = posixpath.relpath(path, loc.path)
+        if all(_visible(part) for part in rel.split("/")):
+            files.append(path)
+    return sorted(files)
+
+
+def _detect_format(loc: Location, files: Sequence[str], fmt: str | None) -> str:
+    if fmt:
+        if fmt not in ("parquet", "csv"):
+            raise DatasetFormatError(loc.uri, f"unsupported format {fmt!r} (parquet or csv)")
+        return fmt
+    lowered = [f.lower() for f in files]
+    if lowered and all(f.endswith(CSV_SUFFIXES) for f in lowered):
+        return "csv"
+    if lowered and any(f.endswith(CSV_SUFFIXES) for f in lowered):
+        raise DatasetFormatError(loc.uri, "mixes CSV and other files; pass format= explicitly")
+    return "parquet"
+
+
+def _find_corrupt_file(loc: Location, files: Sequence[str], fmt: str) -> str | None:
+    for path in files:
+        try:
+            if fmt == "parquet":
+                pq.read_metadata(path, filesystem=loc.fs)
+            else:
+                with loc.fs.open(path, "rb") as handle:
+                    pa_csv.read_csv(handle)
+        except Exception:
+            return path
+    return None
+
+
+def _format_error(loc: Location, files: Sequence[str], fmt: str, err: Exception) -> DatasetError:
+    bad = _find_corrupt_file(loc, files, fmt)
+    where = f" (file {bad})" if bad and bad != loc.path else ""
+    return DatasetFormatError(loc.uri, f"not readable as {fmt}{where}: {err}")
+
+
+def open_dataset(
+    uri: str | os.PathLike[str] | Location,
+    *,
+    conn_id: str | None = None,
+    format: str | None = None,  # noqa: A002 - the usual name in pyarrow
+    schema: pa.Schema | None = None,
+) -> ds.Dataset:
+    """Open a dataset lazily (nothing is read but file footers).
+
+    :raises DatasetNotFound: nothing at the URI.
+    :raises DatasetEmpty: a directory without data files.
+    :raises DatasetFormatError: an unreadable file; the message names it.
+    """
+    loc = _loc(uri, conn_id)
+    files = list_files(loc)
+    if not files:
+        raise DatasetEmpty(loc.uri, "contains no data files")
+    fmt = _detect_format(loc, files, format)
+    for path in files:
+        try:
+            size = loc.fs.size(path)
+        except OSError:
+            size = None
+        if size == 0:
+            raise DatasetFormatError(loc.uri, f"file {path} is empty (0 bytes)")
+    try:
+        partitioning = "hive" if len(files) > 1 or files[0] != loc.path else None
+        if fmt == "csv":
+            file_format: Any = ds.CsvFileFormat()
+        else:
+            file_format = ds.ParquetFileFormat()
+        return ds.dataset(
+            files if files != [loc.path] else loc.path,
+            filesystem=loc.fs,
+            format=file_format,
+            schema=schema,
+            partitioning=partitioning if files != [loc.path] else None,
+            partition_base_dir=loc.path if files != [loc.path] else None,
+        )
+    except (pa.ArrowInvalid, OSError) as err:
+        raise _format_error(loc, files, fmt, err) from err
+
+
+def iter_batches(
+    uri: str | os.PathLike[str] | Location,
+    *,
+    columns: Sequence[str] | None = None,
+    batch_size: int = 65_536,
+    conn_id: str | None = None,
+    format: str | None = None,  # noqa: A002
+) -> Iterator[pa.RecordBatch]:
+    """Stream record batches; memory stays bounded by ``batch_size`` rows (plus readahead).
+
+    :raises DatasetFormatError: a missing column or an unreadable file (named).
+    """
+    loc = _loc(uri, conn_id)
+    dataset = open_dataset(loc, format=format)
+    _check_columns(loc, dataset.schema, columns)
+    try:
+        scanner = dataset.scanner(
+            columns=list(columns) if columns is not None else None,
+            batch_size=batch_size,
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
+        yield from scanner.to_batches()
+    except (pa.ArrowInvalid, OSError) as err:
+        raise _format_error(loc, list_files(loc), _detect_format(loc, [], format), err) from err
+
+
+def _check_columns(loc: Location, schema: pa.Schema, columns: Sequence[str] | None) -> None:
+    if columns is None:
+        return
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise DatasetFormatError(
+            loc.uri, f"missing column(s) {missing}; available: {list(schema.names)}"
+        )
+
+
+def read_table(
+    uri: str | os.PathLike[str] | Location,
+    *,
+    columns: Sequence[str] | None = None,
+    conn_id: str | None = None,
+    format: str | None = None,  # noqa: A002
+    filter: Any = None,  # noqa: A002 - pyarrow's name
+    require_rows: bool = False,
+) -> pa.Table:
+    """Read a dataset (or the selected columns / filtered rows) into one Arrow table.
+
+    :param require_rows: raise :class:`DatasetEmpty` when the result has no rows.
+    """
+    loc = _loc(uri, conn_id)
+    dataset = open_dataset(loc, format=format)
+    _check_columns(loc, dataset.schema, columns)
+    try:
+        table = dataset.to_table(columns=list(columns) if columns else None, filter=filter)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise _format_error(loc, list_files(loc), _detect_format(loc, [], format), err) from err
+    if require_rows and table.num_rows == 0:
+        raise DatasetEmpty(loc.uri, "has no rows")
+    return table
+
+
+def read_pandas(
+    uri: str | os.PathLike[str] | Location,
+    *,
+    columns: Sequence[str] | None = None,
+    conn_id: str | None = None,
+    format: str | None = None,  # noqa: A002
+    require_rows: bool = False,
+) -> pd.DataFrame:
+    """Read a dataset into pandas (see :func:`read_table`)."""
+    table = read_table(
+        uri, columns=columns, conn_id=conn_id, format=format, require_rows=require_rows
+    )
+    return table.to_pandas()
+
+
+def _as_table(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise TypeError(f"expected a pyarrow Table/RecordBatch or a pandas DataFrame, got {type(data)}")
+
+
+def _staging_sibling(loc: Location) -> Location:
+    parent = posixpath.dirname(loc.path.rstrip("/"))
+    name = posixpath.basename(loc.path.rstrip("/"))
+    staged = posixpath.join(parent, f"{_STAGING_PREFIX}{name}-{uuid.uuid4().hex[:12]}")
+    base_uri = loc.uri.rstrip("/").rsplit("/", 1)[0] if "/" in loc.uri else "."
+    return Location(
+        uri=join_uri(base_uri, posixpath.basename(staged)),
+        fs=loc.fs,
+        path=staged,
+        protocol=loc.protocol,
+    )
+
+
+def _write_file(table: pa.Table, loc: Location, fmt: str, metadata: Mapping[str, str]) -> None:
+    if fmt == "csv":
+        with loc.fs.open(loc.path, "wb") as handle:
+            pa_csv.write_csv(table, handle)
+        return
+    if metadata:
+        existing = table.schema.metadata or {}
+        table = table.replace_schema_metadata(
+            {**existing, **{k.encode(): v.encode() for k, v in metadata.items()}}
+        )
+    with loc.fs.open(loc.path, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+
+
+def _commit(staged: Location, target: Location) -> None:
+    """Replace ``target`` by ``staged`` (a file or a directory)."""
+    fs = target.fs
+    if target.is_local:
+        trash = None
+        if os.path.lexists(target.path):
+            trash = _staging_sibling(target).path.replace(_STAGING_PREFIX, ".trash-", 1)
+            os.replace(target.path, trash)
+        os.replace(staged.path, target.path)
+        if trash:
+            fs.rm(trash, recursive=True)
+        return
+    # Object stores have no rename: replace the old objects by copies of the staged ones, with
+    # the _SUCCESS marker copied last so readers that honour it never see a partial partition.
+    if fs.exists(target.path):
+        fs.rm(target.path, recursive=True)
+    if fs.isfile(staged.path):
+        fs.copy(staged.path, target.path)
+        fs.rm(staged.path)
+        return
+    files = sorted(fs.find(staged.path), key=lambda p: posixpath.basename(p) == _SUCCESS)
+    for path in files:
+        fs.copy(path, posixpath.join(target.path, posixpath.relpath(path, staged.path)))
+    fs.rm(staged.path, recursive=True)
+
+
+def _ensure_parent(loc: Location) -> None:
+    parent = posixpath.dirname(loc.path.rstrip("/"))
+    try:
+        loc.fs.makedirs(parent, exist_ok=True)
+    except OSError as err:
+        raise DatasetWriteError(loc.uri, f"cannot create parent directory {parent}: {err}") from err
+
+
+def write_table(
+    data: Any,
+    uri: str | os.PathLike[str] | Location,
+    *,
+    conn_id: str | None = None,
+    format: str | None = None,  # noqa: A002
+    metadata: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Write a table to a single file atomically (staging file + rename), replacing any old one.
+
+    :param data: a pyarrow Table/RecordBatch or a pandas DataFrame.
+    :param format: ``parquet`` (default) or ``csv`` (default for ``.csv`` names).
+    :param metadata: key/value pairs stored in the parquet schema metadata.
+    :returns: ``{"uri", "rows", "bytes"}``.
+    """
+    loc = _loc(uri, conn_id)
+    table = _as_table(data)
+    fmt = format or ("csv" if loc.path.lower().endswith(CSV_SUFFIXES) else "parquet")
+    _ensure_parent(loc)
+    staged = _staging_sibling(loc)
+    try:
+        _write_file(table, staged, fmt, metadata or {})
+        _commit(staged, loc)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            loc.fs.rm(staged.path)
+        raise DatasetWriteError(loc.uri, f"write failed: {err}") from err
+    except BaseException:
+        with contextlib.suppress(OSError):
+            loc.fs.rm(staged.path)
+        raise
+    return {"uri": loc.uri, "rows": table.num_rows, "bytes": int(loc.fs.size(loc.path))}
+
+
+@dataclass
+class PartitionWriter:
+    """Stream batches into a partition directory and commit it atomically.
+
+    Use as a context manager. Batches are written to parquet part files in a hidden staging
+    directory beside the target; on a clean exit the staging directory replaces the target
+    (a rerun replaces, never appends); on an exception it is removed and the target is untouched.
+    A ``_SUCCESS`` file with the row count and ``metadata`` is written last.
+
+    :param uri: the partition directory, e.g. ``.../predictions/dt=2026-01-01``.
+    :param schema: schema of the data; required to write an empty partition.
+    :param rows_per_file: start a new part file after this many rows.
+    """
+
+    uri: str | os.PathLike[str] | Location
+    schema: pa.Schema | None = None
+    conn_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    rows_per_file: int = 5_000_000
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._loc = _loc(self.uri, self.conn_id)
+        self._staged: Location | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._handle: Any = None
+        self._file_rows = 0
+
+    @property
+    def location(self) -> Location:
+        return self._loc
+
+    def __enter__(self) -> PartitionWriter:
+        _ensure_parent(self._loc)
+        self._staged = _staging_sibling(self._loc)
+        try:
+            self._staged.fs.makedirs(self._staged.path, exist_ok=True)
+        except OSError as err:
+            raise DatasetWriteError(self._loc.uri, f"not writable: {err}") from err
+        return self
+
+    def _schema_with_metadata(self, schema: pa.Schema) -> pa.Schema:
+        meta = dict(schema.metadata or {})
+        meta.update({k.encode(): str(v).encode() for k, v in self.metadata.items()})
+        return schema.with_metadata(meta)
+
+    def _open_part(self, schema: pa.Schema) -> None:
+        assert self._staged is not None
+        name = f"part-{len(self.files):05d}.parquet"
+        path = posixpath.join(self._staged.path, name)
+        self._handle = self._staged.fs.open(path, "wb")
+        self._writer = pq.ParquetWriter(
+            self._handle, self._schema_with_metadata(schema), compression="zstd"
+        )
+        self.files.append(name)
+        self._file_rows = 0
+
+    def _close_part(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def write(self, data: Any) -> None:
+        """Append a RecordBatch, Table or DataFrame to the partition."""
+        table = _as_table(data)
+        if self.schema is None:
+            self.schema = table.schema
+        elif table.schema != self.schema:
+            table = table.cast(self.schema)
+        if self._writer is None or self._file_rows >= self.rows_per_file:
+            self._close_part()
+            self._open_part(self.schema)
+        assert self._writer is not None
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+        self._file_rows += table.num_rows
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._staged is not None
+        try:
+            self._close_part()
+            if exc_type is not None:
+                return
+            if not self.files:
+                if self.schema is None:
+                    raise DatasetWriteError(
+                        self._loc.uri, "no rows were written and no schema was given"
+                    )
+                self._open_part(self.schema)
+                self._close_part()
+            marker = {"rows": self.rows, "files": self.files, **dict(self.metadata)}
+            with self._staged.fs.open(posixpath.join(self._staged.path, _SUCCESS), "w") as fh:
+                fh.write(json.dumps(marker, default=str))
+            _commit(self._staged, self._loc)
+            self._staged = None
+        except OSError as err:
+            raise DatasetWriteError(self._loc.uri, f"commit failed: {err}") from err
+        finally:
+            if self._staged is not None:
+                with contextlib.suppress(OSError):
+                    self._staged.fs.rm(self._staged.path, recursive=True)
+
+
+def write_partition(
+    data: Any | Iterable[Any],
+    uri: str | os.PathLike[str] | Location,
+    *,
+    schema: pa.Schema | None = None,
+    conn_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Write a table, DataFrame or iterable of batches as a partition directory, atomically.
+
+    :returns: ``{"uri", "rows", "files"}``.
+    """
+    with PartitionWriter(uri, schema=schema, conn_id=conn_id, metadata=metadata or {}) as writer:
+        if isinstance(data, (pa.Table, pa.RecordBatch)) or type(data).__name__ == "DataFrame":
+            writer.write(data)
+        else:
+            for chunk in data:
+                writer.write(chunk)
+    return {"uri": writer.location.uri, "rows": writer.rows, "files": list(writer.files)}
+
+
+def partition_uri(
+    base_uri: str,
+    when: date | datetime | str,
+    *,
+    key: str = "dt",
+    fmt: str = "%Y-%m-%d",
+) -> str:
+    """``<base_uri>/<key>=<when formatted>``: the partition for a data interval's start."""
+    if isinstance(when, str):
+        from datetime import datetime as _dt
+
+        when = _dt.fromisoformat(when.replace("Z", "+00:00"))
+    return join_uri(base_uri, f"{key}={when.strftime(fmt)}")
+
+
+def copy(
+    src: str | os.PathLike[str] | Location,
+    dst: str | os.PathLike[str] | Location,
+    *,
+    conn_id: str | None = None,
+) -> str:
+    """Copy a file or directory to ``dst`` (staged and committed); the source is kept."""
+    source = _loc(src, conn_id)
+    target = _loc(dst, conn_id)
+    if not source.fs.exists(source.path):
+        raise DatasetNotFound(source.uri, "does not exist")
+    _ensure_parent(target)
+    staged = _staging_sibling(target)
+    try:
+        if source.fs is target.fs or (source.is_local and target.is_local):
+            source.fs.copy(source.path, staged.path, recursive=True)
+        else:
+            for path in list_files(source):
+                rel = posixpath.relpath(path, source.path) if path != source.path else ""
+                dest = posixpath.join(staged.path, rel) if rel else staged.path
+                target.fs.makedirs(posixpath.dirname(dest), exist_ok=True)
+                with source.fs.open(path, "rb") as fin, target.fs.open(dest, "wb") as fout:
+                    fout.write(fin.read())
+        _commit(staged, target)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            target.fs.rm(staged.path, recursive=True)
+        raise DatasetWriteError(target.uri, f"copy from {source.uri} failed: {err}") from err
+    return target.uri
+
+
+def write_text(
+    text: str, uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None
+) -> str:
+    """Write a small text file (report, JSON) atomically."""
+    loc = _loc(uri, conn_id)
+    _ensure_parent(loc)
+    staged = _staging_sibling(loc)
+    try:
+        with loc.fs.open(staged.path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        _commit(staged, loc)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            loc.fs.rm(staged.path)
+        raise DatasetWriteError(loc.uri, f"write failed: {err}") from err
+    return loc.uri
+
+
+def read_text(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> str:
+    """Read a small text file."""
+    loc = _loc(uri, conn_id)
+    try:
+        with loc.fs.open(loc.path, "r", encoding="utf-8") as handle:
+            return str(handle.read())
+    except FileNotFoundError:
+        raise DatasetNotFound(loc.uri, "does not exist") from None
+
+
+def table_digest(table: pa.Table) -> str:
+    """A content digest of a table (schema + values), stable across writes of the same data."""
+    digest = hashlib.sha256(table.schema.remove_metadata().to_string().encode())
+    for batch in table.to_batches(max_chunksize=65_536):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema.remove_metadata()) as writer:
+            writer.write_batch(batch)
+        digest.update(sink.getvalue().to_pybytes())
+    return digest.hexdigest()[:16]
+
+
+class ProgressLogger:
+    """Log rows done, rows/s and the ETA at most every ``every_seconds`` while streaming."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        total_rows: int | None = None,
+        every_seconds: float = 10.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.what = what
+        self.total_rows = total_rows
+        self.every_seconds = every_seconds
+        self.log = logger or log
+        self.rows = 0
+        self.started = time.perf_counter()
+        self._last = self.started
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.elapsed if self.elapsed > 0 else 0.0
+
+    def update(self, rows: int) -> None:
+        self.rows += rows
+        now = time.perf_counter()
+        if now - self._last >= self.every_seconds:
+            self._last = now
+            self.log.info("%s", self.message())
+
+    def message(self) -> str:
+        rate = self.rows_per_second
+        text = f"{self.what}: {self.rows:,} rows done, {rate:,.0f} rows/s"
+        if self.total_rows:
+            pct = 100.0 * self.rows / self.total_rows
+            eta = (self.total_rows - self.rows) / rate if rate > 0 else float("nan")
+            text += f", {pct:.1f}% of {self.total_rows:,}, ETA {eta:,.0f} s"
+        return text
+
+    def done(self) -> dict[str, float]:
+        self.log.info("%s (finished in %.1f s)", self.message(), self.elapsed)
+        return {"rows": self.rows, "seconds": self.elapsed, "rows_per_second": self.rows_per_second}
+
+
+def count_rows(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> int:
+    """Row count of a dataset from metadata (parquet footers) where possible."""
+    return int(open_dataset(_loc(uri, conn_id)).count_rows())

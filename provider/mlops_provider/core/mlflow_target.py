@@ -1,0 +1,199 @@
+"""Where MLflow lives and how to talk to it, without touching process-wide settings.
+
+MLflow reads credentials from environment variables and its fluent API from a module global.
+An Airflow worker runs many tasks, possibly for different servers, so this module:
+
+- keeps credentials per tracking URI in a process-local table and installs REST store builders
+  for ``http``/``https`` that look them up (falling back to MLflow's own environment lookup);
+- offers :func:`activated`, a context manager that points the fluent API (``mlflow.start_run``,
+  ``mlflow.sklearn.log_model`` ...) at a target and restores the previous state afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+__all__ = ["MlflowTarget", "make_client", "activated", "ensure_experiment", "check_reachable"]
+
+_LOCK = threading.RLock()
+_CREDENTIALS: dict[str, dict[str, Any]] = {}
+_BUILDERS_INSTALLED = False
+
+
+@dataclass(frozen=True)
+class MlflowTarget:
+    """A resolved MLflow location.
+
+    :param tracking_uri: tracking store URI (``http(s)://``, ``sqlite:///``, ``postgresql://`` ...)
+    :param registry_uri: model registry URI, defaults to the tracking URI
+    :param artifact_location: artifact root used for experiments created through this target
+    :param source: where the settings came from (``connection``, ``environment``, ``embedded``)
+    """
+
+    tracking_uri: str
+    registry_uri: str | None = None
+    artifact_location: str | None = None
+    source: str = "explicit"
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    insecure_tls: bool = False
+
+    @property
+    def effective_registry_uri(self) -> str:
+        return self.registry_uri or self.tracking_uri
+
+    @property
+    def is_remote(self) -> bool:
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.token or self.username or self.password)
+
+    def prepare_local_store(self) -> None:
+        """Create the directories an SQLite store and a local artifact root need."""
+        for uri in (self.tracking_uri, self.effective_registry_uri):
+            if uri.startswith("sqlite:///"):
+                Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        if self.artifact_location and self.artifact_location.startswith("file://"):
+            Path(self.artifact_location[len("file://") :]).mkdir(parents=True, exist_ok=True)
+
+
+def _host_creds(store_uri: str) -> MlflowHostCreds:
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+    with _LOCK:
+        creds = _CREDENTIALS.get(store_uri.rstrip("/"))
+    if creds is None:
+        return get_default_host_creds(store_uri)
+    return MlflowHostCreds(host=store_uri, **creds)
+
+
+def _rest_tracking_store(store_uri: str, **_: Any) -> Any:
+    from mlflow.store.tracking.rest_store import RestStore
+
+    return RestStore(partial(_host_creds, store_uri))
+
+
+def _rest_registry_store(store_uri: str, **_: Any) -> Any:
+    from mlflow.store.model_registry.rest_store import RestStore
+
+    return RestStore(partial(_host_creds, store_uri))
+
+
+def _install_builders() -> None:
+    global _BUILDERS_INSTALLED
+    with _LOCK:
+        if _BUILDERS_INSTALLED:
+            return
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        registry_utils._get_store_registry()  # builds the registry on first use
+        for scheme in ("http", "https"):
+            tracking_utils._tracking_store_registry.register(scheme, _rest_tracking_store)
+            registry_utils._model_registry_store_registry.register(scheme, _rest_registry_store)
+        _BUILDERS_INSTALLED = True
+
+
+def _register_credentials(target: MlflowTarget) -> None:
+    if not target.is_remote:
+        return
+    _install_builders()
+    creds: dict[str, Any] = {"ignore_tls_verification": target.insecure_tls}
+    if target.token and not target.username:
+        creds["token"] = target.token
+    elif target.username:
+        creds["username"] = target.username
+        creds["password"] = target.password or target.token
+    with _LOCK:
+        for uri in {target.tracking_uri, target.effective_registry_uri}:
+            if uri.startswith(("http://", "https://")):
+                _CREDENTIALS[uri.rstrip("/")] = creds
+
+
+def make_client(target: MlflowTarget) -> MlflowClient:
+    """An ``MlflowClient`` bound to the target (credentials included, nothing global changed)."""
+    from mlflow import MlflowClient
+
+    target.prepare_local_store()
+    _register_credentials(target)
+    return MlflowClient(
+        tracking_uri=target.tracking_uri, registry_uri=target.effective_registry_uri
+    )
+
+
+@contextmanager
+def activated(target: MlflowTarget) -> Iterator[None]:
+    """Point MLflow's fluent API at ``target`` for the duration of the block, then restore.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment; both the
+    module globals and the environment are put back as they were when the block ends.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    target.prepare_local_store()
+    _register_credentials(target)
+    with _LOCK:
+        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved_tracking = tracking_utils._tracking_uri
+        saved_registry = registry_utils._registry_uri
+        mlflow.set_tracking_uri(target.tracking_uri)
+        mlflow.set_registry_uri(target.effective_registry_uri)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            tracking_utils._tracking_uri = saved_tracking
+            registry_utils._registry_uri = saved_registry
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
+    """Return the id of experiment ``name``, creating it (with the artifact root) if missing.
+
+    Safe under concurrency: a create that loses a race re-reads the experiment.
+    """
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return str(experiment.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=artifact_location))
+    except MlflowException:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def check_reachable(target: MlflowTarget, client: MlflowClient | None = None) -> tuple[bool, str]:
+    """Make one cheap call to the tracking store; return ``(ok, message)``."""
+    client = client or make_client(target)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as err:  # the store's own errors vary by backend
+        return False, f"MLflow at {target.tracking_uri} is not reachable: {err}"
+    return True, f"MLflow reachable at {target.tracking_uri} ({target.source})"

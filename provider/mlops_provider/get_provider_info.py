@@ -1,0 +1,136 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_INTEGRATION = "MLOps"
+_P = "mlops_provider"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider's hooks, operators, sensors, triggers, links and connections."""
+    from mlops_provider import __version__
+
+    return {
+        "package-name": "airflow-provider-mlops",
+        "name": "MLOps",
+        "description": (
+            "Operators and sensors for the whole machine-learning lifecycle: data validation "
+            "(Great Expectations), features (Feast), training and registry (MLflow), batch "
+            "scoring, drift and performance monitoring, retraining."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://github.com/airflow-provider-mlops/airflow-provider-mlops",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [f"{_P}.hooks.mlflow", f"{_P}.hooks.feast"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    f"{_P}.operators.validation",
+                    f"{_P}.operators.feast",
+                    f"{_P}.operators.training",
+                    f"{_P}.operators.evaluation",
+                    f"{_P}.operators.registry",
+                    f"{_P}.operators.scoring",
+                    f"{_P}.operators.monitoring",
+                    f"{_P}.operators.retraining",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [f"{_P}.sensors.mlflow", f"{_P}.sensors.feast"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [f"{_P}.triggers.mlflow", f"{_P}.triggers.feast"],
+            }
+        ],
+        "extra-links": [
+            f"{_P}.links.mlflow.MlflowRunLink",
+            f"{_P}.links.mlflow.MlflowModelVersionLink",
+            f"{_P}.links.reports.ReportLink",
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": f"{_P}.hooks.mlflow.MlflowHook",
+                "connection-type": "mlflow",
+                "hook-name": "MLflow",
+                "ui-field-behaviour": {
+                    "hidden-fields": [],
+                    "relabeling": {
+                        "host": "Tracking server host or URI",
+                        "schema": "Scheme (http or https)",
+                        "login": "Username (basic auth)",
+                        "password": "Password or token",
+                    },
+                    "placeholders": {
+                        "host": "mlflow.example.com, or a full URI like sqlite:////data/mlflow.db",
+                        "port": "5000",
+                        "schema": "http",
+                        "login": "leave empty for token auth",
+                        "password": "basic-auth password, or a bearer token if login is empty",
+                    },
+                },
+                "conn-fields": {
+                    "tracking_uri": {
+                        "label": "Tracking URI",
+                        "description": "Full tracking URI; overrides host/port/schema.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "registry_uri": {
+                        "label": "Registry URI",
+                        "description": "Model registry URI if it differs from the tracking URI.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "artifact_location": {
+                        "label": "Artifact location",
+                        "description": "Artifact root for experiments this provider creates.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "insecure_tls": {
+                        "label": "Skip TLS verification",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                },
+            },
+            {
+                "hook-class-name": f"{_P}.hooks.feast.FeastHook",
+                "connection-type": "feast",
+                "hook-name": "Feast",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "login", "password", "port"],
+                    "relabeling": {},
+                    "placeholders": {},
+                },
+                "conn-fields": {
+                    "repo_path": {
+                        "label": "Feature repo path",
+                        "description": "Directory holding feature_store.yaml.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "feature_store_yaml": {
+                        "label": "feature_store.yaml overrides (YAML/JSON)",
+                        "description": "Merged over the repo's feature_store.yaml, e.g. an "
+                        "online_store block pointing at Redis.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        ],
+    }

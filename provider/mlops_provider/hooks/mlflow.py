@@ -1,0 +1,188 @@
+"""Hook for MLflow tracking servers and model registries."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from mlflow import MlflowClient
+
+    from mlops_provider.core.mlflow_target import MlflowTarget
+
+
+class MlflowHook(BaseHook):
+    """Resolve where MLflow lives and give an authenticated ``MlflowClient`` for it.
+
+    Resolution order for the tracking URI:
+
+    1. ``tracking_uri`` argument;
+    2. the connection ``mlflow_conn_id``: extra ``tracking_uri``, else
+       ``{schema or http}://{host}:{port}`` (a host that already holds a URI is used as is);
+    3. with no such connection: the ``MLFLOW_TRACKING_URI`` environment variable;
+    4. the embedded default: an SQLite store and an artifact directory under
+       ``$AIRFLOW_HOME/mlops/mlflow``.
+
+    Credentials: connection ``login``/``password`` for basic auth, or ``password`` alone (or extra
+    ``token``) as a bearer token. They are masked in logs and never put into the environment.
+
+    :param mlflow_conn_id: connection id (conn type ``mlflow``), default ``mlflow_default``.
+    :param tracking_uri: overrides the connection's tracking URI.
+    :param registry_uri: overrides the registry URI (default: extra ``registry_uri`` or the
+        tracking URI).
+    :raises AirflowNotFoundException: only for a connection id other than the default that does
+        not exist (the default falls back as described above).
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(
+        self,
+        mlflow_conn_id: str = default_conn_name,
+        *,
+        tracking_uri: str | None = None,
+        registry_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+        self._tracking_uri = tracking_uri
+        self._registry_uri = registry_uri
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Field labels for the connection form."""
+        from mlops_provider.get_provider_info import get_provider_info
+
+        for conn in get_provider_info()["connection-types"]:
+            if conn["connection-type"] == cls.conn_type:
+                return conn["ui-field-behaviour"]
+        return {}
+
+    def _connection(self) -> Any | None:
+        try:
+            return self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            if self.mlflow_conn_id != self.default_conn_name:
+                raise
+            return None
+
+    @cached_property
+    def target(self) -> MlflowTarget:
+        """The resolved tracking/registry location (see the class docstring for the order)."""
+        from mlops_provider.core import config
+        from mlops_provider.core.mlflow_target import MlflowTarget
+
+        conn = None if self._tracking_uri else self._connection()
+        extra: dict[str, Any] = {}
+        username = password = token = None
+        if conn is not None:
+            extra = _extra(conn)
+            username = conn.login or None
+            password = conn.password or None
+            token = extra.get("token") or None
+            from airflow.sdk.log import mask_secret
+
+            for secret in (token, password):
+                if secret:
+                    mask_secret(secret)
+            if not username and password and not token:
+                token, password = password, None
+        artifact_location = extra.get("artifact_location")
+        if self._tracking_uri:
+            uri, source = self._tracking_uri, "argument"
+        elif conn is not None:
+            uri, source = _uri_from_connection(conn, extra), f"connection {self.mlflow_conn_id}"
+        elif os.environ.get("MLFLOW_TRACKING_URI"):
+            uri, source = os.environ["MLFLOW_TRACKING_URI"], "environment MLFLOW_TRACKING_URI"
+        else:
+            uri, source = config.embedded_mlflow_tracking_uri(), "embedded default"
+            artifact_location = artifact_location or config.embedded_mlflow_artifact_root()
+        registry = self._registry_uri or extra.get("registry_uri") or None
+        target = MlflowTarget(
+            tracking_uri=uri,
+            registry_uri=registry,
+            artifact_location=artifact_location,
+            source=source,
+            username=username,
+            password=password,
+            token=token,
+            insecure_tls=bool(extra.get("insecure_tls", False)),
+        )
+        self.log.info(
+            "MLflow tracking URI %s (from %s), registry URI %s",
+            target.tracking_uri,
+            source,
+            target.effective_registry_uri,
+        )
+        return target
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        """An ``MlflowClient`` for the resolved tracking and registry URIs."""
+        from mlops_provider.core.mlflow_target import make_client
+
+        return make_client(self.target)
+
+    def get_conn(self) -> MlflowClient:
+        """Airflow's generic accessor: the ``MlflowClient``."""
+        return self.client
+
+    def activated(self) -> AbstractContextManager[None]:
+        """Point MLflow's fluent API at this hook's target for a block, restoring it afterwards."""
+        from mlops_provider.core.mlflow_target import activated
+
+        return activated(self.target)
+
+    def get_or_create_experiment(self, name: str) -> str:
+        """Experiment id for ``name``, created with the target's artifact location if missing."""
+        from mlops_provider.core.mlflow_target import ensure_experiment
+
+        return ensure_experiment(self.client, name, self.target.artifact_location)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap call to the tracking store."""
+        from mlops_provider.core.mlflow_target import check_reachable
+
+        try:
+            return check_reachable(self.target, self.client)
+        except Exception as err:
+            return False, str(err)
+
+
+def _extra(conn: Any) -> dict[str, Any]:
+    raw = conn.extra
+    if not raw:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError as err:
+        raise ValueError(f"Connection {conn.conn_id}: extra is not valid JSON: {err}") from err
+    return value if isinstance(value, dict) else {}
+
+
+def _uri_from_connection(conn: Any, extra: dict[str, Any]) -> str:
+    if extra.get("tracking_uri"):
+        return str(extra["tracking_uri"])
+    host = (conn.host or "").strip()
+    if not host:
+        raise ValueError(
+            f"Connection {conn.conn_id} (mlflow) has neither a host nor extra 'tracking_uri'"
+        )
+    if "://" in host:
+        return host.rstrip("/")
+    scheme = conn.schema or "http"
+    port = f":{conn.port}" if conn.port else ""
+    return f"{scheme}://{host}{port}"

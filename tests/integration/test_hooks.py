@@ -1,0 +1,166 @@
+"""MlflowHook and FeastHook through AIRFLOW_CONN_* environment variables, against real stores."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from mlops_provider.hooks.feast import FeastHook
+from mlops_provider.hooks.mlflow import MlflowHook
+
+pytestmark = pytest.mark.integration
+
+
+def _set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+def test_embedded_fallback_without_connection_or_env(mlops_home: Path, caplog, capsys) -> None:
+    with caplog.at_level(logging.INFO):
+        hook = MlflowHook()
+        target = hook.target
+    logged = caplog.text + capsys.readouterr().out
+    assert target.source == "embedded default"
+    assert target.tracking_uri == f"sqlite:///{mlops_home / 'mlflow' / 'mlflow.db'}"
+    assert target.artifact_location == (mlops_home / "mlflow" / "artifacts").as_uri()
+    assert "embedded default" in logged
+    exp_id = hook.get_or_create_experiment("hook-test")
+    assert hook.get_or_create_experiment("hook-test") == exp_id
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert (mlops_home / "mlflow" / "mlflow.db").exists()
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_environment_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    target = MlflowHook().target
+    assert (target.tracking_uri, target.source) == (uri, "environment MLFLOW_TRACKING_URI")
+
+
+def test_connection_to_real_server_over_http(mlflow_server, monkeypatch) -> None:
+    _set_conn(
+        monkeypatch,
+        "mlflow_http",
+        conn_type="mlflow",
+        host="127.0.0.1",
+        port=mlflow_server.port,
+        schema="http",
+    )
+    hook = MlflowHook(mlflow_conn_id="mlflow_http")
+    assert hook.target.tracking_uri == mlflow_server.url
+    assert hook.target.source == "connection mlflow_http"
+    ok, message = hook.test_connection()
+    assert ok, message
+    exp_id = hook.get_or_create_experiment("over-http")
+    run = hook.client.create_run(exp_id)
+    hook.client.log_metric(run.info.run_id, "m", 1.5)
+    assert hook.client.get_run(run.info.run_id).data.metrics == {"m": 1.5}
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_token_is_sent_masked_and_not_exported(mlflow_server, monkeypatch) -> None:
+    _set_conn(
+        monkeypatch,
+        "mlflow_tok",
+        conn_type="mlflow",
+        host=mlflow_server.url,
+        password="s3cr3t-token",
+    )
+    hook = MlflowHook(mlflow_conn_id="mlflow_tok")
+    target = hook.target
+    assert target.token == "s3cr3t-token" and target.username is None
+    assert "s3cr3t-token" not in repr(target)
+    from mlops_provider.core.mlflow_target import _host_creds
+
+    assert hook.client is not None  # binding the client registers the credentials
+    creds = _host_creds(mlflow_server.url)
+    assert creds.token == "s3cr3t-token"
+    assert "MLFLOW_TRACKING_TOKEN" not in os.environ
+    assert hook.test_connection()[0]  # the server ignores auth; the header is still sent
+
+
+def test_basic_auth_and_extra_uris(monkeypatch, tmp_path: Path) -> None:
+    registry = f"sqlite:///{tmp_path / 'reg.db'}"
+    _set_conn(
+        monkeypatch,
+        "mlflow_basic",
+        conn_type="mlflow",
+        host="mlflow.internal",
+        login="alice",
+        password="pw",
+        extra={"tracking_uri": "https://mlflow.internal:8443", "registry_uri": registry},
+    )
+    target = MlflowHook(mlflow_conn_id="mlflow_basic").target
+    assert target.tracking_uri == "https://mlflow.internal:8443"
+    assert target.effective_registry_uri == registry
+    assert (target.username, target.password) == ("alice", "pw")
+
+
+def test_unreachable_server_reports_failure(monkeypatch) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    _set_conn(monkeypatch, "mlflow_down", conn_type="mlflow", host="127.0.0.1", port=port)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    ok, message = MlflowHook(mlflow_conn_id="mlflow_down").test_connection()
+    assert not ok and str(port) in message
+
+
+def test_activated_restores_fluent_state(mlops_home: Path) -> None:
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    hook = MlflowHook()
+    with hook.activated():
+        assert mlflow.get_tracking_uri() == hook.target.tracking_uri
+        assert os.environ["MLFLOW_TRACKING_URI"] == hook.target.tracking_uri
+    assert mlflow.get_tracking_uri() == before
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_missing_named_connection_raises() -> None:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    with pytest.raises(AirflowNotFoundException):
+        _ = MlflowHook(mlflow_conn_id="does_not_exist").target
+
+
+def test_feast_hook_default_repo_and_test_connection(mlops_home: Path) -> None:
+    hook = FeastHook()
+    assert hook.repo_path.name == "feature_repo"
+    assert hook.repo_config.online_store.type == "sqlite"
+    ok, message = hook.test_connection()
+    assert ok, message
+
+
+def test_feast_hook_connection_overrides(monkeypatch, mlops_home: Path) -> None:
+    from mlops_provider.core.config import default_feature_repo
+
+    overrides = {"online_store": {"type": "redis", "connection_string": "127.0.0.1:6379"}}
+    _set_conn(
+        monkeypatch,
+        "feast_redis",
+        conn_type="feast",
+        extra={
+            "repo_path": str(default_feature_repo()),
+            "feature_store_yaml": json.dumps(overrides),
+        },
+    )
+    hook = FeastHook(feast_conn_id="feast_redis")
+    assert hook.repo_config.online_store.type == "redis"
+
+
+def test_feast_hook_missing_repo_is_clear(tmp_path: Path) -> None:
+    from mlops_provider.core.feast_config import FeastRepoError
+
+    with pytest.raises(FeastRepoError, match="does not exist"):
+        _ = FeastHook(repo_path=str(tmp_path / "nope")).repo_path
+    ok, message = FeastHook(repo_path=str(tmp_path / "nope")).test_connection()
+    assert not ok and "does not exist" in message
