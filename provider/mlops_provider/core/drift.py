@@ -569,6 +569,8 @@ def _categorical_histogram(ref: CategoricalSummary, cur: CategoricalSummary) -> 
     c = c / max(cur.n_valid, 1)
     order = np.argsort(-np.maximum(r, c), kind="stable")
     top = order[:PLOT_CATEGORIES]
+    if all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in keys):
+        top = top[np.argsort([keys[i] for i in top], kind="stable")]  # numbers in value order
     labels = [str(keys[i]) for i in top]
     ref_shares = [float(r[i]) for i in top]
     cur_shares = [float(c[i]) for i in top]
