@@ -1,0 +1,44 @@
+"""Exceptions raised by the provider's operators.
+
+Each message says what failed, with the numbers, and where the full result is (STYLE.md 8).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class MlopsError(AirflowException):
+    """Base class of the provider's errors."""
+
+
+class DataValidationFailed(MlopsError):
+    """A dataset failed its expectation suite; the message lists the failed expectations."""
+
+
+class FeatureStoreError(MlopsError):
+    """A Feast operation failed or was asked for something invalid."""
+
+
+class TrainingError(MlopsError):
+    """Training could not run on the given data/estimator."""
+
+
+class ModelRejected(MlopsError):
+    """A candidate model failed its evaluation gate (raised only with ``fail_on_rejection``)."""
+
+
+class PromotionError(MlopsError):
+    """A promotion or rollback was refused or failed."""
+
+
+class PromotionConflict(PromotionError):
+    """The alias moved since the evaluation: compare-and-set refused to overwrite it."""
+
+
+class ScoringError(MlopsError):
+    """Batch scoring could not run (model, input or output problem)."""
+
+
+class DriftDetectionError(MlopsError):
+    """Drift detection could not run on the given data."""
