@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -301,6 +302,15 @@ def run_worker(side: str, data_dir: Path, out: Path) -> None:
 # ----------------------------------------------------------------------------- driver
 
 
+def _uv() -> str | None:
+    """The uv executable: on PATH, or the project's bootstrap copy under ``.tools``."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    local = ROOT / ".tools" / "bin" / "uv"
+    return str(local) if local.exists() else None
+
+
 def ensure_evidently_venv() -> Path:
     """Create ``benchmarks/.venv-evidently`` with Evidently 0.7 if it is not there yet."""
     python = EVIDENTLY_VENV / "bin" / "python"
@@ -312,10 +322,14 @@ def ensure_evidently_venv() -> Path:
     if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return python
     print(f"creating {EVIDENTLY_VENV} ...", flush=True)
-    subprocess.run(["uv", "venv", "--python", "3.11", str(EVIDENTLY_VENV)], check=True)
-    subprocess.run(
-        ["uv", "pip", "install", "--python", str(python), *EVIDENTLY_REQUIREMENTS], check=True
-    )
+    uv = _uv()
+    if uv:
+        subprocess.run([uv, "venv", "--python", "3.11", str(EVIDENTLY_VENV)], check=True)
+        install = [uv, "pip", "install", "--python", str(python)]
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
+        install = [str(python), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*install, *EVIDENTLY_REQUIREMENTS], check=True)
     return python
 
 
@@ -401,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run with 100k rows")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-data", type=Path, help="write the parquet files here")
+    parser.add_argument("--json", type=Path, help="also write the measurements here as JSON")
     parser.add_argument(
         "--skip-extras",
         action="store_true",
@@ -437,7 +452,12 @@ def main(argv: list[str] | None = None) -> int:
                 for side in ("ours-arrow", "ours-profile")
             ]
     print(f"\nrows per dataset: {rows:,}; Evidently {ev.get('version', '0.7')}")
-    return 0 if report(ev, ours, extras) else 1
+    ok = report(ev, ours, extras)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        summary = {"rows": rows, "ok": ok, "runs": [ev, ours, *extras]}
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -580,3 +580,12 @@ def test_html_report_has_one_image_per_column(tmp_path: Path) -> None:
         assert name in html
     assert "dataset drift" in html
     assert render_drift_report(result, None).count("<img") == 5
+
+
+def test_non_string_column_labels_are_keyed_by_their_string() -> None:
+    rng = _rng(19)
+    ref = pd.DataFrame({0: rng.normal(size=2000), 1: rng.choice(["a", "b", "c"], 2000)})
+    cur = pd.DataFrame({0: rng.normal(1, 1, 2000), 1: rng.choice(["a", "b", "c"], 2000)})
+    result = detect_drift(ref, cur)
+    assert list(result.columns) == ["0", "1"]
+    assert result.columns["0"].drifted and not result.columns["1"].drifted

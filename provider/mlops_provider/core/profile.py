@@ -438,7 +438,9 @@ class TableView:
             self.columns: list[str] = list(data.column_names)
             self.n_rows = int(data.num_rows)
         else:
-            self.columns = [str(c) for c in data.columns]
+            # Column labels may be non-strings (e.g. ints); results are keyed by str(label).
+            self._labels = {str(c): c for c in data.columns}
+            self.columns = list(self._labels)
             self.n_rows = len(data)
 
     def require(self, name: str) -> None:
@@ -451,7 +453,7 @@ class TableView:
 
     def _pandas(self, name: str) -> pd.Series:
         assert isinstance(self.data, pd.DataFrame)
-        series = self.data[name]
+        series = self.data[self._labels[name]]
         if isinstance(series, pd.DataFrame):
             raise DriftInputError(f"column {name!r} appears more than once in the {self.side} data")
         return series
