@@ -52,8 +52,15 @@ def _placeholders(repo_path: Path) -> dict[str, str]:
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+        current = merged.get(key)
+        # A block of another ``type`` (a redis online_store over the sqlite default) replaces
+        # the base block: the old type's options (e.g. sqlite's ``path``) are invalid for it.
+        if (
+            isinstance(value, Mapping)
+            and isinstance(current, dict)
+            and value.get("type", current.get("type")) == current.get("type")
+        ):
+            merged[key] = _deep_merge(current, value)
         else:
             merged[key] = value
     return merged

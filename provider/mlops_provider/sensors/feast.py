@@ -1,0 +1,138 @@
+"""Sensor that waits until a Feast feature view is fresh up to a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from mlops_provider.exceptions import FeatureStoreError
+from mlops_provider.hooks.feast import FeastHook
+from mlops_provider.triggers.feast import FeatureFreshnessTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["FeatureFreshnessSensor"]
+
+
+class FeatureFreshnessSensor(BaseSensorOperator):
+    """Wait until a feature view has been materialized up to ``target_time``.
+
+    Freshness is the latest end of the view's materialization intervals in the Feast registry
+    (``FeatureView.most_recent_end_time``), read without the registry cache. In deferrable mode
+    the sensor checks once and defers to :class:`FeatureFreshnessTrigger` only if the view is
+    not fresh yet.
+
+    :param feature_view: the feature view name (templated).
+    :param target_time: datetime or ISO string (templated); default ``data_interval_end``.
+    :param feast_conn_id: Feast connection (templated), default ``feast_default``.
+    :param repo_path: feature repo directory (templated).
+    :param deferrable: wait in the triggerer instead of occupying a worker slot.
+    :param poke_interval: seconds between checks (both modes).
+
+    XCom: ``{"feature_view", "target_time", "fresh_until"}`` once fresh.
+
+    :raises FeatureStoreError: the feature view does not exist (known ones listed), the
+        registry cannot be read, or the trigger reported an error.
+    """
+
+    template_fields: Sequence[str] = ("feature_view", "target_time", "feast_conn_id", "repo_path")
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        feature_view: str,
+        target_time: datetime | str | None = None,
+        feast_conn_id: str = FeastHook.default_conn_name,
+        repo_path: str | None = None,
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.feature_view = feature_view
+        self.target_time = target_time
+        self.feast_conn_id = feast_conn_id
+        self.repo_path = repo_path
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> FeastHook:
+        return FeastHook(self.feast_conn_id, repo_path=self.repo_path or None)
+
+    def _target(self, context: Context) -> datetime:
+        from mlops_provider.core.features import FeatureRequestError, to_utc
+
+        value = self.target_time if self.target_time not in (None, "") else None
+        if value is None:
+            value = context["data_interval_end"]
+        if value is None:
+            raise FeatureStoreError("target_time is required when the run has no data interval")
+        try:
+            return to_utc(value, what="target_time")
+        except FeatureRequestError as err:
+            raise FeatureStoreError(str(err)) from err
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from mlops_provider.core.features import FeastRepoError, FeatureRequestError, freshness
+
+        target = self._target(context)
+        try:
+            fresh_until = freshness(self.hook.store, self.feature_view)
+        except (FeatureRequestError, FeastRepoError) as err:
+            raise FeatureStoreError(f"Cannot check feature freshness: {err}") from err
+        done = fresh_until is not None and fresh_until >= target
+        self.log.info(
+            "Feature view %s materialized up to %s; target %s: %s",
+            self.feature_view,
+            fresh_until.isoformat() if fresh_until else "never",
+            target.isoformat(),
+            "fresh" if done else "not yet",
+        )
+        value = {
+            "feature_view": self.feature_view,
+            "target_time": target.isoformat(),
+            "fresh_until": fresh_until.isoformat() if fresh_until else None,
+        }
+        return PokeReturnValue(is_done=done, xcom_value=value if done else None)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        self.defer(
+            trigger=FeatureFreshnessTrigger(
+                feature_view=self.feature_view,
+                target_time=self._target(context).isoformat(),
+                feast_conn_id=self.feast_conn_id,
+                repo_path=self.repo_path or None,
+                poll_interval=float(self.poke_interval),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger fired: return the freshness, or raise its error."""
+        if not event or event.get("status") != "success":
+            message = (event or {}).get("message", "the trigger returned no event")
+            raise FeatureStoreError(
+                f"Waiting for feature view {self.feature_view!r} failed: {message}"
+            )
+        self.log.info(
+            "Feature view %s materialized up to %s (target %s)",
+            event["feature_view"],
+            event["fresh_until"],
+            event["target_time"],
+        )
+        return {
+            "feature_view": event["feature_view"],
+            "target_time": event["target_time"],
+            "fresh_until": event["fresh_until"],
+        }
