@@ -110,7 +110,9 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited early ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"server exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:

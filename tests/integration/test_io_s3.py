@@ -32,9 +32,7 @@ def aws_conn(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     extra = {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}
     monkeypatch.setenv(
         "AIRFLOW_CONN_AWS_TEST",
-        json.dumps(
-            {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
-        ),
+        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
     )
     client = boto3.client(
         "s3",
@@ -60,5 +58,5 @@ def test_s3_partition_round_trip_through_connection(aws_conn: str) -> None:
 
 
 def test_s3_missing_object_is_named(aws_conn: str) -> None:
-    with pytest.raises(io.DatasetNotFound, match="s3://lake/nope.parquet"):
+    with pytest.raises(io.DatasetNotFound, match=r"s3://lake/nope\.parquet"):
         io.read_table("s3://lake/nope.parquet", conn_id=aws_conn)

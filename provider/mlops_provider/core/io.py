@@ -157,9 +157,9 @@ def resolve(
     if conn_id:
         try:
             from airflow.sdk import ObjectStoragePath
-        except ImportError:  # core is usable without Airflow
-            ObjectStoragePath = None  # noqa: N806
-        if ObjectStoragePath is not None:
+        except ImportError:  # core is usable without Airflow; fall back to plain fsspec
+            pass
+        else:
             osp = ObjectStoragePath(text, conn_id=conn_id)
             return Location(uri=text, fs=osp.fs, path=osp.path, protocol=protocol)
     try:

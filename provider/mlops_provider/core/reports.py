@@ -71,16 +71,16 @@ def table_html(
     columns: Sequence[str] | None = None,
 ) -> str:
     """An HTML table from dict rows (columns = keys of the first row) or sequences."""
-    rows = list(rows)
-    if not rows:
+    items: list[Any] = list(rows)
+    if not items:
         return "<p><em>none</em></p>"
-    first = rows[0]
+    first = items[0]
     if isinstance(first, Mapping):
         columns = list(columns or first.keys())
-        body = [[row.get(c) for c in columns] for row in rows]  # type: ignore[union-attr]
+        body = [[row.get(c) for c in columns] for row in items]
     else:
         columns = list(columns or [])
-        body = [list(row) for row in rows]  # type: ignore[arg-type]
+        body = [list(row) for row in items]
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     lines = ["<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in body]
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"

@@ -7,8 +7,8 @@ import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager

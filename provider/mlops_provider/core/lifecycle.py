@@ -1,0 +1,122 @@
+"""Lifecycle summary: one row per simulated/operational day, rendered as text and HTML.
+
+The rows are collected from what the DAGs wrote (XComs, reports, the registry); this module only
+aggregates and renders them, so the same report serves the demo and production backfills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlops_provider.core import reports
+
+__all__ = ["DayRecord", "format_table", "render_lifecycle_report"]
+
+
+@dataclass
+class DayRecord:
+    """What happened on one day of the lifecycle."""
+
+    day: str
+    rows: int | None = None
+    validation: str | None = None
+    drift_share: float | None = None
+    dataset_drift: bool | None = None
+    performance_status: str | None = None
+    roc_auc: float | None = None
+    baseline_roc_auc: float | None = None
+    champion_version: str | None = None
+    scored_rows: int | None = None
+    scored_with: str | None = None
+    retrain_decision: bool | None = None
+    decision_reasons: list[str] = field(default_factory=list)
+    training: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+_COLUMNS = (
+    ("day", "day"),
+    ("rows", "rows"),
+    ("validation", "validation"),
+    ("drift_share", "drift share"),
+    ("roc_auc", "AUC (matured)"),
+    ("champion_version", "champion"),
+    ("scored_with", "scored with"),
+    ("retrain_decision", "retrain?"),
+    ("training", "training"),
+)
+
+
+def format_table(records: Sequence[DayRecord]) -> str:
+    """A fixed-width text table of the records (for the terminal)."""
+    header = [title for _, title in _COLUMNS]
+    body = [[_fmt(getattr(r, key)) for key, _ in _COLUMNS] for r in records]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)
+
+
+def _timeline_plot(records: Sequence[DayRecord]) -> str:
+    fig = reports.new_figure(9.0, 4.2)
+    ax = fig.add_subplot(2, 1, 1)
+    days = list(range(len(records)))
+    labels = [r.day[5:] for r in records]
+    drift = [r.drift_share if r.drift_share is not None else float("nan") for r in records]
+    auc = [r.roc_auc if r.roc_auc is not None else float("nan") for r in records]
+    ax.plot(days, drift, marker="o", label="drift share", color="#c62828")
+    ax.plot(days, auc, marker="s", label="ROC AUC on matured labels", color="#1565c0")
+    base = [r.baseline_roc_auc if r.baseline_roc_auc is not None else float("nan") for r in records]
+    ax.plot(days, base, linestyle="--", label="champion's baseline AUC", color="#1565c0", alpha=0.5)
+    for i, r in enumerate(records):
+        if r.retrain_decision:
+            ax.axvline(i, color="#f9a825", linestyle=":", linewidth=2)
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(days, labels, fontsize=7)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("Drift and performance (dotted: retrain requested)", fontsize=9)
+    ax2 = fig.add_subplot(2, 1, 2)
+    versions = [float(r.champion_version) if r.champion_version else float("nan") for r in records]
+    ax2.step(days, versions, where="post", color="#2e7d32")
+    ax2.set_xticks(days, labels, fontsize=7)
+    ax2.set_ylabel("champion version", fontsize=8)
+    ax2.set_title("Champion version over time", fontsize=9)
+    return reports.figure_to_img(fig, alt="lifecycle timeline")
+
+
+def render_lifecycle_report(
+    records: Sequence[DayRecord],
+    *,
+    title: str = "ML lifecycle report",
+    facts: Mapping[str, Any] | None = None,
+) -> str:
+    """An HTML page: key facts, a timeline plot and the per-day table."""
+    rows = []
+    for r in records:
+        row = {title_: _fmt(getattr(r, key)) for key, title_ in _COLUMNS}
+        row["reasons / notes"] = "; ".join([*r.decision_reasons, *r.notes])
+        rows.append(row)
+    sections = []
+    if facts:
+        sections.append(
+            ("Summary", reports.table_html([{"": k, "value": v} for k, v in facts.items()]))
+        )
+    sections.append(("Timeline", _timeline_plot(records)))
+    sections.append(("Per day", reports.table_html(rows)))
+    return reports.page(title, sections)
