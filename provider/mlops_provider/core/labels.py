@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -134,7 +134,3 @@ def build_label_window(
         eval_rows=eval_table.num_rows,
     )
 
-
-def days_between(start: date, end: date) -> list[date]:
-    """Inclusive list of days."""
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]

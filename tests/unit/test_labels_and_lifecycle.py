@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from include.simulator import ChurnSimulator
+from mlops_provider.core import io
+from mlops_provider.core.labels import build_label_window, partition_days
+from mlops_provider.core.lifecycle import DayRecord, format_table, render_lifecycle_report
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    sim = ChurnSimulator(seed=3, n_customers=300, label_delay_days=2)
+    for i in range(1, 9):
+        sim.write_day(tmp_path, date(2026, 1, i))
+    # features published for every day except the 3rd (quarantined)
+    for i in range(1, 9):
+        if i != 3:
+            day = date(2026, 1, i)
+            io.copy(str(tmp_path / "raw" / f"dt={day}"), str(tmp_path / "features" / f"dt={day}"))
+    return tmp_path
+
+
+def test_partition_days_lists_committed_partitions(lake: Path) -> None:
+    days = partition_days(str(lake / "features"))
+    assert date(2026, 1, 3) not in days and len(days) == 7
+    assert partition_days(str(lake / "nothing")) == []
+
+
+def test_window_uses_only_arrived_labels_with_features(lake: Path) -> None:
+    as_of = datetime(2026, 1, 8, tzinfo=timezone.utc)  # labels of days 1..5 have arrived (<= Jan 7)
+    window = build_label_window(
+        str(lake / "labels"), str(lake / "features"), str(lake / "out"), as_of=as_of, window_days=2
+    )
+    assert window.eval_days == ["2026-01-05"]
+    assert window.train_days == ["2026-01-02", "2026-01-04"]  # day 3 has no features
+    train = io.read_table(window.train_uri)
+    evaluation = io.read_table(window.eval_uri)
+    assert train.num_rows == window.train_rows > 0
+    assert evaluation.num_rows == window.eval_rows > 0
+    assert set(train.column_names) == {"customer_id", "event_timestamp", "churned"}
+    eval_days = {ts.date() for ts in evaluation.column("event_timestamp").to_pylist()}
+    assert eval_days == {date(2026, 1, 5)}
+
+
+def test_window_refuses_when_too_few_labelled_days(lake: Path) -> None:
+    with pytest.raises(ValueError, match="need at least 2 labelled days"):
+        build_label_window(
+            str(lake / "labels"),
+            str(lake / "features"),
+            str(lake / "out"),
+            as_of=datetime(2026, 1, 4, tzinfo=timezone.utc),
+        )
+    with pytest.raises(ValueError, match="no labels have arrived"):
+        build_label_window(
+            str(lake / "labels"),
+            str(lake / "features"),
+            str(lake / "out"),
+            as_of=datetime(2026, 1, 2, tzinfo=timezone.utc),
+        )
+
+
+def test_lifecycle_table_and_report() -> None:
+    records = [
+        DayRecord(day="2026-01-01", rows=600, validation="passed", champion_version=None),
+        DayRecord(
+            day="2026-01-02",
+            drift_share=0.6,
+            dataset_drift=True,
+            roc_auc=0.71,
+            baseline_roc_auc=0.8,
+            champion_version="1",
+            retrain_decision=True,
+            decision_reasons=["dataset drift: 60% of columns drifted"],
+        ),
+    ]
+    table = format_table(records)
+    assert "2026-01-02" in table and "0.600" in table and "yes" in table
+    html = render_lifecycle_report(records, facts={"champion": "1"})
+    assert html.count("<img") == 1 and "dataset drift: 60% of columns drifted" in html
