@@ -1,0 +1,328 @@
+"""Performance monitoring core: late-label joins, metrics, baselines, insufficient data."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from include.simulator import ChurnSimulator
+from mlops_provider.core import io
+from mlops_provider.core.monitoring import MonitoringError
+from mlops_provider.core.performance import (
+    DAY_COLUMN,
+    baseline_from_run_metrics,
+    compute_metrics,
+    degradation,
+    evaluate_performance,
+    evaluation_days,
+    join_predictions_with_labels,
+    read_labels,
+    read_predictions,
+    run_performance_check,
+)
+
+D = date(2026, 1, 1)
+UTC = timezone.utc
+
+
+def _ts(day: date, hour: int = 12) -> pd.Timestamp:
+    return pd.Timestamp(datetime(day.year, day.month, day.day, hour, tzinfo=UTC))
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_classification_metrics_equal_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
+    pred = (p >= 0.5).astype(int)
+    got = compute_metrics(y, y_score=p)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, p))
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred))
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred))
+    # An explicit prediction column wins over the threshold.
+    flipped = 1 - pred
+    assert compute_metrics(y, y_score=p, y_pred=flipped, metrics=["accuracy"])[
+        "accuracy"
+    ] == pytest.approx(skm.accuracy_score(y, flipped))
+
+
+def test_metrics_with_one_class_or_no_rows() -> None:
+    got = compute_metrics(np.zeros(50, dtype=int), y_score=np.linspace(0, 0.4, 50))
+    assert got["roc_auc"] is None  # undefined with one class, not an error
+    assert got["accuracy"] == 1.0
+    assert got["log_loss"] is not None
+    assert compute_metrics([], y_score=[]) == dict.fromkeys(
+        ["roc_auc", "accuracy", "f1", "log_loss", "precision", "recall"]
+    )
+    with pytest.raises(ValueError, match="unknown classification metric"):
+        compute_metrics([0, 1], y_score=[0.1, 0.9], metrics=["rmse"])
+
+
+def test_regression_metrics_equal_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=100)
+    yp = y + rng.normal(scale=0.3, size=100)
+    got = compute_metrics(y, y_pred=yp, task="regression")
+    assert got["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, yp)))
+    assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, yp))
+    assert got["r2"] == pytest.approx(skm.r2_score(y, yp))
+
+
+def test_degradation_is_positive_when_worse() -> None:
+    out = degradation(
+        {"roc_auc": 0.70, "log_loss": 0.50, "f1": 0.6},
+        {"roc_auc": 0.80, "log_loss": 0.40},
+    )
+    assert out["roc_auc"]["abs"] == pytest.approx(0.10)
+    assert out["roc_auc"]["rel"] == pytest.approx(0.125)
+    assert out["log_loss"]["abs"] == pytest.approx(0.10)  # a loss that grew is worse
+    assert out["f1"] == {"current": 0.6, "baseline": None, "abs": None, "rel": None}
+    better = degradation({"roc_auc": 0.9}, {"roc_auc": 0.8})
+    assert better["roc_auc"]["abs"] == pytest.approx(-0.1)
+
+
+def test_baseline_from_run_metrics_prefers_plain_names() -> None:
+    run = {"roc_auc": 0.81, "holdout_roc_auc": 0.5, "test_f1": 0.4, "accuracy": float("nan")}
+    assert baseline_from_run_metrics(run, ["roc_auc", "f1", "accuracy"]) == {
+        "roc_auc": 0.81,
+        "f1": 0.4,
+    }
+
+
+# --------------------------------------------------------------------------- joins
+
+
+def test_evaluation_days() -> None:
+    assert evaluation_days(date(2026, 1, 10), 7) == [date(2026, 1, 3)]
+    assert evaluation_days(date(2026, 1, 10), 7, 3) == [
+        date(2026, 1, 1),
+        date(2026, 1, 2),
+        date(2026, 1, 3),
+    ]
+    with pytest.raises(ValueError):
+        evaluation_days(D, -1)
+
+
+def test_join_uses_entity_and_event_day_and_only_available_labels() -> None:
+    d1, d2 = D, D + timedelta(days=1)
+    preds = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 1],
+            "probability": [0.9, 0.2, 0.4, 0.7],
+            "prediction": [1, 0, 0, 1],
+            DAY_COLUMN: [d1, d1, d1, d2],
+        }
+    )
+    labels = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 1, 2, 9],
+            "event_timestamp": [_ts(d1), _ts(d1), _ts(d1), _ts(d2), _ts(d2, 3), _ts(d1)],
+            "churned": [1, 0, 1, 0, 1, 1],
+            "label_available_at": [
+                _ts(d1 + timedelta(days=7), 0),
+                _ts(d1 + timedelta(days=7), 0),
+                _ts(d1 + timedelta(days=30), 0),  # not yet available on the run day
+                _ts(d2 + timedelta(days=7), 0),
+                _ts(d2 + timedelta(days=7), 0),  # no prediction for (2, d2)
+                _ts(d1 + timedelta(days=7), 0),  # no prediction for customer 9
+            ],
+        }
+    )
+    as_of = datetime(2026, 1, 10, tzinfo=UTC)
+    joined = join_predictions_with_labels(preds, labels, as_of=as_of)
+    got = sorted(zip(joined.customer_id, joined[DAY_COLUMN], joined.churned))
+    # Customer 1 has a label on each day: matched by event day, not only by entity.
+    assert got == [(1, d1, 1), (1, d2, 0), (2, d1, 0)]
+
+
+def test_join_keeps_the_latest_label_of_an_entity_day() -> None:
+    preds = pd.DataFrame({"customer_id": [1], "probability": [0.5], DAY_COLUMN: [D]})
+    labels = pd.DataFrame(
+        {
+            "customer_id": [1, 1],
+            "event_timestamp": [_ts(D), _ts(D)],
+            "churned": [0, 1],
+            "label_available_at": [_ts(D + timedelta(days=8)), _ts(D + timedelta(days=7))],
+        }
+    )
+    joined = join_predictions_with_labels(preds, labels)
+    assert joined.churned.tolist() == [0]  # available last -> the correction wins
+
+
+def test_join_needs_the_label_columns() -> None:
+    preds = pd.DataFrame({"customer_id": [1], DAY_COLUMN: [D]})
+    with pytest.raises(MonitoringError, match="churned"):
+        join_predictions_with_labels(preds, pd.DataFrame({"customer_id": [1]}))
+
+
+def _write_lake(root: Path, sim: ChurnSimulator, days: list[date], versions: dict[date, str]):
+    """Simulator labels partitions + predictions scored with the true churn probability."""
+    for day in days:
+        sim.write_day(root, day)
+        frame = sim.activity(day)
+        prob = sim.churn_probability(day).to_numpy()
+        preds = pd.DataFrame(
+            {
+                "customer_id": frame["customer_id"].to_numpy(),
+                "prediction": (prob >= 0.5).astype("int64"),
+                "probability": prob,
+                "model_name": "churn",
+                "model_version": versions[day],
+                "model_run_id": f"run-{versions[day]}",
+                "scored_at": pd.Timestamp(datetime(day.year, day.month, day.day, 1, tzinfo=UTC)),
+            }
+        )
+        io.write_partition(preds, io.partition_uri(str(root / "predictions"), day))
+
+
+def test_late_labels_from_simulator_partitions(tmp_path: Path) -> None:
+    sim = ChurnSimulator(seed=3, n_customers=500, label_delay_days=7)
+    days = sim.days(D, D + timedelta(days=9))
+    _write_lake(tmp_path, sim, days, dict.fromkeys(days, "1"))
+    run_day = D + timedelta(days=9)
+    eval_days = evaluation_days(run_day, 7, 2)  # D+1, D+2
+    preds, missing = read_predictions(str(tmp_path / "predictions"), eval_days)
+    assert missing == []
+    labels = read_labels(str(tmp_path / "labels"), eval_days[0], run_day)
+    end_of_run_day = datetime(2026, 1, 11, tzinfo=UTC)
+    joined = join_predictions_with_labels(preds, labels, as_of=end_of_run_day)
+    expected = pd.concat([sim.labels(d) for d in eval_days], ignore_index=True)
+    assert len(joined) == len(expected) == len(preds)
+    assert joined.churned.sum() == expected.churned.sum()
+    # Half a day before they arrive, the labels of D+2 are not used: only D+1 is labelled.
+    earlier = join_predictions_with_labels(
+        preds, labels, as_of=datetime(2026, 1, 9, 12, tzinfo=UTC)
+    )
+    assert set(earlier[DAY_COLUMN]) == {eval_days[0]}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _joined(n: int, version: str, day: date, auc_noise: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    p = np.clip(y * (1 - auc_noise) + rng.random(n) * auc_noise, 0, 1)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n),
+            "churned": y,
+            "probability": p,
+            "prediction": (p >= 0.5).astype(int),
+            "model_version": version,
+            "model_name": "churn",
+            "model_run_id": f"run-{version}",
+            "scored_at": pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC)),
+            DAY_COLUMN: day,
+        }
+    )
+
+
+def test_insufficient_labels_is_not_a_degradation() -> None:
+    joined = _joined(50, "1", D, auc_noise=1.0, seed=0)  # a coin-flip model
+    result = evaluate_performance(joined, days=[D], baselines={"1": {"roc_auc": 0.95}})
+    assert result.status == "insufficient_data"
+    assert result.summary()["labelled_rows"] == 50
+    assert "min_labels 200" in " ".join(result.reasons)
+    # The same data with enough labels is degraded.
+    result = evaluate_performance(
+        joined, days=[D], baselines={"1": {"roc_auc": 0.95}}, min_labels=20
+    )
+    assert result.status == "degraded"
+
+
+def test_no_predictions_at_all_is_insufficient_data() -> None:
+    empty = _joined(0, "1", D, 0.5, 0)
+    result = evaluate_performance(empty, days=[D], baselines={}, missing_days=[D])
+    summary = result.summary()
+    assert summary["status"] == "insufficient_data"
+    assert summary["model_version"] is None and summary["labelled_rows"] == 0
+    assert "no predictions partition for 2026-01-01" in summary["reasons"][0]
+
+
+def test_degradation_thresholds_absolute_and_relative() -> None:
+    joined = _joined(400, "1", D, auc_noise=1.6, seed=1)
+    auc = compute_metrics(joined.churned, y_score=joined.probability)["roc_auc"]
+    assert auc is not None
+    ok = evaluate_performance(joined, days=[D], baselines={"1": {"roc_auc": auc + 0.04}})
+    assert ok.status == "ok"
+    assert ok.summary()["degradation"]["roc_auc"]["abs"] == pytest.approx(0.04, abs=1e-6)
+    bad = evaluate_performance(joined, days=[D], baselines={"1": {"roc_auc": auc + 0.06}})
+    assert bad.status == "degraded"
+    assert "roc_auc" in bad.reasons[0] and "worse than the baseline" in bad.reasons[0]
+    rel = evaluate_performance(
+        joined,
+        days=[D],
+        baselines={"1": {"roc_auc": auc + 0.04, "log_loss": 0.1}},
+        max_degradation=None,
+        max_relative_degradation={"log_loss": 0.5},
+    )
+    assert rel.status == "degraded" and "log_loss" in rel.reasons[0]
+
+
+def test_several_versions_each_compared_with_its_own_baseline() -> None:
+    d1, d2, d3 = D, D + timedelta(days=1), D + timedelta(days=2)
+    old = pd.concat([_joined(300, "1", d, 1.6, i) for i, d in enumerate((d1, d2))])
+    new = _joined(300, "2", d3, 0.7, 7)
+    joined = pd.concat([old, new], ignore_index=True)
+    auc_old = compute_metrics(old.churned, y_score=old.probability)["roc_auc"]
+    auc_new = compute_metrics(new.churned, y_score=new.probability)["roc_auc"]
+    baselines = {"1": {"roc_auc": auc_old + 0.2}, "2": {"roc_auc": auc_new}}
+    result = evaluate_performance(joined, days=[d1, d2, d3], baselines=baselines)
+    summary = result.summary()
+    assert summary["model_versions"] == ["1", "2"]
+    assert summary["by_version"]["1"]["status"] == "degraded"
+    assert summary["by_version"]["2"]["status"] == "ok"
+    # The headline is the version of the most recent predictions (the current champion).
+    assert summary["model_version"] == "2" and summary["status"] == "ok"
+    assert summary["labelled_rows"] == 300 and summary["labelled_rows_total"] == 900
+    assert any(r.startswith("(earlier version) v1") for r in summary["reasons"])
+    assert [d["day"] for d in summary["by_day"]] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    assert [len(v["by_day"]) for v in summary["by_version"].values()] == [2, 1]
+    json.dumps(summary, allow_nan=False)
+
+
+def test_run_performance_check_end_to_end_without_mlflow(tmp_path: Path) -> None:
+    sim = ChurnSimulator(seed=5, n_customers=500, label_delay_days=7)
+    days = sim.days(D, D + timedelta(days=9))
+    versions = {d: ("1" if d < D + timedelta(days=2) else "2") for d in days}
+    _write_lake(tmp_path, sim, days, versions)
+    summary = run_performance_check(
+        str(tmp_path / "predictions"),
+        str(tmp_path / "labels"),
+        run_day=D + timedelta(days=9),
+        label_delay=7,
+        evaluation_window=3,  # D .. D+2: v1 on two days, v2 on one
+        min_labels=100,
+        baseline={"roc_auc": 0.99},
+        report_uri=str(tmp_path / "reports" / "perf"),
+    )
+    assert summary["evaluated_days"] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    assert summary["model_versions"] == ["1", "2"] and summary["model_version"] == "2"
+    assert summary["status"] == "degraded"  # nobody reaches an AUC of 0.99 on this data
+    expected = len(sim.labels(D + timedelta(days=2)))
+    assert summary["labelled_rows"] == expected
+    html = Path(summary["report_uri"]).read_text()
+    assert "<img" in html and "roc_auc" in html
+    assert json.loads(Path(summary["report_json_uri"]).read_text())["status"] == "degraded"
+    # Before any prediction matured: insufficient data, not an error.
+    early = run_performance_check(
+        str(tmp_path / "predictions"),
+        str(tmp_path / "labels"),
+        run_day=D + timedelta(days=3),
+        label_delay=7,
+        report_uri=str(tmp_path / "reports" / "early"),
+    )
+    assert early["status"] == "insufficient_data"
+    assert early["missing_prediction_days"] == ["2025-12-28"]
