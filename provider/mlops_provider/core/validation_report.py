@@ -1,0 +1,163 @@
+"""HTML report of a validation: verdict, failed expectations, every expectation, and plots.
+
+The page is self-contained (see :mod:`mlops_provider.core.reports`) and built only from what a
+:class:`~mlops_provider.core.validation.ValidationOutcome` keeps, so it can be rendered again
+later (for example once the dataset has been quarantined).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from mlops_provider.core import reports
+
+if TYPE_CHECKING:
+    from mlops_provider.core.validation import ExpectationOutcome, ValidationOutcome
+
+__all__ = ["render_validation_report"]
+
+FAILED_COLOR = "#c62828"
+NULL_COLOR = "#4c72b0"
+_MAX_BARS = 25
+_MAX_COLUMNS = 80
+
+
+def _kwargs_text(result: ExpectationOutcome) -> str:
+    text = json.dumps(result.kwargs, default=str)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _row(result: ExpectationOutcome) -> dict[str, Any]:
+    return {
+        "#": result.index,
+        "status": reports.badge(result.success),
+        "expectation": result.expectation_type,
+        "column": result.column or "(table)",
+        "observed": result.observed,
+        "expectation kwargs": _kwargs_text(result),
+    }
+
+
+def _svg_bars(
+    labels: list[str], values: list[float], *, color: str, axis_label: str, caption: str
+) -> str:
+    """A horizontal bar chart of percentages (0-100) as inline SVG, in a ``<figure>``.
+
+    Drawn by hand rather than with matplotlib: importing matplotlib costs seconds on a busy
+    worker, more than validating a large dataset is allowed to add to a plain GX run.
+    """
+    bar_h, gap, label_w, plot_w, top, bottom = 14, 6, 330, 300, 10, 34
+    height = top + len(values) * (bar_h + gap) + bottom
+    width = label_w + plot_w + 60
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{reports.escape(caption)}" '
+        'style="font-family:sans-serif;font-size:11px">'
+    ]
+    axis_y = top + len(values) * (bar_h + gap)
+    for tick in (0, 25, 50, 75, 100):
+        x = label_w + plot_w * tick / 100
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="#ddd"/>'
+            f'<text x="{x:.1f}" y="{axis_y + 13}" text-anchor="middle" fill="#555">{tick}</text>'
+        )
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = top + i * (bar_h + gap)
+        share = min(max(value, 0.0), 100.0)
+        shown = label if len(label) <= 52 else "..." + label[-49:]
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar_h - 3}" text-anchor="end">'
+            f"<title>{reports.escape(label)}</title>{reports.escape(shown)}</text>"
+            f'<rect x="{label_w}" y="{y}" width="{plot_w * share / 100:.1f}" height="{bar_h}" '
+            f'fill="{color}"/>'
+            f'<text x="{label_w + plot_w * share / 100 + 4:.1f}" y="{y + bar_h - 3}" '
+            f'fill="#333">{value:.1f}%</text>'
+        )
+    parts.append(
+        f'<text x="{label_w + plot_w / 2}" y="{axis_y + 28}" text-anchor="middle" '
+        f'fill="#333">{reports.escape(axis_label)}</text></svg>'
+    )
+    return f"<figure>{''.join(parts)}<figcaption>{reports.escape(caption)}</figcaption></figure>"
+
+
+def _unexpected_plot(outcome: ValidationOutcome) -> str:
+    failed = [r for r in outcome.failed if r.unexpected_percent is not None][:_MAX_BARS]
+    if not failed:
+        return ""
+    return _svg_bars(
+        [r.short_name for r in failed],
+        [float(r.unexpected_percent or 0.0) for r in failed],
+        color=FAILED_COLOR,
+        axis_label="unexpected values (%)",
+        caption="Share of unexpected values per failed row-level expectation",
+    )
+
+
+def _null_plot(outcome: ValidationOutcome) -> str:
+    if not outcome.null_share:
+        return ""
+    items = list(outcome.null_share.items())[:_MAX_COLUMNS]
+    return _svg_bars(
+        [name for name, _ in items],
+        [100.0 * share for _, share in items],
+        color=NULL_COLOR,
+        axis_label="null values (%)",
+        caption=f"Null share per column ({outcome.row_count:,} rows)",
+    )
+
+
+def render_validation_report(
+    outcome: ValidationOutcome,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    title: str | None = None,
+    conn_id: str | None = None,
+) -> str:
+    """Render ``outcome`` as an HTML page and return it; with ``path`` also write it there.
+
+    Sections: summary (verdict, dataset, suite, rows, counts, suite parameters, result and
+    quarantine locations), failed expectations, all expectations (status badge, column,
+    observed value, kwargs), and plots: the unexpected share of each failed expectation and
+    the null share of each column.
+    """
+    from mlops_provider.core.validation import dataset_name
+
+    verdict = reports.badge(outcome.success, "passed" if outcome.success else "FAILED")
+    facts: list[tuple[str, Any]] = [
+        ("dataset", outcome.dataset),
+        ("suite", outcome.suite_name),
+        ("rows", f"{outcome.row_count:,}"),
+        ("columns", f"{len(outcome.columns)}: {', '.join(outcome.columns)}"),
+        (
+            "expectations",
+            f"{outcome.evaluated_expectations} evaluated, {outcome.successful_expectations} "
+            f"passed, {len(outcome.failed)} failed",
+        ),
+        ("suite parameters", json.dumps(outcome.suite_parameters, default=str)),
+    ]
+    if outcome.result_uri:
+        facts.append(("full result (JSON)", outcome.result_uri))
+    if outcome.quarantine_uri:
+        facts.append(("quarantined to", outcome.quarantine_uri))
+    summary = f"<p>{verdict}</p>" + reports.table_html(facts, ["", ""])
+    failed_rows = [_row(r) for r in outcome.failed]
+    sections = [
+        ("Summary", summary),
+        ("Failed expectations", reports.table_html(failed_rows)),
+        ("All expectations", reports.table_html([_row(r) for r in outcome.results])),
+    ]
+    plots = _unexpected_plot(outcome) + _null_plot(outcome)
+    if plots:
+        sections.append(("Plots", f"<div class='grid'>{plots}</div>"))
+    html = reports.page(
+        title or outcome.title or f"Validation of {dataset_name(outcome.dataset)}",
+        sections,
+        subtitle=f"suite {outcome.suite_name} on {outcome.dataset};",
+    )
+    if path is not None:
+        from mlops_provider.core import io
+
+        io.write_text(html, path, conn_id=conn_id)
+    return html
