@@ -383,11 +383,13 @@ def test_predictions_suite(clean: pd.DataFrame) -> None:
             "event_timestamp": clean["event_timestamp"].to_numpy(),
         }
     )
-    assert validate_frame(good, suite).success
+    assert validate_frame(good, suite, suite_parameters={"expected_rows": n}).success
+    short = validate_frame(good, suite, suite_parameters={"expected_rows": n + 1})
+    assert set(_failed(short)) == {"expect_table_row_count_to_equal"}
     bad = good.drop(columns=["model_run_id"])
     bad.loc[0, "probability"] = 1.5
     bad.loc[1, "prediction"] = 7
-    assert set(_failed(validate_frame(bad, suite))) == {
+    assert set(_failed(validate_frame(bad, suite, suite_parameters={"expected_rows": n}))) == {
         "expect_table_columns_to_match_set",
         "expect_column_values_to_not_be_null(model_run_id)",
         "expect_column_values_to_be_between(probability)",
