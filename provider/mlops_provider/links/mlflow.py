@@ -12,22 +12,30 @@ if TYPE_CHECKING:
 
 
 class _PersistedLink(BaseOperatorLink):
-    """A link whose URL is computed during ``execute`` and stored in XCom (never raises)."""
+    """A link whose URL is computed during ``execute``.
+
+    ``persist`` keeps the URL on the running task; when the task finishes, Airflow 3's task
+    runner calls ``get_link`` and stores the result in XCom under ``xcom_key``, which is what
+    the UI reads. ``get_link`` never raises and never queries anything.
+    """
 
     name = "link"
+    _ATTRIBUTE = "_mlops_link_urls"
 
     @classmethod
     def persist(cls, context: Any, url: str | None) -> None:
-        """Store the URL for the task instance in ``context`` (no-op for an empty URL)."""
-        if url:
-            context["ti"].xcom_push(key=cls().xcom_key, value=url)
+        """Remember the URL for the running task in ``context`` (no-op for an empty URL)."""
+        if not url:
+            return
+        task = context["task"]
+        urls = dict(getattr(task, cls._ATTRIBUTE, None) or {})
+        urls[cls().xcom_key] = url
+        setattr(task, cls._ATTRIBUTE, urls)
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         try:
-            from airflow.sdk.execution_time.xcom import XCom
-
-            return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
-        except Exception:  # a link must never break the UI
+            return str((getattr(operator, self._ATTRIBUTE, None) or {}).get(self.xcom_key, ""))
+        except Exception:  # a link must never break the task or the UI
             return ""
 
 
