@@ -33,16 +33,21 @@ def run_dag(
     day: date | None = None,
     *,
     conf: dict[str, Any] | None = None,
+    logical_date: datetime | None = None,
     sync: bool = True,
 ) -> Any:
     """Run ``dag`` once with ``dag.test()``; ``day`` selects the data interval [day, day+1).
 
+    :param logical_date: explicit logical date (for DAGs without data intervals); wins over day.
+    :param sync: serialize the DAG first (needed for DAGs defined outside the DAGs folder).
     :returns: the finished ``DagRun``.
     """
     if sync:
         sync_dag(dag)
     kwargs: dict[str, Any] = {"run_conf": conf or {}}
-    if day is not None:
+    if logical_date is not None:
+        kwargs["logical_date"] = logical_date
+    elif day is not None:
         kwargs["logical_date"] = interval_logical_date(day)
     return dag.test(**kwargs)
 

@@ -40,6 +40,7 @@ def _configure_environment() -> Path:
     os.environ.setdefault("MLOPS_PROJECT_ROOT", str(ROOT))
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("MLOPS_TASK_RETRIES", "0")
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     for path in (str(ROOT / "dags"), str(ROOT)):
         if path not in sys.path:
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--incident-day", type=int, default=3, help="day with a null-column export")
     parser.add_argument("--first-training-day", type=int, default=5)
     parser.add_argument("--shift-day", type=int, default=9, help="first day of the shift")
-    parser.add_argument("--stage", choices=["setup", "lifecycle"], default="setup")
+    parser.add_argument("--stage", choices=["setup", "lifecycle"], default="lifecycle")
     return parser.parse_args(argv)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, timedelta
+import time
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from include.demo import say
@@ -68,3 +69,166 @@ class Lifecycle:
         say(f"  MlflowHook.test_connection(): {'ok' if ok2 else 'FAILED'} - {message2}")
         if not (ok and ok2):
             raise SystemExit("a hook check failed")
+
+    # -------------------------------------------------------------- lifecycle
+    def _dags(self) -> dict[str, Any]:
+        import importlib
+
+        names = (
+            "mlops_feature_pipeline",
+            "mlops_training_pipeline",
+            "mlops_batch_scoring",
+            "mlops_monitoring",
+        )
+        return {name: importlib.import_module(name).dag for name in names}
+
+    def _run(self, dag: Any, **kwargs: Any) -> Any:
+        from include.dag_runner import run_dag
+
+        started = time.perf_counter()
+        dag_run = run_dag(dag, sync=False, **kwargs)
+        self.timings[dag.dag_id] = self.timings.get(dag.dag_id, 0.0) + time.perf_counter() - started
+        return dag_run
+
+    def _queued_retrain(self) -> dict[str, Any] | None:
+        """A training run queued by a retrain-request Asset event, as the scheduler sees it.
+
+        Returns the event's extra and removes the queue entry (the scheduler does the same when
+        it creates the asset-triggered run), or None when nothing is queued.
+        """
+        from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+        from airflow.utils.session import create_session
+
+        from mlops_provider.assets import RETRAIN_REQUEST_ASSET
+
+        with create_session() as session:
+            queued = (
+                session.query(AssetDagRunQueue)
+                .filter(AssetDagRunQueue.target_dag_id == "mlops_training_pipeline")
+                .all()
+            )
+            if not queued:
+                return None
+            event = (
+                session.query(AssetEvent)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .filter(AssetModel.uri == RETRAIN_REQUEST_ASSET.uri)
+                .order_by(AssetEvent.timestamp.desc())
+                .first()
+            )
+            extra = dict(event.extra or {}) if event is not None else {}
+            for row in queued:
+                session.delete(row)
+        return extra
+
+    def _champion(self) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        from mlops_provider.hooks.mlflow import MlflowHook
+
+        try:
+            return str(MlflowHook().client.get_model_version_by_alias("churn", "champion").version)
+        except MlflowException:
+            return None
+
+    def _train(self, as_of: datetime, why: str, record: Any) -> None:
+        from include.dag_runner import task_states, xcom
+
+        dag = self.dags["mlops_training_pipeline"]
+        dag_run = self._run(dag, logical_date=as_of, conf={"as_of": as_of.isoformat()})
+        states = task_states(dag_run)
+        evaluation = xcom(dag_run, "evaluate") or {}
+        promoted = xcom(dag_run, "promote") or {}
+        if states.get("promote") == "success" and promoted.get("promoted", True):
+            outcome = f"{why}: v{promoted.get('version')} promoted"
+        elif states.get("record_rejection") == "success":
+            outcome = f"{why}: candidate rejected"
+        else:
+            failed = [t for t, s in states.items() if s == "failed"]
+            outcome = f"{why}: failed ({', '.join(failed) or dag_run.state})"
+        record.training = outcome
+        for check in evaluation.get("checks", []):
+            record.notes.append(str(check.get("reason")))
+        say(f"    training ({why}) -> {outcome}")
+
+    def run(self) -> None:
+        from include.dag_runner import task_states, xcom
+        from mlops_provider.core.lifecycle import DayRecord, format_table, render_lifecycle_report
+
+        say("\n[3/3] Lifecycle through Airflow (one dag.test() run per DAG and day)")
+        self.dags = self._dags()
+        records: list[DayRecord] = []
+        for day in self.days:
+            record = DayRecord(day=day.isoformat())
+            records.append(record)
+            say(f"  {day}")
+            features = self._run(self.dags["mlops_feature_pipeline"], day=day)
+            states = task_states(features)
+            validation = xcom(features, "validate_raw") or {}
+            record.rows = validation.get("row_count")
+            published = states.get("materialize") == "success"
+            record.validation = "passed" if published else "quarantined"
+            if not published:
+                record.notes.append(
+                    f"raw export quarantined: {', '.join(validation.get('failed', []))}"
+                )
+            say(f"    features: {record.validation} ({record.rows} rows)")
+            end_of_day = datetime.combine(
+                day + timedelta(days=1), datetime.min.time(), timezone.utc
+            )
+            if day == self.first_training_day:
+                self._train(end_of_day, "weekly schedule", record)
+            if published and self._champion() is not None:
+                scoring = self._run(self.dags["mlops_batch_scoring"], day=day)
+                scored = xcom(scoring, "score") or {}
+                record.scored_rows = scored.get("rows")
+                record.scored_with = scored.get("model_version")
+                say(f"    scoring: {record.scored_rows} rows with v{record.scored_with}")
+                monitoring = self._run(self.dags["mlops_monitoring"], day=day)
+                drift = xcom(monitoring, "data_drift") or {}
+                performance = xcom(monitoring, "performance") or {}
+                decision = xcom(monitoring, "retrain_decision") or {}
+                record.drift_share = drift.get("drift_share")
+                record.dataset_drift = drift.get("dataset_drift")
+                record.performance_status = performance.get("status")
+                metrics = performance.get("metrics") or {}
+                baseline = performance.get("baseline") or {}
+                record.roc_auc = metrics.get("roc_auc")
+                record.baseline_roc_auc = baseline.get("roc_auc")
+                record.retrain_decision = decision.get("retrain")
+                record.decision_reasons = list(decision.get("reasons") or [])
+                say(
+                    f"    monitoring: drift share {record.drift_share}, performance "
+                    f"{record.performance_status} (AUC {record.roc_auc}), retrain: "
+                    f"{record.retrain_decision} {record.decision_reasons}"
+                )
+                request = self._queued_retrain()
+                if request is not None:
+                    self._train(
+                        end_of_day + timedelta(hours=1), "retrain requested by monitoring", record
+                    )
+            record.champion_version = self._champion()
+        self._report(records, format_table, render_lifecycle_report)
+
+    def _report(self, records: list[Any], format_table: Any, render: Any) -> None:
+        from mlops_provider.core import io
+
+        say("\nPer-day summary")
+        say(format_table(records))
+        versions = [r.scored_with for r in records if r.scored_with]
+        facts = {
+            "days simulated": len(records),
+            "shift injected from": self.shift_day.isoformat(),
+            "models used for scoring": " -> ".join(dict.fromkeys(versions)) or "none",
+            "final champion": records[-1].champion_version if records else None,
+            "seconds per DAG": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
+        }
+        path = self.lake / "reports" / "lifecycle.html"
+        io.write_text(render(records, facts=facts), str(path))
+        summary = self.lake / "reports" / "lifecycle.json"
+        io.write_text(
+            json.dumps([r.to_dict() for r in records], indent=2, default=str), str(summary)
+        )
+        say(f"\nLifecycle report: {path}")
+        for key, value in facts.items():
+            say(f"  {key}: {value}")

@@ -143,6 +143,8 @@ class MlflowServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        # no background job runners (GenAI evaluation jobs): they cost CPU and memory here
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT, env=env
@@ -183,7 +185,7 @@ def postgres_database() -> str:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     with conn.cursor() as cur:
         cur.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)

@@ -133,4 +133,3 @@ def build_label_window(
         train_rows=train_table.num_rows,
         eval_rows=eval_table.num_rows,
     )
-

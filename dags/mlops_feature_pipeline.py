@@ -1,0 +1,83 @@
+"""Daily feature pipeline: validate the day's raw export, publish it, materialize it to Feast.
+
+wait for the raw partition -> validate with Great Expectations (bad data is quarantined, never
+deleted, and the run fails clearly) -> publish the validated partition to the feature source
+(atomic, idempotent per day) -> apply the feature repo (idempotent) -> materialize the data interval into the online store -> emit the
+features Asset.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Asset, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from mlops_common import (
+    AWS_CONN_ID,
+    DAY,
+    DEFAULT_ARGS,
+    EXPECTATIONS_DIR,
+    FEATURE_VIEW,
+    FEATURES_URI,
+    QUARANTINE_URI,
+    RAW_URI,
+    REPORTS_URI,
+    START_DATE,
+)
+
+from mlops_provider.assets import FEATURES_ASSET_URI
+from mlops_provider.operators.feast import FeastApplyOperator, FeastMaterializeOperator
+from mlops_provider.operators.validation import DataValidationOperator
+
+RAW_PARTITION = f"{RAW_URI}/dt={DAY}"
+
+with DAG(
+    dag_id="mlops_feature_pipeline",
+    description="Validate, publish and materialize the day's customer activity features",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["mlops", "features"],
+) as dag:
+
+    @task.sensor(
+        poke_interval=300, timeout=int(timedelta(hours=12).total_seconds()), mode="reschedule"
+    )
+    def wait_for_raw_partition(partition: str) -> bool:
+        """The day's export has landed when its partition holds at least one data file."""
+        from mlops_provider.core import io
+
+        try:
+            return bool(io.list_files(partition, conn_id=AWS_CONN_ID))
+        except io.DatasetNotFound:
+            return False
+
+    validate = DataValidationOperator(
+        task_id="validate_raw",
+        dataset=RAW_PARTITION,
+        expectation_suite=f"{EXPECTATIONS_DIR}/churn_raw.json",
+        on_failure="quarantine",
+        quarantine_uri=f"{QUARANTINE_URI}/raw/dt={DAY}",
+        report_uri=f"{REPORTS_URI}/validation/raw/dt={DAY}",
+        aws_conn_id=AWS_CONN_ID,
+        retries=0,  # a data failure does not heal by retrying
+    )
+
+    @task
+    def publish(partition: str, day: str) -> dict:
+        """Copy the validated partition into the Feast source; a rerun replaces the day."""
+        from mlops_provider.core.features import publish_partition
+
+        return publish_partition(partition, FEATURES_URI, day)
+
+    materialize = FeastMaterializeOperator(
+        task_id="materialize",
+        feature_views=[FEATURE_VIEW],
+        outlets=[Asset(FEATURES_ASSET_URI)],
+    )
+
+    apply = FeastApplyOperator(task_id="apply_feature_repo")
+    published = publish(RAW_PARTITION, DAY)
+    wait_for_raw_partition(RAW_PARTITION) >> validate >> published >> apply >> materialize

@@ -1,0 +1,91 @@
+"""Daily monitoring: data drift, prediction drift, performance on matured labels -> retrain?
+
+Data drift compares the day's features with the champion's training profile (stored with the
+model version), prediction drift compares today's scores with those of the previous week, and
+performance joins predictions with the labels that have arrived since. The retrain decision
+combines the policies (drift, performance, new labelled data, model age) with a cooldown and one
+open request at a time; when it decides to retrain it emits the retrain-request Asset, which
+schedules mlops_training_pipeline.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Asset, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from mlops_common import (
+    DAY,
+    DEFAULT_ARGS,
+    FEATURES_URI,
+    LABEL_DELAY_DAYS,
+    LABELS_URI,
+    MODEL_NAME,
+    PREDICTIONS_URI,
+    REPORTS_URI,
+    START_DATE,
+)
+
+from mlops_provider.assets import RETRAIN_REQUEST_ASSET_URI
+from mlops_provider.operators.monitoring import DriftDetectionOperator, ModelPerformanceOperator
+from mlops_provider.operators.retraining import RetrainDecisionOperator
+
+with DAG(
+    dag_id="mlops_monitoring",
+    description="Drift and performance monitoring of the churn model; requests retraining",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["mlops", "monitoring"],
+) as dag:
+    data_drift = DriftDetectionOperator(
+        task_id="data_drift",
+        registered_model_name=MODEL_NAME,
+        current_data=f"{FEATURES_URI}/dt={DAY}",
+        report_uri=f"{REPORTS_URI}/drift/features/dt={DAY}",
+    )
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def earlier_predictions(day: str) -> list[str]:
+        """The previous week's prediction partitions (the reference for prediction drift);
+        prediction drift is skipped until at least one exists."""
+        from datetime import date, timedelta
+
+        from mlops_provider.core import io
+
+        current = date.fromisoformat(day)
+        earlier = [
+            io.partition_uri(PREDICTIONS_URI, current - timedelta(days=n)) for n in range(1, 8)
+        ]
+        return [uri for uri in earlier if io.exists(uri)]
+
+    reference_predictions = earlier_predictions(DAY)
+    prediction_drift = DriftDetectionOperator(
+        task_id="prediction_drift",
+        reference_data=reference_predictions,
+        current_data=f"{PREDICTIONS_URI}/dt={DAY}",
+        columns=["probability"],
+        report_uri=f"{REPORTS_URI}/drift/predictions/dt={DAY}",
+    )
+    performance = ModelPerformanceOperator(
+        task_id="performance",
+        predictions_data=PREDICTIONS_URI,
+        labels_data=LABELS_URI,
+        label_delay=LABEL_DELAY_DAYS,
+        registered_model_name=MODEL_NAME,
+        report_uri=f"{REPORTS_URI}/performance/dt={DAY}",
+    )
+    decide = RetrainDecisionOperator(
+        task_id="retrain_decision",
+        registered_model_name=MODEL_NAME,
+        drift=data_drift.output,
+        performance=performance.output,
+        policy={
+            "drift": {"dataset_drift": True},
+            "performance": {"metric": "roc_auc", "max_degradation": 0.05},
+            "cooldown": "P2D",
+        },
+        retrain_asset=Asset(RETRAIN_REQUEST_ASSET_URI),
+        trigger_rule="all_done",
+    )
+    [data_drift, prediction_drift, performance] >> decide

@@ -1,0 +1,197 @@
+"""Training pipeline: point-in-time training set -> validate -> train -> evaluate -> promote.
+
+Scheduled weekly and by the retrain-request Asset that the monitoring DAG emits when drift or
+performance says so. The candidate is compared with the current champion on the newest labelled
+day; it is promoted (alias ``champion`` moves, the old one keeps ``previous_champion``) only if
+the evaluation passed, otherwise the rejection and its reasons are recorded. An optional human
+approval (Airflow's HITL ApprovalOperator) sits before promotion when ``require_approval`` is set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Asset, Param, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+from mlops_common import (
+    AWS_CONN_ID,
+    DEFAULT_ARGS,
+    EXPECTATIONS_DIR,
+    FEATURE_SERVICE,
+    FEATURES_URI,
+    LABELS_URI,
+    MODEL_NAME,
+    REPORTS_URI,
+    START_DATE,
+    TARGET,
+    TRAINING_URI,
+    TRAINING_WINDOW_DAYS,
+)
+
+from mlops_provider.assets import MODEL_ASSET_URI, RETRAIN_REQUEST_ASSET_URI
+from mlops_provider.operators.evaluation import EvaluateModelOperator
+from mlops_provider.operators.feast import FeastTrainingDatasetOperator
+from mlops_provider.operators.registry import PromoteModelOperator
+from mlops_provider.operators.training import TrainModelOperator
+from mlops_provider.operators.validation import DataValidationOperator
+
+RUN_DIR = f"{TRAINING_URI}/{{{{ ti.xcom_pull(task_ids='as_of')['key'] }}}}"
+
+with DAG(
+    dag_id="mlops_training_pipeline",
+    description="Train a churn model, compare it with the champion, promote it if better",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"),
+        assets=Asset(RETRAIN_REQUEST_ASSET_URI),
+    ),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    render_template_as_native_obj=True,  # XCom lists/dicts reach operators as Python objects
+    params={
+        "as_of": Param(None, type=["null", "string"], description="train as of (ISO time)"),
+        "require_approval": Param(False, type="boolean", description="human approval step"),
+    },
+    tags=["mlops", "training"],
+) as dag:
+
+    @task
+    def as_of(**context: Any) -> dict[str, Any]:
+        """When this training happens: run conf, the retrain request that triggered it, or the
+        run's own time. Also returns the reasons of the triggering retrain request."""
+        from datetime import datetime, timezone
+
+        params = context["params"]
+        reasons: list[str] = []
+        when = params.get("as_of")
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in events:
+                extra = event.extra or {}
+                when = when or extra.get("as_of")
+                reasons += list(extra.get("reasons", []))
+        if not when:
+            moment = context.get("data_interval_end") or context.get("logical_date")
+            when = (moment or datetime.now(timezone.utc)).isoformat()
+        stamp = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+        return {
+            "as_of": stamp.isoformat(),
+            "key": stamp.strftime("%Y%m%dT%H%M%S"),
+            "reasons": reasons,
+        }
+
+    @task
+    def label_window(moment: dict[str, Any]) -> dict[str, Any]:
+        """Entity + label datasets: train on the labelled window, hold out the newest day."""
+        from datetime import datetime
+
+        from mlops_provider.core.labels import build_label_window
+
+        window = build_label_window(
+            LABELS_URI,
+            FEATURES_URI,
+            f"{TRAINING_URI}/{moment['key']}/entities",
+            as_of=datetime.fromisoformat(moment["as_of"]),
+            window_days=TRAINING_WINDOW_DAYS,
+            label_column=TARGET,
+            conn_id=AWS_CONN_ID,
+        )
+        return window.to_dict()
+
+    moment = as_of()
+    window = label_window(moment)
+
+    training_set = FeastTrainingDatasetOperator(
+        task_id="training_set",
+        entity_data="{{ ti.xcom_pull(task_ids='label_window')['train_uri'] }}",
+        feature_service=FEATURE_SERVICE,
+        output_uri=f"{RUN_DIR}/training_set.parquet",
+        aws_conn_id=AWS_CONN_ID,
+    )
+    evaluation_set = FeastTrainingDatasetOperator(
+        task_id="evaluation_set",
+        entity_data="{{ ti.xcom_pull(task_ids='label_window')['eval_uri'] }}",
+        feature_service=FEATURE_SERVICE,
+        output_uri=f"{RUN_DIR}/evaluation_set.parquet",
+        aws_conn_id=AWS_CONN_ID,
+    )
+    validate = DataValidationOperator(
+        task_id="validate_training_set",
+        dataset="{{ ti.xcom_pull(task_ids='training_set')['uri'] }}",
+        expectation_suite=f"{EXPECTATIONS_DIR}/churn_training_set.json",
+        on_failure="fail",
+        report_uri=f"{REPORTS_URI}/validation/training/{{{{ ti.xcom_pull(task_ids='as_of')['key'] }}}}",
+        aws_conn_id=AWS_CONN_ID,
+        retries=0,
+    )
+    train = TrainModelOperator(
+        task_id="train",
+        training_data="{{ ti.xcom_pull(task_ids='training_set')['uri'] }}",
+        target=TARGET,
+        estimator="sklearn.ensemble.HistGradientBoostingClassifier",
+        estimator_params={"max_iter": 150, "learning_rate": 0.08, "random_state": 7},
+        feature_refs="{{ ti.xcom_pull(task_ids='training_set')['feature_refs'] }}",
+        experiment_name="mlops-churn-training",
+        aws_conn_id=AWS_CONN_ID,
+    )
+    evaluate = EvaluateModelOperator(
+        task_id="evaluate",
+        model_uri="{{ ti.xcom_pull(task_ids='train')['model_uri'] }}",
+        registered_model_name=MODEL_NAME,
+        evaluation_data="{{ ti.xcom_pull(task_ids='evaluation_set')['uri'] }}",
+        target=TARGET,
+        thresholds={"roc_auc": {"min": 0.6, "min_improvement": 0.005}},
+        aws_conn_id=AWS_CONN_ID,
+    )
+
+    @task.branch
+    def gate(result: dict[str, Any], **context: Any) -> str:
+        """Route on the evaluation: approval (if asked), promotion, or recording the rejection."""
+        if not result["passed"]:
+            return "record_rejection"
+        return "approve" if context["params"]["require_approval"] else "promote"
+
+    approve = ApprovalOperator(
+        task_id="approve",
+        subject="Promote the new churn model?",
+        body="{{ ti.xcom_pull(task_ids='evaluate')['summary'] | default('see the evaluation report') }}",
+    )
+    promote = PromoteModelOperator(
+        task_id="promote",
+        registered_model_name=MODEL_NAME,
+        evaluation=evaluate.output,
+        outlets=[Asset(MODEL_ASSET_URI)],
+        trigger_rule="none_failed_min_one_success",
+    )
+
+    @task
+    def record_rejection(result: dict[str, Any], moment: dict[str, Any]) -> dict[str, Any]:
+        """Log why the candidate stays a candidate (the evaluation report has the details)."""
+        import logging
+
+        log = logging.getLogger("airflow.task")
+        for check in result.get("checks", []):
+            log.info(
+                "check %s: %s", "passed" if check.get("passed") else "FAILED", check.get("reason")
+            )
+        return {"promoted": False, "reasons": result.get("reasons", []), "as_of": moment["as_of"]}
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def close_retrain_request(moment: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Mark the retrain request handled (promoted or rejected) so monitoring may ask again."""
+        from mlops_provider.core.retraining import mark_request_handled
+        from mlops_provider.hooks.mlflow import MlflowHook
+
+        return mark_request_handled(MlflowHook().client, MODEL_NAME, handled_at=moment["as_of"])
+
+    decision = gate(evaluate.output)
+    rejected = record_rejection(evaluate.output, moment)
+    window >> [training_set, evaluation_set]
+    training_set >> validate >> train >> evaluate >> decision
+    evaluation_set >> evaluate
+    decision >> approve >> promote
+    decision >> promote
+    decision >> rejected
+    [promote, rejected] >> close_retrain_request(moment)
