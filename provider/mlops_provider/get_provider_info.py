@@ -134,3 +134,11 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
     }
+
+
+def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
+    """The ``ui-field-behaviour`` registered for one of the provider's connection types."""
+    for conn in get_provider_info()["connection-types"]:
+        if conn["connection-type"] == conn_type:
+            return dict(conn["ui-field-behaviour"])
+    return {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
+
+from mlops_provider.hooks._connection import connection_extra, optional_connection
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -51,26 +51,16 @@ class FeastHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Field labels for the connection form."""
-        from mlops_provider.get_provider_info import get_provider_info
+        from mlops_provider.get_provider_info import ui_field_behaviour
 
-        for conn in get_provider_info()["connection-types"]:
-            if conn["connection-type"] == cls.conn_type:
-                return conn["ui-field-behaviour"]
-        return {}
+        return ui_field_behaviour(cls.conn_type)
 
     @cached_property
     def _settings(self) -> tuple[Path, dict[str, Any]]:
         from mlops_provider.core.feast_config import describe, parse_overrides, resolve_repo_path
 
-        extra: dict[str, Any] = {}
-        try:
-            conn = self.get_connection(self.feast_conn_id)
-        except AirflowNotFoundException:
-            if self.feast_conn_id != self.default_conn_name:
-                raise
-            conn = None
-        if conn is not None and conn.extra:
-            extra = conn.extra if isinstance(conn.extra, dict) else json.loads(conn.extra)
+        conn = optional_connection(self, self.feast_conn_id, self.default_conn_name)
+        extra = connection_extra(conn)
         repo = self._repo_path or extra.get("repo_path") or None
         overrides = parse_overrides(extra.get("feature_store_yaml"))
         overrides.update(self._overrides or {})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
+
+from mlops_provider.hooks._connection import connection_extra, optional_connection
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -62,20 +62,12 @@ class MlflowHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Field labels for the connection form."""
-        from mlops_provider.get_provider_info import get_provider_info
+        from mlops_provider.get_provider_info import ui_field_behaviour
 
-        for conn in get_provider_info()["connection-types"]:
-            if conn["connection-type"] == cls.conn_type:
-                return conn["ui-field-behaviour"]
-        return {}
+        return ui_field_behaviour(cls.conn_type)
 
     def _connection(self) -> Any | None:
-        try:
-            return self.get_connection(self.mlflow_conn_id)
-        except AirflowNotFoundException:
-            if self.mlflow_conn_id != self.default_conn_name:
-                raise
-            return None
+        return optional_connection(self, self.mlflow_conn_id, self.default_conn_name)
 
     @cached_property
     def target(self) -> MlflowTarget:
@@ -87,7 +79,7 @@ class MlflowHook(BaseHook):
         extra: dict[str, Any] = {}
         username = password = token = None
         if conn is not None:
-            extra = _extra(conn)
+            extra = connection_extra(conn)
             username = conn.login or None
             password = conn.password or None
             token = extra.get("token") or None
@@ -158,19 +150,6 @@ class MlflowHook(BaseHook):
             return check_reachable(self.target, self.client)
         except Exception as err:
             return False, str(err)
-
-
-def _extra(conn: Any) -> dict[str, Any]:
-    raw = conn.extra
-    if not raw:
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw)
-    except ValueError as err:
-        raise ValueError(f"Connection {conn.conn_id}: extra is not valid JSON: {err}") from err
-    return value if isinstance(value, dict) else {}
 
 
 def _uri_from_connection(conn: Any, extra: dict[str, Any]) -> str:
