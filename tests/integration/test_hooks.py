@@ -164,3 +164,22 @@ def test_feast_hook_missing_repo_is_clear(tmp_path: Path) -> None:
         _ = FeastHook(repo_path=str(tmp_path / "nope")).repo_path
     ok, message = FeastHook(repo_path=str(tmp_path / "nope")).test_connection()
     assert not ok and "does not exist" in message
+
+
+def test_activated_ignores_an_experiment_made_active_elsewhere(
+    mlops_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow.tracking import fluent
+
+    # other code in the worker process called mlflow.set_experiment on another store
+    monkeypatch.setattr(fluent, "_active_experiment_id", "424242")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "424242")
+    hook = MlflowHook()
+    exp_id = hook.get_or_create_experiment("ours")
+    run = hook.client.create_run(exp_id)
+    with hook.activated(), mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_metric("m", 1.0)
+    assert hook.client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    assert fluent._active_experiment_id == "424242"  # restored for the other code
+    assert os.environ["MLFLOW_EXPERIMENT_ID"] == "424242"

@@ -144,15 +144,22 @@ def activated(target: MlflowTarget) -> Iterator[None]:
     module globals and the environment are put back as they were when the block ends.
     """
     import mlflow
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     target.prepare_local_store()
     _register_credentials(target)
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
     with _LOCK:
-        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved_env = {k: os.environ.get(k) for k in keys}
         saved_tracking = tracking_utils._tracking_uri
         saved_registry = registry_utils._registry_uri
+        # an experiment made active earlier in this process (mlflow.set_experiment) belongs to
+        # another store or task; it must not leak into runs started in this block
+        saved_experiment = fluent._active_experiment_id
+        fluent._active_experiment_id = None
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
         mlflow.set_tracking_uri(target.tracking_uri)
         mlflow.set_registry_uri(target.effective_registry_uri)
     try:
@@ -161,6 +168,7 @@ def activated(target: MlflowTarget) -> Iterator[None]:
         with _LOCK:
             tracking_utils._tracking_uri = saved_tracking
             registry_utils._registry_uri = saved_registry
+            fluent._active_experiment_id = saved_experiment
             for key, value in saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)
