@@ -730,24 +730,7 @@ def promote(
             source_run_id=ev.run_id,
             evaluation_passed=ev.passed,
         )
-        _record(
-            client,
-            name,
-            event,
-            version_tags={
-                "mlops.promoted_at": event.at,
-                "mlops.promoted_by": by,
-                "mlops.promotion_reason": why,
-                "mlops.promotion_forced": str(forced).lower(),
-                "mlops.promoted_alias": alias,
-                "mlops.promotion_status": "promoted",
-            },
-            replaced_tags={
-                "mlops.demoted_at": event.at,
-                "mlops.demoted_by": by,
-                "mlops.replaced_by_version": version,
-            },
-        )
+        _record_promotion(client, name, alias, version, event, by, why, forced)
     log.info("%s@%s: version %s -> %s (%s)", name, alias, current, version, why)
     return RegistryResult(
         promoted=True,
@@ -760,6 +743,37 @@ def promote(
         created_version=created,
         run_id=ev.run_id,
         event_at=event.at,
+    )
+
+
+def _record_promotion(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    version: str,
+    event: AliasEvent,
+    by: str,
+    why: str,
+    forced: bool,
+) -> None:
+    """Record a promotion event: tags on the promoted version and on the version it replaced."""
+    _record(
+        client,
+        name,
+        event,
+        version_tags={
+            "mlops.promoted_at": event.at,
+            "mlops.promoted_by": by,
+            "mlops.promotion_reason": why,
+            "mlops.promotion_forced": str(forced).lower(),
+            "mlops.promoted_alias": alias,
+            "mlops.promotion_status": "promoted",
+        },
+        replaced_tags={
+            "mlops.demoted_at": event.at,
+            "mlops.demoted_by": by,
+            "mlops.replaced_by_version": version,
+        },
     )
 
 
@@ -797,24 +811,7 @@ def _complete_earlier_promotion(
             evaluation_passed=ev.passed,
             completed_by_retry=True,
         )
-        _record(
-            client,
-            name,
-            event,
-            version_tags={
-                "mlops.promoted_at": event.at,
-                "mlops.promoted_by": by,
-                "mlops.promotion_reason": why,
-                "mlops.promotion_forced": str(forced).lower(),
-                "mlops.promoted_alias": alias,
-                "mlops.promotion_status": "promoted",
-            },
-            replaced_tags={
-                "mlops.demoted_at": event.at,
-                "mlops.demoted_by": by,
-                "mlops.replaced_by_version": version,
-            },
-        )
+        _record_promotion(client, name, alias, version, event, by, why, forced)
     return RegistryResult(
         promoted=True,
         registered_model_name=name,
