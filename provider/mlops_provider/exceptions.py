@@ -5,6 +5,7 @@ Each message says what failed, with the numbers, and where the full result is (S
 
 from __future__ import annotations
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.sdk.exceptions import AirflowException
 
 
@@ -42,3 +43,19 @@ class ScoringError(MlopsError):
 
 class DriftDetectionError(MlopsError):
     """Drift detection could not run on the given data."""
+
+
+class EvaluationError(MlopsError):
+    """The evaluation could not run (bad thresholds, unknown model, unusable evaluation data)."""
+
+
+class ModelPerformanceError(MlopsError):
+    """Performance monitoring could not run (missing labels dataset or columns, bad parameters)."""
+
+
+class RetrainDecisionError(MlopsError):
+    """The retraining decision could not be made (bad policy, unreadable monitoring results)."""
+
+
+class MlopsProviderDeprecationWarning(AirflowProviderDeprecationWarning):
+    """A deprecated parameter or behaviour of this provider (removed in the next release)."""

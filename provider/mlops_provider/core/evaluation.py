@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from mlops_provider.core.errors import InputError
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -88,7 +90,7 @@ EVALUATION_RESULT_PATH = "evaluation/result.json"
 EVALUATION_REPORT_PATH = "evaluation/report.html"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """The evaluation cannot run: bad thresholds, unknown model, incompatible models."""
 
 

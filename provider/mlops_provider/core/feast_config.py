@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.core.errors import InputError
+
 if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["FeastRepoError", "resolve_repo_path", "load_repo_config", "make_feature_store"]
 
 
-class FeastRepoError(ValueError):
+class FeastRepoError(InputError):
     """The feature repo or its configuration is missing or invalid."""
 
 

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_provider.core import config, io
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.feast_config import FeastRepoError
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ _DUMMY_ENTITY = "__dummy"
 _REPO_LOCK = threading.Lock()
 
 
-class FeatureRequestError(ValueError):
+class FeatureRequestError(InputError):
     """A request names something the feature store does not have, or is otherwise invalid."""
 
 

@@ -32,6 +32,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from mlops_provider.core.errors import InputError
+
 if TYPE_CHECKING:
     import pandas as pd
     from fsspec import AbstractFileSystem
@@ -70,7 +72,7 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset could not be read or written; the message names the URI and the problem."""
 
     def __init__(self, uri: str, problem: str) -> None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mlops_provider.core import config, io
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.profile import DriftInputError, ReferenceProfile
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ _TAG_PREFIX = "mlops."
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
-class MonitoringError(ValueError):
+class MonitoringError(InputError):
     """Monitoring cannot run on the given inputs; the message names the input and the problem."""
 
 

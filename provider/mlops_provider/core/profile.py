@@ -42,6 +42,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlops_provider.core.errors import InputError
+
 __all__ = [
     "CategoricalSummary",
     "ColumnType",
@@ -70,7 +72,7 @@ TAIL_POINTS = 32
 TAIL_ORDER_STATISTICS = 16
 
 
-class DriftInputError(ValueError):
+class DriftInputError(InputError):
     """The data or parameters given to drift detection or profiling cannot be used.
 
     Raised for empty data, a column missing on one side, a column that cannot be typed, a

@@ -48,6 +48,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.core.errors import CoreError
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -93,7 +95,7 @@ _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 _LOST_CREATE_RACE = (*_ALREADY_EXISTS, _NOT_FOUND)
 
 
-class RegistryError(RuntimeError):
+class RegistryError(CoreError, RuntimeError):
     """A registry operation could not be done."""
 
 

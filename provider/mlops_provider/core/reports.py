@@ -5,11 +5,22 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Any
 
-__all__ = ["figure_to_img", "table_html", "badge", "page", "new_figure", "escape"]
+__all__ = [
+    "ReportLocation",
+    "badge",
+    "escape",
+    "figure_to_img",
+    "new_figure",
+    "page",
+    "report_location",
+    "table_html",
+]
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#222}
@@ -99,3 +110,50 @@ def page(title: str, sections: Sequence[tuple[str, str]], *, subtitle: str = "")
         parts.append(f"<h2>{escape(heading)}</h2>{body}" if heading else body)
     parts.append("</body></html>")
     return "".join(parts)
+
+
+# --------------------------------------------------------------------------- where reports go
+
+
+@dataclass(frozen=True)
+class ReportLocation:
+    """Where one report goes: the HTML page and the JSON result beside it."""
+
+    html_uri: str
+    json_uri: str
+
+
+def _safe_segment(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(name)) or "unnamed"
+
+
+def report_location(
+    report_uri: str | None,
+    *,
+    kind: str,
+    name: str,
+    day: date | datetime | None,
+    json_name: str = "result.json",
+    task: str | None = None,
+) -> ReportLocation:
+    """The one report-location policy of every operator.
+
+    ``report_uri`` is either an ``.html`` file (the JSON goes next to it, same stem, ``.json``)
+    or a directory (``<dir>/report.html`` and ``<dir>/<json_name>``). The default directory is
+    ``<data_root>/reports/<kind>/<name>/dt=<day>[/<task>]`` (``<task>`` keeps two tasks that
+    report on the same name and day apart).
+    """
+    from mlops_provider.core import config, io
+
+    if not report_uri:
+        base = io.join_uri(str(config.data_root()), "reports", kind, _safe_segment(name))
+        report_uri = io.partition_uri(base, day) if day is not None else base
+        if task:
+            report_uri = io.join_uri(report_uri, _safe_segment(task))
+    if report_uri.lower().endswith((".html", ".htm")):
+        stem = report_uri.rsplit(".", 1)[0]
+        return ReportLocation(html_uri=report_uri, json_uri=f"{stem}.json")
+    return ReportLocation(
+        html_uri=io.join_uri(report_uri, "report.html"),
+        json_uri=io.join_uri(report_uri, json_name),
+    )

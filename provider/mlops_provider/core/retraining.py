@@ -37,6 +37,8 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.core.errors import InputError
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -104,7 +106,7 @@ DEFAULT_POLICY: dict[str, Any] = {
 }
 
 
-class RetrainPolicyError(ValueError):
+class RetrainPolicyError(InputError):
     """The policy or an input of the decision is invalid; the message names the key."""
 
 

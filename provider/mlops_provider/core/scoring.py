@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_provider.core import io
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.mlflow_target import MlflowTarget, activated, make_client
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ SHARD_KEY = "shard"
 _SUCCESS = "_SUCCESS"
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(InputError):
     """Scoring cannot run: bad model URI, unknown model or alias, input that does not match the
     model, unreadable input, or an output location that cannot be written. The message names
     the problem (column, file, model, alias)."""

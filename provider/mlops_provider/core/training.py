@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlops_provider.core.errors import InputError, ServiceError
 from mlops_provider.core.evaluation import metric_names, score_model
 
 if TYPE_CHECKING:
@@ -111,11 +112,11 @@ MISSING_CATEGORY = "__missing__"
 _ID_NAME = re.compile(r"(^id$|_id$|_timestamp$|_ts$|_at$)", re.IGNORECASE)
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(InputError):
     """The data, estimator or configuration cannot be trained on; nothing was logged."""
 
 
-class TrackingUnavailableError(RuntimeError):
+class TrackingUnavailableError(ServiceError):
     """The MLflow tracking store could not be reached (a retry may succeed)."""
 
 

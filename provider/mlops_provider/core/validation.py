@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core import io
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.validation_report import render_validation_report
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ _TYPE_EXPECTATIONS = (
 )
 
 
-class SuiteError(ValueError):
+class SuiteError(InputError):
     """An expectation suite is unusable: missing file, invalid JSON, unknown expectation type,
     invalid kwargs or a suite parameter without a value. The message names the suite and the
     expectation."""

@@ -1,0 +1,133 @@
+"""Coercion of templated parameter values, with errors that name the parameter.
+
+A Jinja template renders to a string unless the DAG sets ``render_template_as_native_obj``;
+these helpers accept both the native value and its text (JSON or a Python literal), so an
+operator parameter means the same thing however it was written. Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlops_provider.core.errors import ParameterError
+
+__all__ = [
+    "as_bool",
+    "as_float",
+    "as_int",
+    "as_list",
+    "as_mapping",
+    "as_str",
+    "parse_text",
+]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_text(value: str) -> Any:
+    """A JSON or Python-literal text as its value (the text itself when it is neither)."""
+    text = value.strip()
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return value
+
+
+def as_str(value: Any, name: str, *, default: str | None = None) -> str | None:
+    """A non-blank string, or ``default``."""
+    if _blank(value):
+        return default
+    if not isinstance(value, str):
+        raise ParameterError(name, f"expected a string, got {type(value).__name__} {value!r}")
+    return value.strip()
+
+
+def as_float(
+    value: Any,
+    name: str,
+    *,
+    default: float | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float | None:
+    """A number (``default`` when blank), optionally within ``[minimum, maximum]``."""
+    if _blank(value):
+        return default
+    if isinstance(value, bool):
+        raise ParameterError(name, f"expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(name, f"expected a number, got {value!r}") from None
+    if number != number:  # NaN
+        raise ParameterError(name, "expected a number, got NaN")
+    if minimum is not None and number < minimum:
+        raise ParameterError(name, f"must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ParameterError(name, f"must be <= {maximum}, got {number}")
+    return number
+
+
+def as_int(
+    value: Any, name: str, *, default: int | None = None, minimum: int | None = None
+) -> int | None:
+    """An integer (``default`` when blank); ``"7"`` and ``7.0`` are accepted, ``7.5`` is not."""
+    number = as_float(value, name)
+    if number is None:
+        return default
+    if not number.is_integer():
+        raise ParameterError(name, f"expected a whole number, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ParameterError(name, f"must be >= {minimum}, got {int(number)}")
+    return int(number)
+
+
+def as_bool(value: Any, name: str, *, default: bool | None = None) -> bool | None:
+    """A boolean from a bool or ``true/false/1/0/yes/no/on/off`` (``"false"`` is False)."""
+    if _blank(value):
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ParameterError(name, f"expected true or false, got {value!r}")
+
+
+def as_list(value: Any, name: str, *, default: list[Any] | None = None) -> list[Any] | None:
+    """A list from a list/tuple/set, a JSON or literal list text, a comma-separated text or
+    one scalar."""
+    if _blank(value):
+        return default
+    if isinstance(value, str):
+        parsed = parse_text(value)
+        if isinstance(parsed, (list, tuple)):
+            return list(parsed)
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, Mapping):
+        raise ParameterError(name, f"expected a list, got a mapping {dict(value)!r}")
+    if isinstance(value, (Sequence, set, frozenset)) and not isinstance(value, bytes):
+        return list(value)
+    return [value]
+
+
+def as_mapping(
+    value: Any, name: str, *, default: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """A dict from a mapping or its JSON / literal text."""
+    if _blank(value):
+        return default
+    if isinstance(value, str):
+        value = parse_text(value)
+    if not isinstance(value, Mapping):
+        raise ParameterError(name, f"expected a mapping (dict or JSON object), got {value!r}")
+    return dict(value)

@@ -1,0 +1,207 @@
+"""The MLflow run ledger: find a task's run by its identity, create it once, finish it.
+
+Every run the provider creates (training, evaluation bookkeeping, monitoring) carries the
+identity of the Airflow work that made it as ``mlops.*`` tags (:class:`RunIdentity`), so a retry
+or a rerun finds the run of an earlier try instead of creating a second one. Imports nothing
+heavy at module level.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from mlops_provider.core.times import iso, now_ms
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+__all__ = [
+    "TAG_PREFIX",
+    "RunIdentity",
+    "finish_run",
+    "find_runs",
+    "get_or_create_run",
+    "log_results",
+    "mark_failed",
+    "metric_name",
+    "quote",
+]
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = "mlops."
+_METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
+_BATCH = 900  # MLflow accepts at most 1000 metrics and 100 tags per log_batch call
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What identifies a task's work: (dag_id, task_id, data interval, map_index).
+
+    ``run_id`` (the Airflow DAG run) and ``try_number`` are recorded, and the run id is part of
+    the key only when there is no data interval (a manual run without one).
+    """
+
+    dag_id: str
+    task_id: str
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    map_index: int = -1
+    run_id: str | None = None
+    try_number: int | None = None
+
+    @property
+    def key(self) -> str:
+        """``dag_id/run_id/task_id/map_index``: the same across the retries of one DAG run."""
+        return f"{self.dag_id}/{self.run_id}/{self.task_id}/{self.map_index}"
+
+    @property
+    def day(self) -> str:
+        """``YYYY-MM-DD`` of the interval start (empty without one)."""
+        return self.data_interval_start.date().isoformat() if self.data_interval_start else ""
+
+    def key_tags(self) -> dict[str, str]:
+        """The tags a run of this work is found by."""
+        tags = {
+            f"{TAG_PREFIX}dag_id": self.dag_id,
+            f"{TAG_PREFIX}task_id": self.task_id,
+            f"{TAG_PREFIX}map_index": str(self.map_index),
+        }
+        if self.data_interval_start is not None:
+            tags[f"{TAG_PREFIX}data_interval_start"] = str(iso(self.data_interval_start))
+        if self.data_interval_end is not None:
+            tags[f"{TAG_PREFIX}data_interval_end"] = str(iso(self.data_interval_end))
+        if self.data_interval_start is None and self.run_id:
+            tags[f"{TAG_PREFIX}airflow_run_id"] = self.run_id
+        return tags
+
+    def lineage_tags(self) -> dict[str, str]:
+        """Tags naming the Airflow task instance (recorded, not searched by)."""
+        tags = {
+            **self.key_tags(),
+            f"{TAG_PREFIX}dag_run_id": self.run_id,
+            f"{TAG_PREFIX}try_number": None if self.try_number is None else str(self.try_number),
+        }
+        return {k: v for k, v in tags.items() if v is not None}
+
+
+def quote(value: str) -> str:
+    """A string literal for an MLflow search filter."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def find_runs(
+    client: MlflowClient,
+    experiment_id: str,
+    tags: Mapping[str, str],
+    *,
+    order: Literal["newest", "oldest"] = "newest",
+    active_only: bool = True,
+    max_results: int = 200,
+) -> list[Run]:
+    """Runs of ``experiment_id`` carrying every tag in ``tags``."""
+    from mlflow.entities import ViewType
+
+    query = " and ".join(f"tags.`{k}` = {quote(v)}" for k, v in tags.items())
+    direction = "DESC" if order == "newest" else "ASC"
+    return list(
+        client.search_runs(
+            [experiment_id],
+            filter_string=query,
+            run_view_type=ViewType.ACTIVE_ONLY if active_only else ViewType.ALL,
+            order_by=[f"attributes.start_time {direction}"],
+            max_results=max_results,
+        )
+    )
+
+
+def get_or_create_run(
+    client: MlflowClient,
+    experiment_id: str,
+    identity: RunIdentity,
+    *,
+    kind: str,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[str, bool]:
+    """The run of ``identity`` and ``kind`` (found by its tags), created if missing.
+
+    Returns ``(run_id, created)``; when several match, the oldest is reused.
+    """
+    key = {**identity.key_tags(), f"{TAG_PREFIX}monitoring_kind": kind}
+    found = find_runs(client, experiment_id, key, order="oldest", max_results=2)
+    if found:
+        if len(found) > 1:
+            log.warning("several %s runs match %s; reusing the oldest", kind, key)
+        run_id = found[0].info.run_id
+        log.info("Reusing %s run %s", kind, run_id)
+        return run_id, False
+    all_tags = {**identity.lineage_tags(), **key, **(tags or {})}
+    name = run_name or f"{kind}-{identity.dag_id}.{identity.task_id}-{identity.day}".rstrip("-")
+    run = client.create_run(experiment_id, tags=all_tags, run_name=name)
+    log.info("Created %s run %s (%s)", kind, run.info.run_id, name)
+    return run.info.run_id, True
+
+
+def metric_name(name: str) -> str:
+    """An MLflow-safe metric name (unsupported characters become ``_``)."""
+    return _METRIC_NAME.sub("_", name)[:250]
+
+
+def log_results(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    texts: Mapping[str, str] | None = None,
+) -> None:
+    """Log metrics (``None``/NaN skipped), params, tags and text artifacts in batches.
+
+    A rerun logs the same keys again: MLflow shows the latest metric values; text artifacts are
+    replaced.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = now_ms()
+    entries = []
+    for name, value in (metrics or {}).items():
+        if value is None:
+            continue
+        number = float(value)
+        if math.isfinite(number):
+            entries.append(Metric(metric_name(name), number, now, 0))
+    param_entries = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+    tag_entries = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+    for start in range(0, len(entries), _BATCH):
+        client.log_batch(run_id, metrics=entries[start : start + _BATCH])
+    for start in range(0, max(len(param_entries), len(tag_entries)), 90):
+        client.log_batch(
+            run_id, params=param_entries[start : start + 90], tags=tag_entries[start : start + 90]
+        )
+    for artifact_file, text in (texts or {}).items():
+        client.log_text(run_id, text, artifact_file)
+
+
+def finish_run(client: MlflowClient, run_id: str, status: str = "FINISHED") -> None:
+    """Mark a run terminated with ``status``."""
+    client.set_terminated(run_id, status)
+
+
+def mark_failed(client: MlflowClient, runs: Sequence[Run], *, why: str) -> list[str]:
+    """Mark every RUNNING run of ``runs`` FAILED (work of a crashed try); returns their ids."""
+    failed = []
+    for run in runs:
+        if run.info.status == "RUNNING":
+            log.warning("run %s is still RUNNING (%s): marking it FAILED", run.info.run_id, why)
+            client.set_terminated(run.info.run_id, status="FAILED")
+            failed.append(run.info.run_id)
+    return failed
