@@ -56,6 +56,10 @@ __all__ = [
     "PartitionWriter",
     "write_partition",
     "partition_uri",
+    "list_partitions",
+    "dataset_name",
+    "partition_key",
+    "partition_days",
     "join_uri",
     "exists",
     "list_files",
@@ -604,6 +608,76 @@ def partition_uri(
 
         when = _dt.fromisoformat(when.replace("Z", "+00:00"))
     return join_uri(base_uri, f"{key}={when.strftime(fmt)}")
+
+
+def _is_partition_segment(part: str) -> bool:
+    return "=" in part and not part.startswith("=")
+
+
+def _uri_parts(uri: str) -> list[str]:
+    path = uri.split("://", 1)[1] if "://" in uri else uri
+    return [p for p in path.split("/") if p and p != "."]
+
+
+def dataset_name(uri: str | os.PathLike[str]) -> str:
+    """A short name for a dataset URI: its last path segment that is not a partition or a
+    file. ``.../raw/dt=2026-01-05/activity.parquet`` -> ``raw``, ``.../train.parquet`` ->
+    ``train``, ``.../predictions/`` -> ``predictions``."""
+    parts = _uri_parts(os.fspath(uri))
+    if not parts:
+        return "dataset"
+    stem = None
+    if parts[-1].lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES + (".json",)):
+        stem = parts[-1].split(".", 1)[0]
+        parts = parts[:-1]
+    partitioned = False
+    while parts and _is_partition_segment(parts[-1]):
+        parts = parts[:-1]
+        partitioned = True
+    if partitioned and parts:
+        return parts[-1]
+    return stem or (parts[-1] if parts else "dataset")
+
+
+def partition_key(uri: str | os.PathLike[str]) -> str | None:
+    """The hive partition segments of a URI (``dt=2026-01-05``, ``a=1/b=2``), or None."""
+    segments = [p for p in _uri_parts(os.fspath(uri)) if _is_partition_segment(p)]
+    return "/".join(segments) if segments else None
+
+
+def list_partitions(
+    base_uri: str | os.PathLike[str], *, key: str = "dt", conn_id: str | None = None
+) -> dict[date, str]:
+    """``{day: uri}`` of the ``<key>=YYYY-MM-DD`` partition directories directly under
+    ``base_uri``, oldest first. Hidden (staging) directories and other names are ignored; a
+    missing base gives an empty mapping."""
+    base = os.fspath(base_uri)
+    loc = resolve(base, conn_id=conn_id)
+    try:
+        entries = loc.fs.ls(loc.path, detail=True)
+    except FileNotFoundError:
+        return {}
+    out: dict[date, str] = {}
+    prefix = f"{key}="
+    for entry in entries:
+        if entry.get("type") != "directory":
+            continue
+        leaf = posixpath.basename(str(entry["name"]).rstrip("/"))
+        if not leaf.startswith(prefix):
+            continue
+        try:
+            day = date.fromisoformat(leaf[len(prefix) :][:10])
+        except ValueError:
+            continue
+        out[day] = join_uri(base, leaf)
+    return dict(sorted(out.items()))
+
+
+def partition_days(
+    base_uri: str | os.PathLike[str], *, key: str = "dt", conn_id: str | None = None
+) -> list[date]:
+    """Days of the ``<key>=YYYY-MM-DD`` partitions under ``base_uri``, sorted."""
+    return list(list_partitions(base_uri, key=key, conn_id=conn_id))
 
 
 def copy(
