@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from mlops_provider.core.config import data_root, project_root
+from mlops_provider.core.config import data_root
+
+PROJECT_ROOT = Path(os.environ.get("MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[1])
+"""The project these DAGs belong to (its include/ holds the GX suites and the Feast repo)."""
 
 DATA_ROOT = os.environ.get("MLOPS_LAKE_URI") or str(data_root())
 """Base URI of the data lake (a local directory or s3://bucket/prefix)."""
@@ -24,7 +28,7 @@ QUARANTINE_URI = f"{DATA_ROOT}/quarantine"
 TRAINING_URI = f"{DATA_ROOT}/training"
 REPORTS_URI = f"{DATA_ROOT}/reports"
 EXPECTATIONS_DIR = os.environ.get("MLOPS_EXPECTATIONS_DIR") or str(
-    project_root() / "include" / "expectations"
+    PROJECT_ROOT / "include" / "expectations"
 )
 
 MODEL_NAME = os.environ.get("MLOPS_MODEL_NAME", "churn")

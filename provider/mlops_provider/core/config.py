@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlops_provider.core.errors import InputError
+
 __all__ = [
     "airflow_home",
     "mlops_home",
@@ -20,6 +22,8 @@ __all__ = [
     "embedded_mlflow_artifact_root",
     "project_root",
     "default_feature_repo",
+    "resolve_project_file",
+    "ConfigError",
 ]
 
 
@@ -51,16 +55,45 @@ def embedded_mlflow_artifact_root() -> str:
     return (mlops_home() / "mlflow" / "artifacts").as_uri()
 
 
-def project_root() -> Path:
-    """The checkout this provider runs from (where ``include/`` and ``dags/`` live)."""
+class ConfigError(InputError):
+    """A setting the provider needs is missing or points at nothing; the message names it."""
+
+
+def project_root() -> Path | None:
+    """The project whose ``include/`` holds the DAGs' files: ``$MLOPS_PROJECT_ROOT``, or
+    ``None`` when unset. The provider never guesses it from its own location (an installed
+    wheel lives in site-packages)."""
     env = os.environ.get("MLOPS_PROJECT_ROOT")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3]
+    return Path(env).expanduser() if env else None
 
 
 def default_feature_repo() -> Path:
-    """Feast repo used when no ``feast`` connection exists: ``$MLOPS_FEATURE_REPO`` or the
-    project's ``include/feature_repo``."""
+    """Feast repo used when no ``feast`` connection exists: ``$MLOPS_FEATURE_REPO``, else
+    ``$MLOPS_PROJECT_ROOT/include/feature_repo``.
+
+    :raises ConfigError: neither setting is present.
+    """
     env = os.environ.get("MLOPS_FEATURE_REPO")
-    return Path(env).expanduser() if env else project_root() / "include" / "feature_repo"
+    if env:
+        return Path(env).expanduser()
+    root = project_root()
+    if root is None:
+        raise ConfigError(
+            "no Feast feature repo configured: create a 'feast_default' connection (extra "
+            "repo_path), pass repo_path, or set MLOPS_FEATURE_REPO (or MLOPS_PROJECT_ROOT, whose "
+            "include/feature_repo is used)"
+        )
+    return root / "include" / "feature_repo"
+
+
+def resolve_project_file(path: str | os.PathLike[str]) -> Path:
+    """A local path as given when absolute or existing, else relative to
+    ``$MLOPS_PROJECT_ROOT`` when that exists there (the reference DAGs name files of their
+    project relative to it); else the path as given (the caller reports it missing)."""
+    local = Path(path).expanduser()
+    if local.is_absolute() or local.exists():
+        return local
+    root = project_root()
+    if root is not None and (root / local).exists():
+        return root / local
+    return local

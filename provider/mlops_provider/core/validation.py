@@ -98,12 +98,9 @@ def _resolve_suite_location(path: str | os.PathLike[str]) -> str:
     if "://" in text and not text.startswith("file://"):
         return text
     local = Path(text[len("file://") :] if text.startswith("file://") else text).expanduser()
-    if local.is_absolute() or local.exists():
-        return str(local)
-    from mlops_provider.core.config import project_root
+    from mlops_provider.core.config import resolve_project_file
 
-    candidate = project_root() / local
-    return str(candidate) if candidate.exists() else str(local)
+    return str(resolve_project_file(local))
 
 
 def _registered_types() -> list[str]:
