@@ -1,6 +1,6 @@
 """Daily batch scoring with the champion model.
 
-wait until the day's features are materialized -> resolve ``churn@champion`` once to a concrete
+wait until the day's features are materialized -> resolve ``<model>@champion`` once to a concrete
 version -> score the day's active customers (streamed, atomic partition write, every row carries
 model name, version and run id) -> validate the predictions (schema, probability range, no nulls,
 row count equals input) -> emit the predictions Asset.
@@ -10,22 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import DAG, Asset, task
+from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from mlops_common import (
     AWS_CONN_ID,
     DAY,
     DEFAULT_ARGS,
+    ENTITY_COLUMNS,
     EXPECTATIONS_DIR,
+    FEATURE_REPO,
     FEATURE_VIEW,
     FEATURES_URI,
     MODEL_NAME,
+    PREDICTIONS_ASSET,
     PREDICTIONS_URI,
     REPORTS_URI,
     START_DATE,
 )
 
-from mlops_provider.assets import PREDICTIONS_ASSET_URI
 from mlops_provider.operators.scoring import BatchScoringOperator
 from mlops_provider.operators.validation import DataValidationOperator
 from mlops_provider.sensors.feast import FeatureFreshnessSensor
@@ -43,6 +45,7 @@ with DAG(
     features_ready = FeatureFreshnessSensor(
         task_id="features_ready",
         feature_view=FEATURE_VIEW,
+        repo_path=FEATURE_REPO,
         poke_interval=300,
         timeout=12 * 3600,
         mode="reschedule",
@@ -50,11 +53,15 @@ with DAG(
 
     @task
     def resolve_champion() -> dict[str, Any]:
-        """Resolve the alias once; every batch and every row uses this exact version."""
-        from mlops_provider.core.scoring import resolve_model
+        """Resolve the alias once; every batch and every row uses this exact version.
+
+        Returns the ``model`` entry of docs/results.md: ``{name, version, run_id, uri, alias}``
+        with ``uri`` = ``models:/<name>/<version>``.
+        """
+        from mlops_provider.core.models import resolve
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        return resolve_model(f"models:/{MODEL_NAME}@champion", MlflowHook().client).as_dict()
+        return resolve(MlflowHook().client, f"models:/{MODEL_NAME}@champion").to_dict()
 
     @task
     def input_rows(partition: str) -> int:
@@ -67,9 +74,10 @@ with DAG(
     expected = input_rows(f"{FEATURES_URI}/dt={DAY}")
     score = BatchScoringOperator(
         task_id="score",
-        model_uri="{{ ti.xcom_pull(task_ids='resolve_champion')['model_uri'] }}",
+        model_uri="{{ ti.xcom_pull(task_ids='resolve_champion')['uri'] }}",
         input_data=f"{FEATURES_URI}/dt={DAY}",
         output_uri=PREDICTIONS_URI,
+        entity_columns=ENTITY_COLUMNS,
         aws_conn_id=AWS_CONN_ID,
     )
     validate = DataValidationOperator(
@@ -80,7 +88,7 @@ with DAG(
         on_failure="fail",
         report_uri=f"{REPORTS_URI}/validation/predictions/dt={DAY}",
         aws_conn_id=AWS_CONN_ID,
-        outlets=[Asset(PREDICTIONS_ASSET_URI)],
+        outlets=[PREDICTIONS_ASSET],
         retries=0,
     )
     features_ready >> [champion, expected] >> score >> validate

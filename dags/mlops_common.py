@@ -4,6 +4,13 @@ Everything is derived from the provider's embedded defaults unless overridden by
 variables, so the same DAG files run on one machine (local data lake, SQLite MLflow, Feast
 file/SQLite stores) and in production (s3:// data lake, MLflow server, Redis online store):
 only connections and these variables differ.
+
+The DAGs name the files of their project (the Feast repo, the GX suites) explicitly, from
+``PROJECT_ROOT``: the directory above ``dags/`` (or ``$MLOPS_PROJECT_ROOT``). They work the same
+from a source checkout and with the provider installed from a wheel.
+
+This module also holds the demo domain (churn of a subscription business): the model, feature
+view, label and entity columns, and the lifecycle's assets. The provider itself names no domain.
 """
 
 from __future__ import annotations
@@ -12,10 +19,20 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from mlops_provider.assets import features_asset, model_asset, predictions_asset
 from mlops_provider.core.config import data_root
 
 PROJECT_ROOT = Path(os.environ.get("MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[1])
 """The project these DAGs belong to (its include/ holds the GX suites and the Feast repo)."""
+
+FEATURE_REPO = os.environ.get("MLOPS_FEATURE_REPO") or str(
+    PROJECT_ROOT / "include" / "feature_repo"
+)
+"""The Feast repo every Feast task of these DAGs uses (the connection's overrides still apply)."""
+EXPECTATIONS_DIR = os.environ.get("MLOPS_EXPECTATIONS_DIR") or str(
+    PROJECT_ROOT / "include" / "expectations"
+)
+"""The GX suites (JSON) the validation tasks run."""
 
 DATA_ROOT = os.environ.get("MLOPS_LAKE_URI") or str(data_root())
 """Base URI of the data lake (a local directory or s3://bucket/prefix)."""
@@ -27,18 +44,33 @@ PREDICTIONS_URI = f"{DATA_ROOT}/predictions/churn"
 QUARANTINE_URI = f"{DATA_ROOT}/quarantine"
 TRAINING_URI = f"{DATA_ROOT}/training"
 REPORTS_URI = f"{DATA_ROOT}/reports"
-EXPECTATIONS_DIR = os.environ.get("MLOPS_EXPECTATIONS_DIR") or str(
-    PROJECT_ROOT / "include" / "expectations"
-)
 
 MODEL_NAME = os.environ.get("MLOPS_MODEL_NAME", "churn")
 FEATURE_VIEW = "customer_activity"
 FEATURE_SERVICE = "churn_model"
 TARGET = "churned"
+"""The label column."""
+ENTITY_COLUMNS = ["customer_id"]
+"""Identifier columns: never features, carried to predictions, the join key of labels."""
+TIMESTAMP_COLUMN = "event_timestamp"
+"""Event time of an activity row and of its label."""
+SCORE_COLUMN = "probability"
+"""The predictions' probability column (monitored for prediction drift)."""
 LABEL_DELAY_DAYS = int(os.environ.get("MLOPS_LABEL_DELAY_DAYS", "3"))
 TRAINING_WINDOW_DAYS = int(os.environ.get("MLOPS_TRAINING_WINDOW_DAYS", "3"))
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
-AWS_CONN_ID = os.environ.get("MLOPS_AWS_CONN_ID") or None
+AWS_CONN_ID = os.environ.get("MLOPS_AWS_CONN_ID") or "aws_default"
+"""Connection of ``s3://`` lake URIs (unused for a local lake)."""
+
+FEATURES_ASSET = features_asset(FEATURE_VIEW)
+"""Fresh features materialized by the feature pipeline."""
+MODEL_ASSET = model_asset(MODEL_NAME)
+"""A new champion promoted by the training pipeline."""
+PREDICTIONS_ASSET = predictions_asset(MODEL_NAME)
+"""A new predictions partition written by batch scoring."""
+FEATURES_ASSET_URI = FEATURES_ASSET.uri
+MODEL_ASSET_URI = MODEL_ASSET.uri
+PREDICTIONS_ASSET_URI = PREDICTIONS_ASSET.uri
 
 DEFAULT_ARGS = {
     "owner": "mlops",

@@ -2,30 +2,36 @@
 
 wait for the raw partition -> validate with Great Expectations (bad data is quarantined, never
 deleted, and the run fails clearly) -> publish the validated partition to the feature source
-(atomic, idempotent per day) -> apply the feature repo (idempotent) -> materialize the data interval into the online store -> emit the
-features Asset.
+(atomic, idempotent per day) -> apply the feature repo (idempotent) -> materialize the data
+interval into the online store -> emit the features Asset.
+
+Every storage access goes through ``MLOPS_AWS_CONN_ID`` (for an ``s3://`` lake) and every Feast
+task uses the project's feature repo (``FEATURE_REPO``).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Asset, task
+from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from mlops_common import (
     AWS_CONN_ID,
     DAY,
     DEFAULT_ARGS,
+    ENTITY_COLUMNS,
     EXPECTATIONS_DIR,
+    FEATURE_REPO,
     FEATURE_VIEW,
+    FEATURES_ASSET,
     FEATURES_URI,
     QUARANTINE_URI,
     RAW_URI,
     REPORTS_URI,
     START_DATE,
+    TIMESTAMP_COLUMN,
 )
 
-from mlops_provider.assets import FEATURES_ASSET_URI
 from mlops_provider.operators.feast import FeastApplyOperator, FeastMaterializeOperator
 from mlops_provider.operators.validation import DataValidationOperator
 
@@ -70,14 +76,22 @@ with DAG(
         """Copy the validated partition into the Feast source; a rerun replaces the day."""
         from mlops_provider.core.features import publish_partition
 
-        return publish_partition(partition, FEATURES_URI, day)
+        return publish_partition(
+            partition,
+            FEATURES_URI,
+            day,
+            entity_columns=ENTITY_COLUMNS,
+            timestamp_column=TIMESTAMP_COLUMN,
+            conn_id=AWS_CONN_ID,
+        )
 
     materialize = FeastMaterializeOperator(
         task_id="materialize",
         feature_views=[FEATURE_VIEW],
-        outlets=[Asset(FEATURES_ASSET_URI)],
+        repo_path=FEATURE_REPO,
+        outlets=[FEATURES_ASSET],
     )
 
-    apply = FeastApplyOperator(task_id="apply_feature_repo")
+    apply = FeastApplyOperator(task_id="apply_feature_repo", repo_path=FEATURE_REPO)
     published = publish(RAW_PARTITION, DAY)
     wait_for_raw_partition(RAW_PARTITION) >> validate >> published >> apply >> materialize

@@ -6,25 +6,32 @@ performance joins predictions with the labels that have arrived since. The retra
 combines the policies (drift, performance, new labelled data, model age) with a cooldown and one
 open request at a time; when it decides to retrain it emits the retrain-request Asset, which
 schedules mlops_training_pipeline.
+
+Every storage access goes through ``MLOPS_AWS_CONN_ID`` (for an ``s3://`` lake).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Asset, task
+from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from mlops_common import (
+    AWS_CONN_ID,
     DAY,
     DEFAULT_ARGS,
+    ENTITY_COLUMNS,
     FEATURES_URI,
     LABEL_DELAY_DAYS,
     LABELS_URI,
     MODEL_NAME,
     PREDICTIONS_URI,
     REPORTS_URI,
+    SCORE_COLUMN,
     START_DATE,
+    TARGET,
+    TIMESTAMP_COLUMN,
 )
 
-from mlops_provider.assets import RETRAIN_REQUEST_ASSET_URI
+from mlops_provider.assets import RETRAIN_REQUEST_ASSET
 from mlops_provider.operators.monitoring import DriftDetectionOperator, ModelPerformanceOperator
 from mlops_provider.operators.retraining import RetrainDecisionOperator
 
@@ -43,6 +50,7 @@ with DAG(
         registered_model_name=MODEL_NAME,
         current_data=f"{FEATURES_URI}/dt={DAY}",
         report_uri=f"{REPORTS_URI}/drift/features/dt={DAY}",
+        aws_conn_id=AWS_CONN_ID,
     )
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
@@ -57,15 +65,16 @@ with DAG(
         earlier = [
             io.partition_uri(PREDICTIONS_URI, current - timedelta(days=n)) for n in range(1, 8)
         ]
-        return [uri for uri in earlier if io.exists(uri)]
+        return [uri for uri in earlier if io.exists(uri, conn_id=AWS_CONN_ID)]
 
     reference_predictions = earlier_predictions(DAY)
     prediction_drift = DriftDetectionOperator(
         task_id="prediction_drift",
         reference_data=reference_predictions,
         current_data=f"{PREDICTIONS_URI}/dt={DAY}",
-        columns=["probability"],
+        columns=[SCORE_COLUMN],
         report_uri=f"{REPORTS_URI}/drift/predictions/dt={DAY}",
+        aws_conn_id=AWS_CONN_ID,
     )
     performance = ModelPerformanceOperator(
         task_id="performance",
@@ -73,7 +82,12 @@ with DAG(
         labels_data=LABELS_URI,
         label_delay=LABEL_DELAY_DAYS,
         registered_model_name=MODEL_NAME,
+        target=TARGET,
+        entity_column=ENTITY_COLUMNS[0],
+        label_time_column=TIMESTAMP_COLUMN,
+        score_column=SCORE_COLUMN,
         report_uri=f"{REPORTS_URI}/performance/dt={DAY}",
+        aws_conn_id=AWS_CONN_ID,
     )
     decide = RetrainDecisionOperator(
         task_id="retrain_decision",
@@ -85,7 +99,8 @@ with DAG(
             "performance": {"metric": "roc_auc", "max_degradation": 0.05},
             "cooldown": "P2D",
         },
-        retrain_asset=Asset(RETRAIN_REQUEST_ASSET_URI),
+        retrain_asset=RETRAIN_REQUEST_ASSET,
+        aws_conn_id=AWS_CONN_ID,
         trigger_rule="all_done",
     )
     [data_drift, prediction_drift, performance] >> decide

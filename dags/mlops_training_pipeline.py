@@ -12,39 +12,59 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Param, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 from mlops_common import (
     AWS_CONN_ID,
     DEFAULT_ARGS,
+    ENTITY_COLUMNS,
     EXPECTATIONS_DIR,
+    FEATURE_REPO,
     FEATURE_SERVICE,
     FEATURES_URI,
     LABELS_URI,
+    MODEL_ASSET,
     MODEL_NAME,
     REPORTS_URI,
     START_DATE,
     TARGET,
+    TIMESTAMP_COLUMN,
     TRAINING_URI,
     TRAINING_WINDOW_DAYS,
 )
 
-from mlops_provider.assets import MODEL_ASSET_URI, RETRAIN_REQUEST_ASSET_URI
+from mlops_provider.assets import RETRAIN_REQUEST_ASSET
 from mlops_provider.operators.evaluation import EvaluateModelOperator
 from mlops_provider.operators.feast import FeastTrainingDatasetOperator
 from mlops_provider.operators.registry import PromoteModelOperator
 from mlops_provider.operators.training import TrainModelOperator
 from mlops_provider.operators.validation import DataValidationOperator
 
-RUN_DIR = f"{TRAINING_URI}/{{{{ ti.xcom_pull(task_ids='as_of')['key'] }}}}"
+RUN_KEY = "{{ ti.xcom_pull(task_ids='as_of')['key'] }}"
+RUN_DIR = f"{TRAINING_URI}/{RUN_KEY}"
+TRAINING_SET_URI = f"{RUN_DIR}/training_set.parquet"
+EVALUATION_SET_URI = f"{RUN_DIR}/evaluation_set.parquet"
+
+APPROVAL_BODY = """\
+Candidate {{ ti.xcom_pull(task_ids='evaluate')['model']['uri'] }} \
+(run {{ ti.xcom_pull(task_ids='evaluate')['model']['run_id'] }}): \
+{{ ti.xcom_pull(task_ids='evaluate')['status'] }} by the evaluation against the champion \
+on {{ ti.xcom_pull(task_ids='evaluate')['rows'] }} held-out rows.
+
+{% for reason in ti.xcom_pull(task_ids='evaluate')['reasons'] %}- {{ reason }}
+{% endfor %}
+Evaluation report: {{ ti.xcom_pull(task_ids='evaluate')['report_uri'] }}
+"""
+"""What the approver reads: the evaluation's verdict, its reasons and its report (common
+result keys, docs/results.md)."""
 
 with DAG(
     dag_id="mlops_training_pipeline",
     description="Train a churn model, compare it with the champion, promote it if better",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"),
-        assets=Asset(RETRAIN_REQUEST_ASSET_URI),
+        assets=RETRAIN_REQUEST_ASSET,
     ),
     start_date=START_DATE,
     catchup=False,
@@ -96,6 +116,8 @@ with DAG(
             as_of=datetime.fromisoformat(moment["as_of"]),
             window_days=TRAINING_WINDOW_DAYS,
             label_column=TARGET,
+            entity_columns=ENTITY_COLUMNS,
+            timestamp_column=TIMESTAMP_COLUMN,
             conn_id=AWS_CONN_ID,
         )
         return window.to_dict()
@@ -107,29 +129,34 @@ with DAG(
         task_id="training_set",
         entity_data="{{ ti.xcom_pull(task_ids='label_window')['train_uri'] }}",
         feature_service=FEATURE_SERVICE,
-        output_uri=f"{RUN_DIR}/training_set.parquet",
+        label_columns=[TARGET],
+        output_uri=TRAINING_SET_URI,
+        repo_path=FEATURE_REPO,
         aws_conn_id=AWS_CONN_ID,
     )
     evaluation_set = FeastTrainingDatasetOperator(
         task_id="evaluation_set",
         entity_data="{{ ti.xcom_pull(task_ids='label_window')['eval_uri'] }}",
         feature_service=FEATURE_SERVICE,
-        output_uri=f"{RUN_DIR}/evaluation_set.parquet",
+        label_columns=[TARGET],
+        output_uri=EVALUATION_SET_URI,
+        repo_path=FEATURE_REPO,
         aws_conn_id=AWS_CONN_ID,
     )
     validate = DataValidationOperator(
         task_id="validate_training_set",
-        dataset="{{ ti.xcom_pull(task_ids='training_set')['uri'] }}",
+        dataset=TRAINING_SET_URI,
         expectation_suite=f"{EXPECTATIONS_DIR}/churn_training_set.json",
         on_failure="fail",
-        report_uri=f"{REPORTS_URI}/validation/training/{{{{ ti.xcom_pull(task_ids='as_of')['key'] }}}}",
+        report_uri=f"{REPORTS_URI}/validation/training/{RUN_KEY}",
         aws_conn_id=AWS_CONN_ID,
         retries=0,
     )
     train = TrainModelOperator(
         task_id="train",
-        training_data="{{ ti.xcom_pull(task_ids='training_set')['uri'] }}",
+        training_data=TRAINING_SET_URI,
         target=TARGET,
+        id_columns=[*ENTITY_COLUMNS, TIMESTAMP_COLUMN],
         estimator="sklearn.ensemble.HistGradientBoostingClassifier",
         estimator_params={"max_iter": 150, "learning_rate": 0.08, "random_state": 7},
         feature_refs="{{ ti.xcom_pull(task_ids='training_set')['feature_refs'] }}",
@@ -138,9 +165,9 @@ with DAG(
     )
     evaluate = EvaluateModelOperator(
         task_id="evaluate",
-        model_uri="{{ ti.xcom_pull(task_ids='train')['model_uri'] }}",
+        model_uri="{{ ti.xcom_pull(task_ids='train')['model']['uri'] }}",
         registered_model_name=MODEL_NAME,
-        evaluation_data="{{ ti.xcom_pull(task_ids='evaluation_set')['uri'] }}",
+        evaluation_data=EVALUATION_SET_URI,
         target=TARGET,
         thresholds={"roc_auc": {"min": 0.6, "min_improvement": 0.005}},
         aws_conn_id=AWS_CONN_ID,
@@ -155,14 +182,14 @@ with DAG(
 
     approve = ApprovalOperator(
         task_id="approve",
-        subject="Promote the new churn model?",
-        body="{{ ti.xcom_pull(task_ids='evaluate')['summary'] | default('see the evaluation report') }}",
+        subject=f"Promote the new {MODEL_NAME} model?",
+        body=APPROVAL_BODY,
     )
     promote = PromoteModelOperator(
         task_id="promote",
         registered_model_name=MODEL_NAME,
         evaluation=evaluate.output,
-        outlets=[Asset(MODEL_ASSET_URI)],
+        outlets=[MODEL_ASSET],
         trigger_rule="none_failed_min_one_success",
     )
 
@@ -171,12 +198,19 @@ with DAG(
         """Log why the candidate stays a candidate (the evaluation report has the details)."""
         import logging
 
+        from mlops_provider.core.results import make_result
+
         log = logging.getLogger("airflow.task")
-        for check in result.get("checks", []):
-            log.info(
-                "check %s: %s", "passed" if check.get("passed") else "FAILED", check.get("reason")
-            )
-        return {"promoted": False, "reasons": result.get("reasons", []), "as_of": moment["as_of"]}
+        for reason in result["reasons"]:
+            log.info("rejected: %s", reason)
+        return make_result(
+            status="rejected",
+            passed=False,
+            reasons=result["reasons"],
+            model=result["model"],
+            report_uri=result["report_uri"],
+            as_of=moment["as_of"],
+        )
 
     @task(trigger_rule="none_failed_min_one_success")
     def close_retrain_request(moment: dict[str, Any], **context: Any) -> dict[str, Any]:

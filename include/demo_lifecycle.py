@@ -55,11 +55,13 @@ class Lifecycle:
         )
 
         say("\n[2/3] Feast feature repo and connections")
+        from mlops_common import FEATURE_REPO
+
         from mlops_provider.core.features import apply_repo
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        feast_hook = FeastHook()
+        feast_hook = FeastHook(repo_path=FEATURE_REPO)
         applied = apply_repo(feast_hook.store)
         say(f"  feast apply: {json.dumps(applied, default=str)}")
         ok, message = feast_hook.test_connection()
@@ -122,14 +124,13 @@ class Lifecycle:
         return extra
 
     def _champion(self) -> str | None:
-        from mlflow.exceptions import MlflowException
+        from mlops_common import MODEL_NAME
 
+        from mlops_provider.core.models import alias_holder
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        try:
-            return str(MlflowHook().client.get_model_version_by_alias("churn", "champion").version)
-        except MlflowException:
-            return None
+        holder = alias_holder(MlflowHook().client, MODEL_NAME, "champion")
+        return holder.version if holder is not None else None
 
     def _train(self, as_of: datetime, why: str, record: Any) -> None:
         from include.dag_runner import task_states, xcom
@@ -139,21 +140,60 @@ class Lifecycle:
         states = task_states(dag_run)
         evaluation = xcom(dag_run, "evaluate") or {}
         promoted = xcom(dag_run, "promote") or {}
-        if states.get("promote") == "success" and promoted.get("promoted", True):
-            outcome = f"{why}: v{promoted.get('version')} promoted"
+        if states.get("promote") == "success" and promoted.get("status") == "promoted":
+            outcome = f"{why}: v{_model(promoted).get('version')} promoted"
         elif states.get("record_rejection") == "success":
             outcome = f"{why}: candidate rejected"
         else:
             failed = [t for t, s in states.items() if s == "failed"]
             outcome = f"{why}: failed ({', '.join(failed) or dag_run.state})"
         record.training = outcome
-        for check in evaluation.get("checks", []):
-            record.notes.append(str(check.get("reason")))
+        record.notes += list(evaluation.get("reasons") or [])
         say(f"    training ({why}) -> {outcome}")
 
-    def run(self) -> None:
+    def _features(self, day: date, record: Any) -> bool:
+        """The feature pipeline of ``day``; whether the day's features were published."""
         from include.dag_runner import task_states, xcom
-        from mlops_provider.core.lifecycle import DayRecord, format_table, render_lifecycle_report
+
+        features = self._run(self.dags["mlops_feature_pipeline"], day=day)
+        validation = xcom(features, "validate_raw") or {}
+        record.rows = validation.get("rows")
+        published = task_states(features).get("materialize") == "success"
+        record.validation = "passed" if published else "quarantined"
+        if not published:
+            reasons = "; ".join(validation.get("reasons") or [])
+            record.notes.append(f"raw export quarantined: {reasons}")
+        say(f"    features: {record.validation} ({record.rows} rows)")
+        return published
+
+    def _score_and_monitor(self, day: date, record: Any) -> None:
+        """Batch scoring, then monitoring, of ``day`` (read through the common result keys)."""
+        from include.dag_runner import xcom
+
+        scoring = self._run(self.dags["mlops_batch_scoring"], day=day)
+        scored = xcom(scoring, "score") or {}
+        record.scored_rows = scored.get("rows")
+        record.scored_with = _model(scored).get("version")
+        say(f"    scoring: {record.scored_rows} rows with v{record.scored_with}")
+        monitoring = self._run(self.dags["mlops_monitoring"], day=day)
+        drift = xcom(monitoring, "data_drift") or {}
+        performance = xcom(monitoring, "performance") or {}
+        decision = xcom(monitoring, "retrain_decision") or {}
+        record.drift_share = drift.get("drift_share")
+        record.dataset_drift = _verdict(drift, "drift")
+        record.performance_status = performance.get("status")
+        record.roc_auc = (performance.get("metrics") or {}).get("roc_auc")
+        record.baseline_roc_auc = (performance.get("baseline") or {}).get("roc_auc")
+        record.retrain_decision = _verdict(decision, "retrain")
+        record.decision_reasons = list(decision.get("reasons") or [])
+        say(
+            f"    monitoring: drift share {record.drift_share}, performance "
+            f"{record.performance_status} (AUC {record.roc_auc}), retrain: "
+            f"{record.retrain_decision} {record.decision_reasons}"
+        )
+
+    def run(self) -> None:
+        from include.lifecycle_report import DayRecord, format_table, render_lifecycle_report
 
         say("\n[3/3] Lifecycle through Airflow (one dag.test() run per DAG and day)")
         self.dags = self._dags()
@@ -162,48 +202,15 @@ class Lifecycle:
             record = DayRecord(day=day.isoformat())
             records.append(record)
             say(f"  {day}")
-            features = self._run(self.dags["mlops_feature_pipeline"], day=day)
-            states = task_states(features)
-            validation = xcom(features, "validate_raw") or {}
-            record.rows = validation.get("row_count")
-            published = states.get("materialize") == "success"
-            record.validation = "passed" if published else "quarantined"
-            if not published:
-                record.notes.append(
-                    f"raw export quarantined: {', '.join(validation.get('failed', []))}"
-                )
-            say(f"    features: {record.validation} ({record.rows} rows)")
+            published = self._features(day, record)
             end_of_day = datetime.combine(
                 day + timedelta(days=1), datetime.min.time(), timezone.utc
             )
             if day == self.first_training_day:
                 self._train(end_of_day, "weekly schedule", record)
             if published and self._champion() is not None:
-                scoring = self._run(self.dags["mlops_batch_scoring"], day=day)
-                scored = xcom(scoring, "score") or {}
-                record.scored_rows = scored.get("rows")
-                record.scored_with = scored.get("model_version")
-                say(f"    scoring: {record.scored_rows} rows with v{record.scored_with}")
-                monitoring = self._run(self.dags["mlops_monitoring"], day=day)
-                drift = xcom(monitoring, "data_drift") or {}
-                performance = xcom(monitoring, "performance") or {}
-                decision = xcom(monitoring, "retrain_decision") or {}
-                record.drift_share = drift.get("drift_share")
-                record.dataset_drift = drift.get("dataset_drift")
-                record.performance_status = performance.get("status")
-                metrics = performance.get("metrics") or {}
-                baseline = performance.get("baseline") or {}
-                record.roc_auc = metrics.get("roc_auc")
-                record.baseline_roc_auc = baseline.get("roc_auc")
-                record.retrain_decision = decision.get("retrain")
-                record.decision_reasons = list(decision.get("reasons") or [])
-                say(
-                    f"    monitoring: drift share {record.drift_share}, performance "
-                    f"{record.performance_status} (AUC {record.roc_auc}), retrain: "
-                    f"{record.retrain_decision} {record.decision_reasons}"
-                )
-                request = self._queued_retrain()
-                if request is not None:
+                self._score_and_monitor(day, record)
+                if self._queued_retrain() is not None:
                     self._train(
                         end_of_day + timedelta(hours=1), "retrain requested by monitoring", record
                     )
@@ -232,3 +239,13 @@ class Lifecycle:
         say(f"\nLifecycle report: {path}")
         for key, value in facts.items():
             say(f"  {key}: {value}")
+
+
+def _model(result: dict[str, Any]) -> dict[str, Any]:
+    """The ``model`` entry of a result (docs/results.md), ``{}`` when there is none."""
+    return result.get("model") or {}
+
+
+def _verdict(result: dict[str, Any], status: str) -> bool | None:
+    """Whether a result's ``status`` is ``status``; ``None`` when the task left no result."""
+    return result["status"] == status if result.get("status") else None

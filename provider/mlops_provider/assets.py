@@ -1,9 +1,14 @@
-"""Asset URIs of the ML lifecycle: what each reference DAG produces and what schedules the next.
+"""Asset URIs of the ML lifecycle: one naming scheme for what a DAG produces and what
+schedules the next.
 
-The DAGs and operators import these names so producer and consumer always agree on a URI::
+The provider names no domain: a project builds its assets from its own names, once, and imports
+them in every DAG so producer and consumer always agree on a URI::
 
-    features (mlops_feature_pipeline) -> model (mlops_training_pipeline)
-    model -> predictions (mlops_batch_scoring) -> monitoring -> retrain request -> training
+    features_asset("customer_activity")   mlops://features/customer_activity
+    model_asset("churn")                  mlops://models/churn
+    predictions_asset("churn")            mlops://predictions/churn
+    RETRAIN_REQUEST_ASSET                 mlops://retrain-request   (RetrainDecisionOperator)
+    retrain_request_asset("churn")        mlops://retrain-request/churn
 
 Airflow normalizes a URI without a path (``mlops://retrain-request``) to one with a trailing
 slash; an ``Asset`` built from the constant on both sides still matches. This module is light:
@@ -15,31 +20,42 @@ from __future__ import annotations
 from airflow.sdk import Asset
 
 __all__ = [
-    "FEATURES_ASSET",
-    "FEATURES_ASSET_URI",
-    "MODEL_ASSET",
-    "MODEL_ASSET_URI",
-    "PREDICTIONS_ASSET",
-    "PREDICTIONS_ASSET_URI",
+    "ASSET_SCHEME",
     "RETRAIN_REQUEST_ASSET",
     "RETRAIN_REQUEST_ASSET_URI",
     "as_asset",
+    "features_asset",
+    "model_asset",
+    "predictions_asset",
     "retrain_request_asset",
 ]
 
+#: Scheme of every asset URI the provider builds.
+ASSET_SCHEME = "mlops"
 #: A retraining request (emitted by RetrainDecisionOperator / RetrainRequestOperator).
-RETRAIN_REQUEST_ASSET_URI = "mlops://retrain-request"
-#: Fresh features materialized by the feature pipeline.
-FEATURES_ASSET_URI = "mlops://features/customer_activity"
-#: A new champion model version promoted by the training pipeline.
-MODEL_ASSET_URI = "mlops://models/churn"
-#: A new predictions partition written by batch scoring.
-PREDICTIONS_ASSET_URI = "mlops://predictions/churn"
-
+RETRAIN_REQUEST_ASSET_URI = f"{ASSET_SCHEME}://retrain-request"
 RETRAIN_REQUEST_ASSET = Asset(RETRAIN_REQUEST_ASSET_URI)
-FEATURES_ASSET = Asset(FEATURES_ASSET_URI)
-MODEL_ASSET = Asset(MODEL_ASSET_URI)
-PREDICTIONS_ASSET = Asset(PREDICTIONS_ASSET_URI)
+
+
+def _named(kind: str, name: str, what: str) -> Asset:
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"{what} must be a non-empty name without '/', got {name!r}")
+    return Asset(f"{ASSET_SCHEME}://{kind}/{name}")
+
+
+def features_asset(feature_view: str) -> Asset:
+    """Fresh features of one feature view: ``mlops://features/<feature_view>``."""
+    return _named("features", feature_view, "feature_view")
+
+
+def model_asset(model_name: str) -> Asset:
+    """A new champion of one registered model: ``mlops://models/<model_name>``."""
+    return _named("models", model_name, "model_name")
+
+
+def predictions_asset(model_name: str) -> Asset:
+    """A new predictions partition of one model: ``mlops://predictions/<model_name>``."""
+    return _named("predictions", model_name, "model_name")
 
 
 def retrain_request_asset(model_name: str) -> Asset:
@@ -48,9 +64,7 @@ def retrain_request_asset(model_name: str) -> Asset:
     Use it when several models are monitored and each training DAG should only be scheduled
     by requests for its own model.
     """
-    if not model_name or "/" in model_name:
-        raise ValueError(f"model_name must be a non-empty name without '/', got {model_name!r}")
-    return Asset(f"{RETRAIN_REQUEST_ASSET_URI}/{model_name}")
+    return _named("retrain-request", model_name, "model_name")
 
 
 def as_asset(value: Asset | str) -> Asset:

@@ -53,12 +53,9 @@ def test_training_is_scheduled_by_retrain_requests_or_weekly(dagbag) -> None:
 
 
 def test_lifecycle_assets_connect_the_dags(dagbag) -> None:
-    from mlops_provider.assets import (
-        FEATURES_ASSET_URI,
-        MODEL_ASSET_URI,
-        PREDICTIONS_ASSET_URI,
-        RETRAIN_REQUEST_ASSET_URI,
-    )
+    from mlops_common import FEATURES_ASSET_URI, MODEL_ASSET_URI, PREDICTIONS_ASSET_URI
+
+    from mlops_provider.assets import RETRAIN_REQUEST_ASSET_URI
 
     def outlets(dag_id: str) -> set[str]:
         dag = dagbag.dags[dag_id]

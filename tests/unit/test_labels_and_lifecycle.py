@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from include.lifecycle_report import DayRecord, format_table, render_lifecycle_report
 from include.simulator import ChurnSimulator
 from mlops_provider.core import io
-from mlops_provider.core.labels import build_label_window, partition_days
-from mlops_provider.core.lifecycle import DayRecord, format_table, render_lifecycle_report
+from mlops_provider.core.errors import CoreError
+from mlops_provider.core.labels import LabelWindowError, build_label_window, partition_days
+
+CHURN = {"label_column": "churned", "entity_columns": ["customer_id"]}
 
 
 @pytest.fixture
@@ -33,7 +36,12 @@ def test_partition_days_lists_committed_partitions(lake: Path) -> None:
 def test_window_uses_only_arrived_labels_with_features(lake: Path) -> None:
     as_of = datetime(2026, 1, 8, tzinfo=timezone.utc)  # labels of days 1..5 have arrived (<= Jan 7)
     window = build_label_window(
-        str(lake / "labels"), str(lake / "features"), str(lake / "out"), as_of=as_of, window_days=2
+        str(lake / "labels"),
+        str(lake / "features"),
+        str(lake / "out"),
+        as_of=as_of,
+        window_days=2,
+        **CHURN,
     )
     assert window.eval_days == ["2026-01-05"]
     assert window.train_days == ["2026-01-02", "2026-01-04"]  # day 3 has no features
@@ -47,20 +55,44 @@ def test_window_uses_only_arrived_labels_with_features(lake: Path) -> None:
 
 
 def test_window_refuses_when_too_few_labelled_days(lake: Path) -> None:
-    with pytest.raises(ValueError, match="need at least 2 labelled days"):
+    with pytest.raises(LabelWindowError, match="need at least 2 labelled days"):
         build_label_window(
             str(lake / "labels"),
             str(lake / "features"),
             str(lake / "out"),
             as_of=datetime(2026, 1, 4, tzinfo=timezone.utc),
+            **CHURN,
         )
-    with pytest.raises(ValueError, match="no labels have arrived"):
+    with pytest.raises(LabelWindowError, match="no labels have arrived"):
         build_label_window(
             str(lake / "labels"),
             str(lake / "features"),
             str(lake / "out"),
             as_of=datetime(2026, 1, 2, tzinfo=timezone.utc),
+            **CHURN,
         )
+    assert issubclass(LabelWindowError, CoreError) and issubclass(LabelWindowError, ValueError)
+
+
+def test_window_names_the_domain_columns_it_is_given(lake: Path) -> None:
+    """The provider has no domain default: label and entity columns are the caller's, and a
+    column the labels lack is named."""
+    as_of = datetime(2026, 1, 8, tzinfo=timezone.utc)
+    args = (str(lake / "labels"), str(lake / "features"), str(lake / "out"))
+    with pytest.raises(TypeError):
+        build_label_window(*args, as_of=as_of)  # type: ignore[call-arg]
+    with pytest.raises(LabelWindowError, match=r"lacks column\(s\) \['account_id'\]"):
+        build_label_window(
+            *args, as_of=as_of, label_column="churned", entity_columns=["account_id"]
+        )
+    window = build_label_window(
+        *args, as_of=as_of, label_column="churned", entity_columns="customer_id"
+    )
+    assert set(io.read_table(window.eval_uri).column_names) == {
+        "customer_id",
+        "event_timestamp",
+        "churned",
+    }
 
 
 def test_lifecycle_table_and_report() -> None:

@@ -10,17 +10,28 @@ newest ground truth, and the days before form the training window.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_provider.core import io
+from mlops_provider.core.errors import InputError
+from mlops_provider.core.io import partition_days
+from mlops_provider.core.params import as_list
+from mlops_provider.core.times import to_utc
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LabelWindow", "partition_days", "build_label_window"]
+__all__ = ["LabelWindow", "LabelWindowError", "build_label_window", "partition_days"]
+
+_DAY = "__event_day__"
+
+
+class LabelWindowError(InputError):
+    """Too few labelled days, or label partitions without the named columns."""
 
 
 @dataclass(frozen=True)
@@ -45,20 +56,38 @@ class LabelWindow:
         }
 
 
-def partition_days(base_uri: str, *, key: str = "dt", conn_id: str | None = None) -> list[date]:
-    """Days of the committed ``<key>=YYYY-MM-DD`` partitions under ``base_uri``, sorted."""
-    loc = io.resolve(base_uri, conn_id=conn_id)
-    if not loc.fs.exists(loc.path):
-        return []
-    days = []
-    for entry in loc.fs.ls(loc.path, detail=False):
-        name = str(entry).rstrip("/").rsplit("/", 1)[-1]
-        if name.startswith(f"{key}="):
-            try:
-                days.append(date.fromisoformat(name.split("=", 1)[1]))
-            except ValueError:
-                continue
-    return sorted(days)
+def _arrived_labels(
+    labels_uri: str, before: date, columns: list[str], conn_id: str | None
+) -> pa.Table:
+    """The label rows (``columns`` only) of every partition that arrived before ``before``."""
+    tables = []
+    for day, part in io.list_partitions(labels_uri, conn_id=conn_id).items():
+        if day >= before:
+            continue
+        table = io.read_table(part, conn_id=conn_id)
+        if not table.num_rows:
+            continue
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise LabelWindowError(
+                f"label partition {part} lacks column(s) {missing}; it has {table.column_names}"
+            )
+        tables.append(table.select(columns))
+    if not tables:
+        raise LabelWindowError(f"no labels have arrived under {labels_uri} before {before}")
+    return pa.concat_tables(tables)
+
+
+def _split_days(
+    usable: list[date], *, window_days: int, eval_days: int
+) -> tuple[list[date], list[date]]:
+    """``(train days, held-out days)``: the newest ``eval_days`` are held out."""
+    if len(usable) < eval_days + 1:
+        raise LabelWindowError(
+            f"need at least {eval_days + 1} labelled days with published features, found "
+            f"{len(usable)} ({[d.isoformat() for d in usable]})"
+        )
+    return usable[:-eval_days][-window_days:], usable[-eval_days:]
 
 
 def build_label_window(
@@ -67,50 +96,45 @@ def build_label_window(
     output_uri: str,
     *,
     as_of: datetime,
+    label_column: str,
+    entity_columns: Sequence[str] | str,
+    timestamp_column: str = "event_timestamp",
     window_days: int = 3,
     eval_days: int = 1,
-    label_column: str = "churned",
     conn_id: str | None = None,
 ) -> LabelWindow:
-    """Write ``train.parquet`` and ``eval.parquet`` (customer_id, event_timestamp, label).
+    """Write ``train.parquet`` and ``eval.parquet`` (entity columns, event time, label).
 
     :param labels_uri: base of the labels partitions (``dt=`` = arrival day).
     :param features_uri: base of the published feature partitions (``dt=`` = event day).
     :param output_uri: directory for the two entity datasets (replaced on rerun).
-    :param as_of: only labels that arrived before this instant are used.
+    :param as_of: only labels that arrived before this instant's day are used.
+    :param label_column: the label column.
+    :param entity_columns: identifier column(s) of an example (the feature join keys).
+    :param timestamp_column: event time of an example.
     :param window_days: number of labelled event days to train on.
     :param eval_days: number of most recent labelled event days held out for evaluation.
-    :raises ValueError: when fewer than ``eval_days + 1`` labelled, published days exist.
+    :raises LabelWindowError: no labels arrived, a label column is missing, or fewer than
+        ``eval_days + 1`` labelled days with published features exist.
     """
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=timezone.utc)
-    arrived = [d for d in partition_days(labels_uri, conn_id=conn_id) if d < as_of.date()]
+    when = to_utc(as_of, what="as_of")
+    entities = as_list(entity_columns, "entity_columns") or []
+    if not entities:
+        raise LabelWindowError("entity_columns must name at least one identifier column")
+    columns = [*entities, timestamp_column, label_column]
+    labels = _arrived_labels(labels_uri, when.date(), columns, conn_id)
+    event_day = pc.cast(pc.floor_temporal(labels[timestamp_column], unit="day"), pa.date32())
+    labels = labels.append_column(_DAY, event_day)
     published = set(partition_days(features_uri, conn_id=conn_id))
-    tables = []
-    for day in arrived:
-        part = io.partition_uri(labels_uri, day)
-        table = io.read_table(part, conn_id=conn_id)
-        if table.num_rows:
-            tables.append(table.select(["customer_id", "event_timestamp", label_column]))
-    if not tables:
-        raise ValueError(f"no labels have arrived under {labels_uri} before {as_of.isoformat()}")
-    labels = pa.concat_tables(tables)
-    event_day = pc.cast(pc.floor_temporal(labels["event_timestamp"], unit="day"), pa.date32())
-    labels = labels.append_column("event_day", event_day)
-    usable = sorted(
-        d for d in {v.as_py() for v in pc.unique(labels["event_day"])} if d in published
-    )
-    if len(usable) < eval_days + 1:
-        raise ValueError(
-            f"need at least {eval_days + 1} labelled days with published features before "
-            f"{as_of.date()}, found {len(usable)} ({[d.isoformat() for d in usable]})"
-        )
-    held_out = usable[-eval_days:]
-    train = usable[:-eval_days][-window_days:]
+    usable = sorted(d for d in {v.as_py() for v in pc.unique(labels[_DAY])} if d in published)
+    try:
+        train, held_out = _split_days(usable, window_days=window_days, eval_days=eval_days)
+    except LabelWindowError as err:
+        raise LabelWindowError(f"{err} before {when.date()}") from None
 
     def subset(days: list[date]) -> pa.Table:
-        mask = pc.is_in(labels["event_day"], value_set=pa.array(days, pa.date32()))
-        return labels.filter(mask).drop_columns(["event_day"])
+        mask = pc.is_in(labels[_DAY], value_set=pa.array(days, pa.date32()))
+        return labels.filter(mask).drop_columns([_DAY])
 
     train_table, eval_table = subset(train), subset(held_out)
     train_uri = io.join_uri(output_uri, "train.parquet")
@@ -119,7 +143,7 @@ def build_label_window(
     io.write_table(eval_table, eval_uri, conn_id=conn_id)
     log.info(
         "Label window as of %s: train days %s (%d rows), evaluation days %s (%d rows)",
-        as_of.isoformat(),
+        when.isoformat(),
         [d.isoformat() for d in train],
         train_table.num_rows,
         [d.isoformat() for d in held_out],

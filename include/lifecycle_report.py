@@ -1,4 +1,4 @@
-"""Lifecycle summary: one row per simulated/operational day, rendered as text and HTML.
+"""The demo's lifecycle summary: one row per simulated/operational day, as text and HTML.
 
 The rows are collected from what the DAGs wrote (XComs, reports, the registry); this module only
 aggregates and renders them, so the same report serves the demo and production backfills.
