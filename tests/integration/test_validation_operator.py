@@ -19,6 +19,7 @@ import pytest
 
 from include.dag_runner import run_dag, task_states, xcom
 from include.simulator import SCENARIOS, ChurnSimulator
+from mlops_provider.core.results import COMMON_KEYS, check_result
 from mlops_provider.links.reports import ReportLink
 from mlops_provider.operators.validation import DataValidationOperator, branch_on_result
 
@@ -52,6 +53,8 @@ SUMMARY_KEYS = {
     "report_uri",
     "quarantine_uri",
 }
+#: The common result keys (docs/results.md) and the validation's own keys.
+RESULT_KEYS = SUMMARY_KEYS | set(COMMON_KEYS)
 
 
 @pytest.fixture
@@ -105,13 +108,20 @@ def test_clean_partition_passes_with_templated_uri_report_and_link(
     run = run_dag(dag, CLEAN_DAY)
     assert task_states(run) == {"validate": "success"}
     summary = xcom(run, "validate")
-    assert set(summary) == SUMMARY_KEYS
+    assert set(summary) == RESULT_KEYS
+    assert check_result(summary) == []
+    assert summary["status"] == "passed" and summary["passed"] is True
+    assert summary["reasons"] == [] and summary["model"] is None
     assert summary["success"] is True
+    assert summary["rows"] == summary["row_count"]
+    assert xcom(run, "validate", key="status") == "passed"
+    assert xcom(run, "validate", key="passed") is True
     assert summary["dataset"] == _raw(lake, CLEAN_DAY)
     assert summary["row_count"] == len(SIM.activity(CLEAN_DAY))
     assert summary["failed"] == [] and summary["failed_expectations"] == 0
     assert summary["evaluated_expectations"] == summary["successful_expectations"] >= 40
-    report_dir = lake / "reports" / "validation" / dag.dag_id / "validate" / "dt=2026-01-05"
+    # default: <data_root>/reports/validation/<dataset name>/dt=<partition day>/<task_id>
+    report_dir = lake / "reports" / "validation" / "raw" / "dt=2026-01-05" / "validate"
     assert summary["report_uri"] == str(report_dir / "report.html")
     assert summary["result_uri"] == str(report_dir / "result.json")
     result = json.loads((report_dir / "result.json").read_text())
@@ -151,6 +161,11 @@ def test_fail_mode_raises_with_the_failed_expectations(
     assert f"full result: {report_dir / 'result.json'}" in message
     assert (report_dir / "report.html").is_file()
     summary = xcom(run, "validate")  # pushed before raising, for failure handlers
+    assert check_result(summary) == []
+    assert summary["status"] == "failed" and summary["passed"] is False
+    assert summary["reasons"] == [
+        line[4:] for line in message.splitlines() if line.startswith("  - ")
+    ]
     assert summary["success"] is False
     assert summary["failed"] == ["expect_column_values_to_not_be_null(monthly_charges)"]
     assert summary["quarantine_uri"] is None
@@ -191,6 +206,9 @@ def test_warn_mode_succeeds_and_a_branch_routes_on_the_xcom(airflow_db: Path, la
         "hold_back": "success",
     }
     summary = xcom(bad, "validate")
+    assert check_result(summary) == []
+    assert summary["status"] == "warned" and summary["passed"] is False
+    assert len(summary["reasons"]) == 2
     assert summary["success"] is False
     assert set(summary["failed"]) == {
         "expect_column_values_to_be_in_type_list(total_charges)",
@@ -202,6 +220,7 @@ def test_warn_mode_succeeds_and_a_branch_routes_on_the_xcom(airflow_db: Path, la
     assert task_states(good)["publish"] == "success"
     assert task_states(good)["hold_back"] == "skipped"
     assert xcom(good, "validate")["success"] is True
+    assert xcom(good, "validate")["status"] == "passed"
 
 
 def test_quarantine_mode_copies_input_and_a_rerun_replaces_the_copy(
@@ -240,11 +259,13 @@ def test_quarantine_mode_copies_input_and_a_rerun_replaces_the_copy(
     assert "missing columns ['monthly_charges']" in error["message"]
 
     summary = xcom(run, "validate")
+    assert check_result(summary) == []
+    assert summary["status"] == "quarantined" and summary["passed"] is False
     assert summary["quarantine_uri"] == str(target)
     assert summary["success"] is False and summary["failed_expectations"] == 4
     saved = json.loads((target / "validation_result.json").read_text())
     assert saved["success"] is False
-    assert saved["meta"]["mlops"]["summary"] == summary
+    assert saved["meta"]["mlops"]["summary"] == {k: summary[k] for k in SUMMARY_KEYS}
     assert str(target) in (target / "report.html").read_text()
     assert str(target) in Path(summary["report_uri"]).read_text()
 
@@ -305,7 +326,7 @@ def test_inline_suite_templated_parameters_and_hand_made_corruption(
     ]
     assert summary["evaluated_expectations"] == 3
     # the default report location uses the run's interval when the URI has no partition
-    assert "/validate/dt=2026-01-05/" in summary["report_uri"]
+    assert summary["report_uri"].endswith("/validation/activity/dt=2026-01-05/validate/report.html")
 
 
 def test_unreadable_dataset_and_broken_suite_fail_clearly(
@@ -331,11 +352,15 @@ def test_unreadable_dataset_and_broken_suite_fail_clearly(
         )
     run = run_dag(dag, CLEAN_DAY)
     assert task_states(run) == {"missing_dataset": "failed", "broken_suite": "failed"}
+    # bad input is not a failed validation: MlopsError (not DataValidationFailed) naming the
+    # core error, the file and the problem
     missing = json.loads(missing_failure.read_text())
-    assert missing["type"] == "DatasetNotFound"
+    assert missing["type"] == "MlopsError"
+    assert missing["message"].startswith("DatasetNotFound: ")
     assert "dt=1999-01-01" in missing["message"] and "does not exist" in missing["message"]
     suite_error = json.loads(suite_failure.read_text())
-    assert suite_error["type"] == "SuiteError"
+    assert suite_error["type"] == "MlopsError"
+    assert suite_error["message"].startswith("SuiteError: suite file ")
     assert str(broken) in suite_error["message"] and "line 2" in suite_error["message"]
     assert not (lake / "quarantine").exists()
     assert not (lake / "reports").exists()
@@ -348,7 +373,15 @@ def test_on_failure_is_checked_when_the_dag_is_defined() -> None:
         )
 
 
+def test_aws_conn_id_defaults_to_aws_default() -> None:
+    operator = DataValidationOperator(task_id="v", dataset="x.parquet", expectation_suite=RAW_SUITE)
+    assert operator.aws_conn_id == "aws_default"
+
+
 def test_branch_on_result() -> None:
+    assert branch_on_result({"passed": True}, on_success="a", on_failure="b") == "a"
+    assert branch_on_result({"passed": False}, on_success="a", on_failure="b") == "b"
+    # a result of an earlier release carries ``success`` only
     assert branch_on_result({"success": True}, on_success="a", on_failure="b") == "a"
     assert branch_on_result({"success": False}, on_success="a", on_failure=["b", "c"]) == [
         "b",

@@ -22,9 +22,12 @@ from include.simulator import (
     ChurnSimulator,
 )
 from mlops_provider.core import io
+from mlops_provider.core.errors import ParameterError
+from mlops_provider.core.results import check_result
 from mlops_provider.core.validation import (
     SuiteError,
     ValidationOutcome,
+    check_dataset,
     dataset_name,
     load_suite,
     partition_key,
@@ -557,3 +560,94 @@ def test_outcome_paths_are_plain_strings(tmp_path: Path, clean: pd.DataFrame) ->
         clean, RAW_SUITE, suite_parameters=PARAMS, result_dir=os.fspath(tmp_path / "o")
     )
     assert isinstance(outcome.result_uri, str) and Path(outcome.result_uri).is_file()
+
+
+def test_naming_is_core_io_s_not_a_copy() -> None:
+    assert dataset_name is io.dataset_name and partition_key is io.partition_key
+
+
+# --------------------------------------------------------------------------- the task's work
+
+
+def test_report_uri_may_name_an_html_file(tmp_path: Path, clean: pd.DataFrame) -> None:
+    outcome = validate_frame(
+        clean, RAW_SUITE, suite_parameters=PARAMS, result_dir=str(tmp_path / "r" / "raw.html")
+    )
+    assert outcome.report_uri == str(tmp_path / "r" / "raw.html")
+    assert outcome.result_uri == str(tmp_path / "r" / "raw.json")
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["raw.html", "raw.json"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "on_failure", "status"),
+    [
+        (None, "fail", "passed"),
+        ("nulls", "warn", "warned"),
+        ("nulls", "fail", "failed"),
+        ("nulls", "quarantine", "quarantined"),
+    ],
+)
+def test_check_dataset_results_follow_the_common_shape(
+    mlops_home: Path, scenario: str | None, on_failure: str, status: str
+) -> None:
+    lake = mlops_home / "data"
+    raw = (_sim(scenario) if scenario else _sim()).write_day(lake, DAY)["raw"]
+    check = check_dataset(
+        raw,
+        RAW_SUITE,
+        on_failure=on_failure,
+        suite_parameters=PARAMS,
+        day=datetime(2026, 2, 1, tzinfo=timezone.utc),  # the URI's dt= partition wins
+        task="validate_raw",
+    )
+    result = check.result
+    assert check_result(result) == []
+    assert result["status"] == status
+    assert result["passed"] is (scenario is None) is result["success"]
+    assert check.stops is (status in ("failed", "quarantined"))
+    assert result["rows"] == result["row_count"] == check.outcome.row_count > 0
+    assert result["reasons"] == [r.describe() for r in check.outcome.failed]
+    assert json.loads(json.dumps(result)) == result
+    report_dir = lake / "reports" / "validation" / "raw" / "dt=2026-01-05" / "validate_raw"
+    assert result["report_uri"] == str(report_dir / "report.html")
+    assert result["result_uri"] == str(report_dir / "result.json")
+    assert sorted(p.name for p in report_dir.iterdir()) == ["report.html", "result.json"]
+    quarantined = lake / "quarantine" / "raw" / "dt=2026-01-05"
+    assert result["quarantine_uri"] == (str(quarantined) if status == "quarantined" else None)
+    assert quarantined.exists() is (status == "quarantined")
+
+
+def test_check_dataset_day_without_partition_and_bad_parameters(
+    mlops_home: Path, clean: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = _write(clean, tmp_path / "incoming" / "activity.parquet")
+    check = check_dataset(
+        path,
+        [{"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}],
+        day="2026-01-09T00:00:00Z",
+        task="v",
+        map_index=3,
+    )
+    expected = mlops_home / "data" / "reports" / "validation" / "activity" / "dt=2026-01-09"
+    assert check.result["report_uri"] == str(expected / "v-3" / "report.html")
+    with pytest.raises(ParameterError, match="parameter day: required"):
+        check_dataset(path, RAW_SUITE)
+    with pytest.raises(ParameterError, match="parameter on_failure"):
+        check_dataset(path, RAW_SUITE, day=DAY, on_failure="ignore")
+    with pytest.raises(ParameterError, match="parameter dataset"):
+        check_dataset(" ", RAW_SUITE, day=DAY)
+
+
+def test_the_validation_package_has_no_import_cycle() -> None:
+    """core/validation <-> core/validation_report was a cycle: the report imported
+    ``dataset_name`` from the module that imported it."""
+    from tests.unit.test_code_shape import _cycles, _graph, _without_package_inits
+
+    graph = _graph()
+    package = "mlops_provider.core.validation"
+    ours = {name for name in graph if name == package or name.startswith(f"{package}.")}
+    assert {f"{package}.{m}" for m in ("suite", "outcome", "report", "run", "quarantine")} <= ours
+    assert not [c for c in _cycles(_without_package_inits(graph)) if set(c) & ours]
+    # no submodule goes back through the package (which imports every submodule)
+    assert not [name for name in ours - {package} if package in graph[name]]
+    assert f"{package}.run" not in graph[f"{package}.report"]

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from mlops_provider.exceptions import DataValidationFailed
-from mlops_provider.links.reports import ReportLink, report_url
+from mlops_provider.links.reports import ReportLink
+from mlops_provider.operators._base import AWS_CONN_ID, MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["ON_FAILURE_MODES", "DataValidationOperator", "branch_on_result"]
+__all__ = ["ON_FAILURE_MODES", "DataValidationFailed", "DataValidationOperator", "branch_on_result"]
 
+#: Same as ``mlops_provider.core.validation.ON_FAILURE_MODES`` (kept here so that defining a
+#: DAG does not import core, which imports pyarrow).
 ON_FAILURE_MODES = ("fail", "warn", "quarantine")
-_NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
-
-
-def _is_remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
-
-
-def _templated_value(value: Any) -> Any:
-    # Jinja renders every template to a string: "{{ params.min_rows }}" arrives as "100".
-    if isinstance(value, str) and _NUMBER.match(value.strip()):
-        text = value.strip()
-        return float(text) if any(c in text for c in ".eE") else int(text)
-    return value
 
 
 def branch_on_result(
@@ -43,23 +29,25 @@ def branch_on_result(
     """Task id(s) to follow after a validation, for a ``@task.branch`` task.
 
     Use with ``on_failure="warn"`` so the validation task succeeds and its XCom carries
-    ``success``::
+    ``passed``::
 
         @task.branch
-        def route(summary: dict) -> str | list[str]:
-            return branch_on_result(summary, on_success="publish", on_failure="notify")
+        def route(result: dict) -> str | list[str]:
+            return branch_on_result(result, on_success="publish", on_failure="notify")
 
         route(validate.output)
 
-    :param summary: the validation's XCom (``DataValidationOperator`` return value).
+    :param summary: the validation's XCom (``DataValidationOperator`` return value; a result
+        of an earlier release, with ``success`` only, works too).
     :param on_success: task id(s) to run when every expectation passed.
     :param on_failure: task id(s) to run otherwise (also when ``summary`` is empty).
     """
-    target = on_success if summary and summary.get("success") is True else on_failure
+    passed = summary.get("passed", summary.get("success")) if summary else None
+    target = on_success if passed is True else on_failure
     return target if isinstance(target, str) else list(target)
 
 
-class DataValidationOperator(BaseOperator):
+class DataValidationOperator(MlopsBaseOperator):
     """Validate a dataset (parquet/CSV, local or S3) with a Great Expectations 1.x suite.
 
     The suite runs on the whole dataset, read at execute time. Every run writes the full GX
@@ -71,45 +59,58 @@ class DataValidationOperator(BaseOperator):
     ``suite_parameters``. ``data_interval_start``, ``data_interval_end`` (the run's data
     interval) and ``now`` (UTC, at execution) are always provided as ISO strings, so a suite can
     say "no event_timestamp at or after data_interval_end"; a key given in ``suite_parameters``
-    wins. Strings that look like numbers (what Jinja renders) are passed as numbers.
+    wins. Strings that are JSON or Python literals (what Jinja renders: ``"100"``,
+    ``"[1, 2]"``) are passed as their value (:func:`mlops_provider.core.params.parse_text`).
 
     :param dataset: URI of the dataset to validate (templated).
     :param expectation_suite: path/URI of a GX suite JSON file (``{"name": ..., "expectations":
         [{"type": "expect_...", "kwargs": {...}}]}``; relative paths are looked up in the working
-        directory, then in the project root), or a list of expectation dicts (templated).
+        directory, then in ``$MLOPS_PROJECT_ROOT``), or a list of expectation dicts (templated).
     :param on_failure: what a failed expectation does: ``"fail"`` (default) raises
         :class:`~mlops_provider.exceptions.DataValidationFailed`; ``"warn"`` logs the failures
-        and succeeds with ``success: False`` in the XCom (branch on it with
+        and succeeds with ``passed: False`` in the XCom (branch on it with
         :func:`branch_on_result`); ``"quarantine"`` copies the input to ``quarantine_uri``
         (``data/`` + ``validation_result.json`` + ``report.html``; the original is never
         modified, a rerun replaces the copy) and then raises ``DataValidationFailed``.
+        Checked when the DAG is defined.
     :param quarantine_uri: where ``"quarantine"`` copies a failing input (templated); default
-        ``<data_root>/quarantine/<dataset name>/<partition or run>``.
-    :param report_uri: directory for ``result.json`` and ``report.html`` (templated); default
-        ``<data_root>/reports/validation/<dag_id>/<task_id>/<partition or run>``. The
-        partition is the dataset URI's ``key=value`` segments, else ``dt=<data interval start
-        date>``, else the run id; a rerun for the same partition replaces the files.
+        ``<data_root>/quarantine/<dataset name>/<partition>``: the partition is the dataset
+        URI's ``key=value`` segments, else ``dt=<data interval start>``.
+    :param report_uri: where the report goes (templated): a directory (``report.html`` +
+        ``result.json``) or an ``.html`` file (the JSON beside it, same stem). Default
+        ``<data_root>/reports/validation/<dataset name>/dt=<day>/<task_id>``, the day being the
+        dataset URI's ``dt=`` partition, else the data interval start (``<task_id>-<map
+        index>`` for a mapped task); a rerun for the same day replaces the files.
     :param suite_parameters: values for the suite's ``$PARAMETER`` kwargs (templated).
     :param aws_conn_id: connection for ``s3://`` (remote) URIs: the dataset, a suite file, the
-        report and quarantine locations (templated). ``None`` uses the default credential
-        chain; it is never used for local paths.
+        report and quarantine locations (templated), default ``aws_default``; never used for
+        local paths.
 
-    **XCom** (also pushed as the return value when the task fails): ``success``, ``dataset``,
-    ``suite``, ``row_count``, ``evaluated_expectations``, ``successful_expectations``,
-    ``failed_expectations`` (count), ``failed`` (e.g.
-    ``["expect_column_values_to_not_be_null(monthly_charges)"]``), ``result_uri`` (JSON),
-    ``report_uri`` (HTML), ``quarantine_uri`` (None unless quarantined).
+    **XCom** (``return_value``; also pushed when the task fails, before raising, for failure
+    handlers): the common result keys (docs/results.md): ``status`` (``passed``: every
+    expectation held; ``warned``: some failed with ``on_failure="warn"``; ``quarantined``: some
+    failed and the input was copied to quarantine, the task fails; ``failed``: some failed,
+    the task fails), ``passed``, ``reasons`` (one line per failed expectation: name, observed
+    value, expected kwargs), ``model`` (``None``), ``mlflow_run_id`` (``None``), ``report_uri``
+    (the HTML report), ``rows`` (rows validated); then ``dataset``, ``suite``,
+    ``evaluated_expectations``, ``successful_expectations``, ``failed_expectations`` (count),
+    ``failed`` (e.g. ``["expect_column_values_to_not_be_null(monthly_charges)"]``),
+    ``result_uri`` (the JSON result), ``quarantine_uri`` (None unless quarantined).
+    ``status`` and ``passed`` are also pushed under their own XCom keys.
 
-    :raises DataValidationFailed: an expectation failed (``fail``/``quarantine``); the message
-        lists each failed expectation with its column, observed value and expected kwargs, and
-        names the result, report and quarantine locations. Expectations on a missing column fail
-        with ``column not found``.
-    :raises mlops_provider.core.validation.SuiteError: (``ValueError``) the suite file is
-        missing or not valid JSON (file and position named), names an unknown expectation type
-        (close names suggested), has invalid kwargs, or uses a suite parameter without a value.
-    :raises mlops_provider.core.io.DatasetError: (``ValueError``) the dataset cannot be read:
-        nothing at the URI, a 0-byte or corrupt file. Raised in every ``on_failure`` mode;
-        nothing is quarantined since no validation took place.
+    **Deprecated keys** (kept for one release): ``success`` (use ``passed``), ``row_count``
+    (use ``rows``).
+
+    :raises DataValidationFailed: only when an expectation failed (``fail``/``quarantine``);
+        the message lists each failed expectation with its column, observed value and expected
+        kwargs, and names the result, report and quarantine locations. Expectations on a
+        missing column fail with ``column not found``.
+    :raises MlopsError: the input is unusable, in every ``on_failure`` mode and before anything
+        is quarantined: the suite (``SuiteError``: file missing or not valid JSON with file and
+        position, unknown expectation type with close names, invalid kwargs, a suite parameter
+        without a value) or the dataset (``DatasetNotFound`` / ``DatasetFormatError`` /
+        ``DatasetEmpty``: nothing at the URI, a 0-byte or corrupt file). The message starts
+        with the core error's name.
     """
 
     template_fields: Sequence[str] = (
@@ -123,6 +124,7 @@ class DataValidationOperator(BaseOperator):
     template_fields_renderers = {"expectation_suite": "json", "suite_parameters": "json"}
     operator_extra_links = (ReportLink(),)
     ui_color = "#e8f4e8"
+    push_keys = ("status", "passed")
 
     def __init__(
         self,
@@ -133,7 +135,7 @@ class DataValidationOperator(BaseOperator):
         quarantine_uri: str | None = None,
         report_uri: str | None = None,
         suite_parameters: Mapping[str, Any] | None = None,
-        aws_conn_id: str | None = None,
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -149,92 +151,63 @@ class DataValidationOperator(BaseOperator):
         self.suite_parameters = suite_parameters
         self.aws_conn_id = aws_conn_id
 
-    def _conn(self, uri: Any) -> str | None:
-        return self.aws_conn_id if isinstance(uri, str) and _is_remote(uri) else None
+    def error_message(self, err: Exception) -> str:
+        return f"{type(err).__name__}: {err}"
 
-    def _run_key(self, context: Context) -> str:
-        """``dt=...`` segments of the dataset URI, else the data interval's day, else the run."""
-        from mlops_provider.core.validation import partition_key
+    def _suite(self) -> Any:
+        from mlops_provider.core.params import parse_text
 
-        key = partition_key(str(self.dataset))
-        if not key:
-            start = context.get("data_interval_start")
-            if start is not None:
-                key = f"dt={start.strftime('%Y-%m-%d')}"
-            else:
-                key = _UNSAFE.sub("_", str(context["ti"].run_id)).strip("_") or "run"
-        map_index = getattr(context["ti"], "map_index", -1)
-        if map_index is not None and map_index >= 0:
-            key = f"{key}/map_index={map_index}"
-        return key
+        suite = self.expectation_suite
+        if isinstance(suite, str):  # a path, or a suite rendered from a template as text
+            parsed = parse_text(suite)
+            return parsed if isinstance(parsed, (list, dict)) else suite
+        return suite
 
-    def _parameters(self, context: Context) -> dict[str, Any]:
-        params: dict[str, Any] = {"now": datetime.now(timezone.utc).isoformat()}
-        for name in ("data_interval_start", "data_interval_end"):
-            value: Any = context.get(name)
-            if value is not None:
-                params[name] = value.isoformat()
-        if self.suite_parameters is not None:
-            if not isinstance(self.suite_parameters, Mapping):
-                raise ValueError(
-                    f"suite_parameters must be a mapping, got {type(self.suite_parameters)}"
-                )
-            params.update({str(k): _templated_value(v) for k, v in self.suite_parameters.items()})
+    def _suite_parameters(self, start: datetime, end: datetime | None) -> dict[str, Any]:
+        from mlops_provider.core.params import as_mapping, parse_text
+
+        params: dict[str, Any] = {"data_interval_start": start}
+        if end is not None:
+            params["data_interval_end"] = end
+        given = as_mapping(self.suite_parameters, "suite_parameters", default={}) or {}
+        params.update(
+            {str(k): parse_text(v) if isinstance(v, str) else v for k, v in given.items()}
+        )
         return params
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import io
-        from mlops_provider.core.config import data_root
-        from mlops_provider.core.validation import dataset_name, quarantine, validate_dataset
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core.params import as_str
+        from mlops_provider.core.validation import check_dataset
 
         ti = context["ti"]
-        dataset = str(self.dataset)
-        key = self._run_key(context)
-        name = dataset_name(dataset)
-        report_dir = self.report_uri or io.join_uri(
-            str(data_root()), "reports", "validation", ti.dag_id, ti.task_id, key
+        start, end = self.data_interval(context)
+        check = check_dataset(
+            as_str(self.dataset, "dataset") or "",
+            self._suite(),
+            on_failure=self.on_failure,
+            suite_parameters=self._suite_parameters(start, end),
+            report_uri=as_str(self.report_uri, "report_uri"),
+            quarantine_uri=as_str(self.quarantine_uri, "quarantine_uri"),
+            day=start,
+            task=ti.task_id,
+            map_index=getattr(ti, "map_index", None),
+            conn_id=self.aws_conn_id,
+            run_label=f"{ti.dag_id}.{ti.task_id}",
         )
-        suite = self.expectation_suite
-        self.log.info(
-            "validating %s with %s (on_failure=%s); result and report go to %s",
-            dataset,
-            suite if isinstance(suite, str) else f"{len(suite)} inline expectation(s)",
-            self.on_failure,
-            report_dir,
-        )
-        outcome = validate_dataset(
-            dataset,
-            suite,
-            suite_parameters=self._parameters(context),
-            conn_id=self._conn(dataset),
-            result_dir=report_dir,
-            result_conn_id=self._conn(report_dir),
-            suite_conn_id=self._conn(suite),
-            title=f"Validation of {name} ({ti.dag_id}.{ti.task_id}, {key})",
-        )
-        if outcome.report_uri:
-            ReportLink.persist(context, report_url(outcome.report_uri))
-        if outcome.success:
+        result = check.result
+        if check.stops:
+            # Downstream tasks with a failure trigger rule (notifications) can read the result.
+            self.persist_links(context, result)
+            self.push_result_keys(context, result)
+            ti.xcom_push(key="return_value", value=result)
+            raise DataValidationFailed(check.message())
+        if result["passed"]:
             self.log.info(
                 "all %d expectations passed on %d rows; report: %s",
-                outcome.evaluated_expectations,
-                outcome.row_count,
-                outcome.report_uri,
+                result["evaluated_expectations"],
+                result["rows"],
+                result["report_uri"],
             )
-            return outcome.to_summary()
-        if self.on_failure == "warn":
-            self.log.warning("%s", outcome.failure_message())
-            return outcome.to_summary()
-        if self.on_failure == "quarantine":
-            target = self.quarantine_uri or io.join_uri(str(data_root()), "quarantine", name, key)
-            quarantine(
-                dataset,
-                target,
-                outcome,
-                conn_id=self._conn(dataset),
-                quarantine_conn_id=self._conn(target),
-                result_conn_id=self._conn(report_dir),
-            )
-        # Downstream tasks with a failure trigger rule (notifications) can read the summary.
-        ti.xcom_push(key="return_value", value=outcome.to_summary())
-        raise DataValidationFailed(outcome.failure_message())
+        else:
+            self.log.warning("%s", check.message())
+        return result

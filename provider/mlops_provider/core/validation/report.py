@@ -1,22 +1,35 @@
-"""HTML report of a validation: verdict, failed expectations, every expectation, and plots.
+"""HTML report of a validation: verdict, failed expectations, every expectation, and plots;
+and writing it with the JSON result beside it.
 
 The page is self-contained (see :mod:`mlops_provider.core.reports`) and built only from what a
-:class:`~mlops_provider.core.validation.ValidationOutcome` keeps, so it can be rendered again
-later (for example once the dataset has been quarantined).
+:class:`~mlops_provider.core.validation.outcome.ValidationOutcome` keeps, so it can be rendered
+again later (for example once the dataset has been quarantined).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlops_provider.core import reports
+from mlops_provider.core import io, reports
+from mlops_provider.core.validation.outcome import (
+    ExpectationOutcome,
+    ValidationOutcome,
+    result_json,
+)
 
-if TYPE_CHECKING:
-    from mlops_provider.core.validation import ExpectationOutcome, ValidationOutcome
+__all__ = [
+    "REPORT_FILE",
+    "RESULT_FILE",
+    "render_validation_report",
+    "write_outcome",
+    "write_report",
+]
 
-__all__ = ["render_validation_report"]
+#: File names inside a report directory.
+RESULT_FILE = "result.json"
+REPORT_FILE = "report.html"
 
 FAILED_COLOR = "#c62828"
 NULL_COLOR = "#4c72b0"
@@ -122,8 +135,6 @@ def render_validation_report(
     observed value, kwargs), and plots: the unexpected share of each failed expectation and
     the null share of each column.
     """
-    from mlops_provider.core.validation import dataset_name
-
     verdict = reports.badge(outcome.success, "passed" if outcome.success else "FAILED")
     facts: list[tuple[str, Any]] = [
         ("dataset", outcome.dataset),
@@ -152,12 +163,48 @@ def render_validation_report(
     if plots:
         sections.append(("Plots", f"<div class='grid'>{plots}</div>"))
     html = reports.page(
-        title or outcome.title or f"Validation of {dataset_name(outcome.dataset)}",
+        title or outcome.title or f"Validation of {io.dataset_name(outcome.dataset)}",
         sections,
         subtitle=f"suite {outcome.suite_name} on {outcome.dataset};",
     )
     if path is not None:
-        from mlops_provider.core import io
-
         io.write_text(html, path, conn_id=conn_id)
     return html
+
+
+def write_report(
+    outcome: ValidationOutcome, location: reports.ReportLocation, *, conn_id: str | None = None
+) -> None:
+    """Render the report and write it and the JSON result (atomically, replacing earlier
+    ones) to ``location``; the outcome keeps the rendered HTML."""
+    outcome.report_html = render_validation_report(outcome)
+    io.write_text(result_json(outcome), location.json_uri, conn_id=conn_id)
+    io.write_text(outcome.report_html, location.html_uri, conn_id=conn_id)
+
+
+def write_outcome(
+    outcome: ValidationOutcome,
+    result_dir: str | reports.ReportLocation,
+    *,
+    conn_id: str | None = None,
+    title: str | None = None,
+) -> ValidationOutcome:
+    """Write the JSON result and the HTML report and record their URIs on ``outcome``.
+
+    :param result_dir: a :class:`~mlops_provider.core.reports.ReportLocation`, a directory
+        (``result.json`` + ``report.html`` inside) or an ``.html`` file (the JSON goes next to
+        it, same stem), as :func:`~mlops_provider.core.reports.report_location` reads it.
+    """
+    if title is not None:
+        outcome.title = title
+    location = (
+        result_dir
+        if isinstance(result_dir, reports.ReportLocation)
+        else reports.report_location(
+            result_dir, kind="validation", name=outcome.suite_name, day=None, json_name=RESULT_FILE
+        )
+    )
+    outcome.result_uri = location.json_uri
+    outcome.report_uri = location.html_uri
+    write_report(outcome, location, conn_id=conn_id)
+    return outcome
