@@ -157,6 +157,43 @@ def test_feast_hook_connection_overrides(monkeypatch, mlops_home: Path) -> None:
     assert hook.repo_config.online_store.type == "redis"
 
 
+def test_feast_hook_without_connection_or_settings_names_them(
+    monkeypatch: pytest.MonkeyPatch, mlops_home: Path
+) -> None:
+    """Installed from a wheel, the provider cannot guess a repo: with no feast_default
+    connection and neither MLOPS_FEATURE_REPO nor MLOPS_PROJECT_ROOT, the error says what to set."""
+    from mlops_provider.core.config import ConfigError
+    from mlops_provider.core.errors import CoreError
+
+    monkeypatch.delenv("MLOPS_FEATURE_REPO", raising=False)
+    monkeypatch.delenv("MLOPS_PROJECT_ROOT", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_FEAST_DEFAULT", raising=False)
+    with pytest.raises(ConfigError, match="MLOPS_FEATURE_REPO") as raised:
+        _ = FeastHook().repo_path
+    assert isinstance(raised.value, CoreError)
+    assert "MLOPS_PROJECT_ROOT" in str(raised.value) and "feast_default" in str(raised.value)
+    ok, message = FeastHook().test_connection()
+    assert not ok and "MLOPS_FEATURE_REPO" in message
+
+
+def test_feast_hook_repo_from_settings(monkeypatch: pytest.MonkeyPatch, mlops_home: Path) -> None:
+    """MLOPS_FEATURE_REPO wins over MLOPS_PROJECT_ROOT; either one is enough."""
+    from tests.conftest import ROOT
+
+    repo = ROOT / "include" / "feature_repo"
+    monkeypatch.delenv("MLOPS_PROJECT_ROOT", raising=False)
+    monkeypatch.setenv("MLOPS_FEATURE_REPO", str(repo))
+    assert FeastHook().repo_path == repo.resolve()
+    monkeypatch.delenv("MLOPS_FEATURE_REPO")
+    monkeypatch.setenv("MLOPS_PROJECT_ROOT", str(ROOT))
+    assert FeastHook().repo_path == repo.resolve()
+    monkeypatch.setenv("MLOPS_FEATURE_REPO", str(mlops_home / "elsewhere"))
+    from mlops_provider.core.feast_config import FeastRepoError
+
+    with pytest.raises(FeastRepoError, match="elsewhere does not exist"):
+        _ = FeastHook().repo_path
+
+
 def test_feast_hook_missing_repo_is_clear(tmp_path: Path) -> None:
     from mlops_provider.core.feast_config import FeastRepoError
 
