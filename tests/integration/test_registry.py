@@ -20,6 +20,8 @@ import pytest
 from include.dag_runner import run_dag, task_states, xcom
 from mlops_provider.core import registry
 from mlops_provider.core.mlflow_target import MlflowTarget, ensure_experiment, make_client
+from mlops_provider.core.models import alias_holder
+from mlops_provider.core.registry import history
 
 pytestmark = pytest.mark.integration
 
@@ -159,8 +161,8 @@ def test_worse_model_is_never_promoted_and_force_needs_a_reason(embedded) -> Non
         registry.promote(client, name, worse, alias="challenger", by="x")
     with pytest.raises(registry.PromotionRefusedError, match="does not exist"):
         registry.rollback(client, "no-such-model", reason="x")
-    assert registry.current_holder(client, "no-such-model", "champion") is None
-    assert registry.current_holder(client, name, "no-such-alias") is None
+    assert alias_holder(client, "no-such-model", "champion") is None
+    assert alias_holder(client, name, "no-such-alias") is None
 
 
 def test_retry_after_failure_past_the_alias_move_completes_records(
@@ -170,12 +172,14 @@ def test_retry_after_failure_past_the_alias_move_completes_records(
     name = "partial"
     registry.promote(client, name, fake_candidate(client, exp, name), by="setup")
     candidate = fake_candidate(client, exp, name, champion="1")
-    real = registry._record
-    monkeypatch.setattr(registry, "_record", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
+    real = history.record_event
+    monkeypatch.setattr(
+        history, "record_event", lambda *a, **k: (_ for _ in ()).throw(OSError("boom"))
+    )
     with pytest.raises(OSError, match="boom"):
         registry.promote(client, name, candidate, by="d/r/promote/-1")
     assert aliases(client, name) == {"champion": "2", "previous_champion": "1"}
-    monkeypatch.setattr(registry, "_record", real)
+    monkeypatch.setattr(history, "record_event", real)
     retry = registry.promote(client, name, candidate, by="d/r/promote/-1")
     assert retry.already_done and retry.promoted and retry.version == "2"
     assert versions_of_run(client, name, candidate["candidate"]["run_id"]) == ["2"]

@@ -1,0 +1,203 @@
+"""Rollback: move the alias back to ``previous_<alias>`` (or to a chosen version).
+
+:func:`rollback` resolves (the holder and the target under the lease), computes (pure:
+:func:`restored_previous`) and publishes (alias, ``previous_<alias>``, event, tags).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mlops_provider.core.models import (
+    DEFAULT_ALIAS,
+    ModelNotFoundError,
+    ModelVersion,
+    alias_holder,
+    model_version_from_entity,
+    registered_model_or_error,
+    resolve,
+)
+from mlops_provider.core.registry import history
+from mlops_provider.core.registry.errors import NoPreviousHolderError, PromotionRefusedError
+from mlops_provider.core.registry.history import (
+    AliasEvent,
+    events_of,
+    latest_event,
+    new_event,
+    previous_alias,
+)
+from mlops_provider.core.registry.lock import alias_lock
+from mlops_provider.core.registry.promotion import RegistryResult, held_version
+from mlops_provider.core.registry.registration import search_versions
+from mlops_provider.core.runs import quote
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["resolve_version", "restored_previous", "rollback"]
+
+log = logging.getLogger(__name__)
+
+
+def _version_of_run(client: MlflowClient, name: str, run_id: str, uri: str) -> ModelVersion:
+    versions = search_versions(client, f"name = {quote(name)} and run_id = {quote(run_id)}")
+    if len(versions) != 1:
+        found = sorted(str(v.version) for v in versions)
+        problem = f"versions {found} were" if found else "no version was"
+        raise PromotionRefusedError(
+            f"{uri}: {problem} registered from run {run_id} under {name!r}; pass the version"
+        )
+    return model_version_from_entity(versions[0], requested_uri=uri)
+
+
+def resolve_version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
+    """A version of ``name`` from a number or any model URI (``models:/<name>/<v>``,
+    ``models:/<name>@<alias>``, ``models:/m-<id>``, ``runs:/<run_id>/<path>``: the version
+    registered from that model).
+
+    :raises PromotionRefusedError: no such version, or a version of another registered model.
+    """
+    text = str(version).strip()
+    if text.isdigit():
+        try:
+            return resolve(client, f"models:/{name}/{int(text)}", ready=False)
+        except ModelNotFoundError as err:
+            raise PromotionRefusedError(f"{name} has no version {text}") from err
+    found = resolve(client, text, ready=False)
+    if not found.registered:
+        return _version_of_run(client, name, str(found.run_id), text)
+    if found.name != name:
+        raise PromotionRefusedError(f"{text} is a version of {found.name!r}, not of {name!r}")
+    return found
+
+
+def _previous_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion:
+    target = alias_holder(client, name, previous_alias(alias))
+    if target is None:
+        raise NoPreviousHolderError(
+            f"{name}@{alias} has no previous holder (alias {previous_alias(alias)!r} is "
+            "not set): nothing to roll back to; pass to_version to choose one"
+        )
+    return target
+
+
+def restored_previous(target: ModelVersion, alias: str) -> str | None:
+    """``previous_<alias>`` as it was when ``target`` last received the alias (pure)."""
+    last = latest_event(events_of(target, alias))
+    previous = last.previous if last else None
+    return None if previous == target.version else previous
+
+
+def _earlier_rollback(
+    name: str, alias: str, holder: ModelVersion | None, by: str
+) -> RegistryResult | None:
+    """The result of this very rollback when an earlier try (same ``by``) did it (pure)."""
+    if holder is None or not by:
+        return None
+    event = latest_event(events_of(holder, alias), lambda e: e.event == "rollback" and e.by == by)
+    if event is None:
+        return None
+    log.info("rollback by %s already done at %s", by, event.at)
+    return _result(name, alias, event, holder, already_done=True)
+
+
+def _result(
+    name: str, alias: str, event: AliasEvent, target: ModelVersion, *, already_done: bool = False
+) -> RegistryResult:
+    return RegistryResult(
+        promoted=True,
+        registered_model_name=name,
+        alias=alias,
+        version=event.version,
+        previous_version=event.replaced,
+        reason=event.reason,
+        already_done=already_done,
+        event_at=event.at,
+        action="rollback",
+        status="rolled_back",
+        model=held_version(name, alias, event.version, target.run_id),
+    )
+
+
+def _move_back(client: MlflowClient, name: str, event: AliasEvent) -> None:
+    """Point the alias at the restored version, restore ``previous_<alias>``, record."""
+    client.set_registered_model_alias(name, event.alias, event.version)
+    history.set_previous(client, name, event.alias, event.previous)
+    history.record_event(
+        client,
+        name,
+        event,
+        version_tags={
+            "mlops.promoted_at": event.at,
+            "mlops.promoted_by": event.by,
+            "mlops.promotion_reason": f"rollback: {event.reason}",
+            "mlops.promotion_forced": "false",
+            "mlops.promoted_alias": event.alias,
+            "mlops.promotion_status": "promoted",
+        },
+        replaced_tags={
+            "mlops.rolled_back_at": event.at,
+            "mlops.rolled_back_by": event.by,
+            "mlops.rollback_reason": event.reason,
+            "mlops.replaced_by_version": event.version,
+        },
+    )
+
+
+def rollback(
+    client: MlflowClient,
+    name: str,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    to_version: str | int | None = None,
+    reason: str,
+    by: str = "",
+    lock_timeout: float = 120.0,
+    lease_seconds: float = 120.0,
+) -> RegistryResult:
+    """Move ``alias`` back to ``previous_<alias>`` (or to ``to_version``: a version number or
+    any model URI of a version of ``name``).
+
+    Afterwards ``previous_<alias>`` is what it was when the restored version last received the
+    alias through this package (removed if unknown), so repeated rollbacks walk back through
+    the history. A retry of the same rollback (same ``by``) does not roll back twice.
+
+    :raises PromotionRefusedError: no reason, unknown ``to_version``, missing registered model.
+    :raises NoPreviousHolderError: nothing to roll back to.
+    """
+    if not (reason and str(reason).strip()):
+        raise PromotionRefusedError("a rollback needs a reason (it is recorded)")
+    try:
+        registered_model_or_error(client, name)
+    except ModelNotFoundError as err:
+        raise PromotionRefusedError(str(err)) from err
+    with alias_lock(
+        client, name, alias, owner=by, timeout=lock_timeout, lease_seconds=lease_seconds
+    ) as lease:
+        holder = alias_holder(client, name, alias)
+        current = holder.version if holder else None
+        done = _earlier_rollback(name, alias, holder, by)
+        if done is not None:
+            return done
+        if to_version is not None:
+            target = resolve_version(client, name, to_version)
+        else:
+            target = _previous_holder(client, name, alias)
+        if target.version == current:
+            raise PromotionRefusedError(f"{name}@{alias} already points at version {current}")
+        event = new_event(
+            "rollback",
+            alias,
+            str(target.version),
+            current,
+            restored_previous(target, alias),
+            by,
+            str(reason),
+        )
+        lease.ensure_valid()
+        _move_back(client, name, event)
+    log.info(
+        "%s@%s rolled back: version %s -> %s (%s)", name, alias, current, target.version, reason
+    )
+    return _result(name, alias, event, target)
