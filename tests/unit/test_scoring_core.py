@@ -22,9 +22,10 @@ from include.simulator import (
     SCENARIOS,
     ChurnSimulator,
 )
-from mlops_provider.core import io
+from mlops_provider.core import io, models
 from mlops_provider.core import scoring as sc
 from mlops_provider.core.mlflow_target import MlflowTarget, activated, make_client
+from mlops_provider.core.results import check_result
 
 DAY = date(2026, 1, 10)
 HGB_TREE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
@@ -210,7 +211,7 @@ def test_parse_model_uri_forms(uri: str, kind: str, fields: dict[str, str]) -> N
     ],
 )
 def test_malformed_model_uri_is_named(uri: str, message: str) -> None:
-    with pytest.raises(sc.ScoringInputError, match=message) as info:
+    with pytest.raises(models.ModelUriError, match=message) as info:
         sc.parse_model_uri(uri)
     if uri:
         assert repr(uri.strip()) in str(info.value)
@@ -219,7 +220,7 @@ def test_malformed_model_uri_is_named(uri: str, message: str) -> None:
 
 def test_resolve_alias_version_and_run(registry: dict[str, Any]) -> None:
     client = registry["client"]
-    resolved = sc.resolve_model("models:/churn@champion", client)
+    resolved = models.resolve(client, "models:/churn@champion")
     assert resolved.uri == f"models:/churn/{registry['v1']}"
     assert (resolved.name, resolved.version, resolved.alias) == (
         "churn",
@@ -227,10 +228,24 @@ def test_resolve_alias_version_and_run(registry: dict[str, Any]) -> None:
         "champion",
     )
     assert resolved.run_id == client.get_model_version("churn", registry["v1"]).run_id
-    by_version = sc.resolve_model(f"models:/churn/{registry['v2']}", client)
+    assert resolved.to_dict() == {
+        "name": "churn",
+        "version": registry["v1"],
+        "run_id": resolved.run_id,
+        "uri": f"models:/churn/{registry['v1']}",
+        "alias": "champion",
+    }
+    by_version = models.resolve(client, f"models:/churn/{registry['v2']}")
     assert by_version.version == registry["v2"] and by_version.alias is None
-    by_run = sc.resolve_model(f"runs:/{resolved.run_id}/model", client)
+    by_run = models.resolve(client, f"runs:/{resolved.run_id}/model")
     assert (by_run.name, by_run.version, by_run.run_id) == (None, None, resolved.run_id)
+
+
+def test_resolve_model_is_a_deprecated_wrapper_of_models_resolve(registry: dict[str, Any]) -> None:
+    client = registry["client"]
+    with pytest.warns(DeprecationWarning, match=r"core\.models\.resolve"):
+        old = sc.resolve_model("models:/churn@champion", client)
+    assert old == models.resolve(client, "models:/churn@champion")
 
 
 @pytest.mark.parametrize(
@@ -246,8 +261,54 @@ def test_resolve_alias_version_and_run(registry: dict[str, Any]) -> None:
     ],
 )
 def test_resolve_errors_are_clear(registry: dict[str, Any], uri: str, message: str) -> None:
-    with pytest.raises(sc.ScoringInputError, match=message):
-        sc.resolve_model(uri, registry["client"])
+    with pytest.raises(models.ModelNotFoundError, match=message):
+        models.resolve(registry["client"], uri)
+
+
+@pytest.mark.parametrize("form", ["version", "alias", "logged_model", "run"])
+def test_every_model_uri_form_scores_plans_and_verifies(
+    registry: dict[str, Any], input_dir: Path, tmp_path: Path, form: str
+) -> None:
+    """Every URI naming the champion's model (registered version, alias, MLflow 3 logged model,
+    run artifact) scores the same predictions; rows and results carry the model's identity."""
+    mv = registry["client"].get_model_version("churn", registry["v1"])
+    uri = {
+        "version": f"models:/churn/{registry['v1']}",
+        "alias": "models:/churn@champion",
+        "logged_model": mv.source,  # models:/m-<id>: what log_model returned
+        "run": f"runs:/{mv.run_id}/model",
+    }[form]
+    assert mv.source.startswith("models:/m-")
+    registered = form in ("version", "alias")
+    concrete = f"models:/churn/{registry['v1']}" if registered else uri
+    result = sc.score(
+        uri, target=registry["target"], output_uri=out_uri(tmp_path), input_data=str(input_dir)
+    )
+    frame = io.read_pandas(result.output_uri)
+    source = pd.read_parquet(input_dir)
+    expected = registry["models"][registry["v1"]].predict_proba(source[FEATURE_COLUMNS])[:, 1]
+    assert np.array_equal(frame["probability"].to_numpy(), expected)
+    assert set(frame["model_run_id"]) == {mv.run_id}
+    if registered:
+        assert set(frame["model_name"]) == {"churn"}
+        assert set(frame["model_version"]) == {registry["v1"]}
+    else:  # not resolved through the registry: no name or version to claim
+        assert frame["model_name"].isna().all() and frame["model_version"].isna().all()
+    out = result.to_result()
+    assert check_result(out) == []
+    model = {k: v for k, v in out["model"].items() if k != "alias"}
+    assert model == {
+        "name": "churn" if registered else None,
+        "version": registry["v1"] if registered else None,
+        "run_id": mv.run_id,
+        "uri": concrete,
+    }
+    assert out["model_uri"] == concrete and out["requested_model_uri"] == uri
+    plan = sc.plan_scoring(str(input_dir), uri, client=registry["client"])
+    assert check_result(plan) == [] and plan["model"] == out["model"]
+    assert plan["model_uri"] == concrete
+    summary = sc.verify_scoring(result.output_uri, result.rows)
+    assert check_result(summary) == [] and summary["model"] == model
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -297,7 +358,19 @@ def test_scores_match_direct_sklearn_predictions_exactly(
     assert meta[b"requested_model_uri"] == b"models:/churn@champion"
     xcom = result.to_xcom()
     assert json.loads(json.dumps(xcom)) == xcom
+    assert check_result(xcom) == []
+    assert (xcom["status"], xcom["passed"], xcom["reasons"]) == ("scored", True, [])
+    assert xcom["model"] == {
+        "name": "churn",
+        "version": registry["v1"],
+        "run_id": run_id,
+        "uri": f"models:/churn/{registry['v1']}",
+        "alias": "champion",
+    }
     assert xcom["model_version"] == registry["v1"] and xcom["rows"] == len(source)
+    assert xcom["model_uri"] == f"models:/churn/{registry['v1']}"
+    assert xcom["requested_model_uri"] == "models:/churn@champion"
+    assert (xcom["model_name"], xcom["model_run_id"]) == ("churn", run_id)
     assert xcom["output_uri"] == out and xcom["flavor"] == "sklearn" and not xcom["empty"]
     assert "rows done" in caplog.text and "ETA" in caplog.text
     assert f"churn version {registry['v1']}" in caplog.text
@@ -500,6 +573,9 @@ def test_empty_input_writes_an_empty_partition_with_schema(
             input_data=str(path),
         )
     assert result.rows == 0 and result.empty and result.to_xcom()["empty"] is True
+    out = result.to_result()
+    assert check_result(out) == [] and out["rows"] == 0 and out["status"] == "scored"
+    assert out["reasons"] == ["the input had no rows: wrote an empty partition"]
     table = io.read_table(result.output_uri)
     assert table.num_rows == 0
     assert "probability" in table.schema.names and "model_version" in table.schema.names
@@ -602,7 +678,7 @@ def test_missing_input_and_missing_entity_column(
 def test_alias_missing_fails_before_reading_or_writing(
     registry: dict[str, Any], input_dir: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(sc.ScoringInputError, match="'churn' has no alias 'gold'"):
+    with pytest.raises(models.ModelNotFoundError, match="'churn' has no alias 'gold'"):
         sc.score(
             "models:/churn@gold",
             target=registry["target"],
@@ -665,8 +741,8 @@ def test_check_input_schema_rules() -> None:
     # an integer feature with nulls arrives as float64: accepted, fed as float64
     floats = pa.schema([("a", pa.float64()), ("b", pa.float64()), ("c", pa.string())])
     assert sc.check_input_schema(floats, cols, where="x") == []
-    assert sc._feed_type(cols[1], pa.float64()) == pa.float64()
-    assert sc._feed_type(cols[1], pa.int32()) == pa.int64()
+    assert sc.feed_type(cols[1], pa.float64()) == pa.float64()
+    assert sc.feed_type(cols[1], pa.int32()) == pa.int64()
 
 
 # ----------------------------------------------------------------------------- sharding
@@ -706,6 +782,22 @@ def test_sharded_scoring_plan_and_verify(
     assert plan["model_uri"] == f"models:/churn/{registry['v1']}"
     assert plan["shard_count"] == 3
     assert plan["expected_rows"] == len(pd.read_parquet(input_dir))
+    assert check_result(plan) == []
+    assert (plan["status"], plan["passed"], plan["rows"]) == (
+        "planned",
+        True,
+        plan["expected_rows"],
+    )
+    run_id = registry["client"].get_model_version("churn", registry["v1"]).run_id
+    assert plan["model"] == {
+        "name": "churn",
+        "version": registry["v1"],
+        "run_id": run_id,
+        "uri": f"models:/churn/{registry['v1']}",
+        "alias": "champion",
+    }
+    assert plan["shards"] == [str(p) for p in sorted(input_dir.glob("*.parquet"))]
+    assert plan["shard_rows"] == [len(pd.read_parquet(p)) for p in plan["shards"]]
     for i, shard in enumerate(plan["shards"]):
         sc.score(
             plan["model_uri"],
@@ -721,7 +813,17 @@ def test_sharded_scoring_plan_and_verify(
     )
     assert summary["rows"] == plan["expected_rows"] and summary["shards"] == 3
     assert summary["model_version"] == registry["v1"]
-    assert json.loads((Path(day) / "_SUCCESS").read_text())["rows"] == plan["expected_rows"]
+    assert check_result(summary) == []
+    assert (summary["status"], summary["passed"]) == ("verified", True)
+    assert summary["model"] == {
+        "name": "churn",
+        "version": registry["v1"],
+        "run_id": run_id,
+        "uri": f"models:/churn/{registry['v1']}",
+    }
+    assert summary["shard_rows"] == {f"{i:05d}": n for i, n in enumerate(plan["shard_rows"])}
+    marker = json.loads((Path(day) / "_SUCCESS").read_text())
+    assert marker["rows"] == plan["expected_rows"] and marker["status"] == "verified"
     # the day partition reads as one dataset, with the shard as a partition column
     whole = io.read_table(day)
     assert whole.num_rows == plan["expected_rows"] and "shard" in whole.schema.names

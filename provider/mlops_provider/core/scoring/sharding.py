@@ -15,7 +15,7 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -52,7 +52,7 @@ _SUCCESS = "_SUCCESS"
 def list_shards(
     input_uri: str,
     *,
-    by: Literal["auto", "file", "partition"] = "auto",
+    by: str = "auto",
     conn_id: str | None = None,
 ) -> list[str]:
     """Split an input into independently scorable shards (URIs, sorted).
@@ -145,7 +145,7 @@ def plan_scoring(
     *,
     target: MlflowTarget | None = None,
     client: MlflowClient | None = None,
-    by: Literal["auto", "file", "partition"] = "auto",
+    by: str = "auto",
     conn_id: str | None = None,
     output_partition: str | None = None,
 ) -> dict[str, Any]:
