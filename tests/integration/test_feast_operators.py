@@ -22,6 +22,7 @@ from include.dag_runner import run_dag, task_states, xcom
 from include.simulator import ENTITY_COLUMN, FEATURE_COLUMNS, TIMESTAMP_COLUMN, ChurnSimulator
 from mlops_provider.core import features as feat
 from mlops_provider.core import io
+from mlops_provider.core.results import check_result
 from mlops_provider.exceptions import FeatureStoreError
 from mlops_provider.hooks.feast import FeastHook
 from mlops_provider.operators.feast import (
@@ -136,7 +137,10 @@ def test_feature_pipeline_dag_applies_materializes_waits_and_builds_a_training_s
         t: "success" for t in ("apply", "materialize", "fresh", "training_set")
     }
 
+    for task_id in ("apply", "materialize", "training_set"):
+        assert check_result(xcom(run, task_id)) == [], task_id
     applied = xcom(run, "apply")
+    assert applied["status"] == "applied" and applied["passed"] is True
     assert applied["project"] == "churn" and applied["changed"] is True
     assert applied["feature_views"] == [VIEW] and applied["feature_services"] == ["churn_model"]
     assert applied["entities"] == ["customer"]
@@ -149,6 +153,8 @@ def test_feature_pipeline_dag_applies_materializes_waits_and_builds_a_training_s
     assert materialized["window"] == window
     assert materialized["views"] == [VIEW] and materialized["chunks"] == 6
     assert materialized["source_rows"] == sum(len(SIM.activity(d)) for d in DAYS)
+    assert materialized["status"] == "materialized"
+    assert materialized["rows"] == materialized["source_rows"]
 
     store = FeastHook().store
     _assert_online_is_latest(store, _latest(lake, utc(DAYS[0]), utc(DAYS[2]) + timedelta(days=1)))
@@ -162,7 +168,8 @@ def test_feature_pipeline_dag_applies_materializes_waits_and_builds_a_training_s
     built = xcom(run, "training_set")
     expected_uri = str(lake / "training" / "dt=2026-01-03" / "training.parquet")
     assert built["uri"] == expected_uri
-    assert built["row_count"] == len(labels) == built["entity_rows"]
+    assert built["row_count"] == len(labels) == built["entity_rows"] == built["rows"]
+    assert built["status"] == "written" and built["reasons"] == []
     assert built["rows_without_features"] == 0
     assert built["feature_refs"] == REFS and built["feature_service"] == "churn_model"
     table = io.read_table(expected_uri)
@@ -208,8 +215,10 @@ def test_bad_operator_input_fails_the_task_with_a_clear_error(
         FeastMaterializeOperator(task_id="x", feature_views=["nope"]).execute(context)
     with pytest.raises(FeatureStoreError, match="is in the future"):
         FeastMaterializeOperator(task_id="x", end="2999-01-01T00:00:00Z").execute(context)
-    with pytest.raises(FeatureStoreError, match=r"nope does not exist"):
+    with pytest.raises(FeatureStoreError, match=r"^Feast apply failed: .*nope does not exist"):
         FeastApplyOperator(task_id="x", repo_path=str(tmp_path / "nope")).execute(context)
+    with pytest.raises(FeatureStoreError, match="start 'yesterday' is not a date"):
+        FeastMaterializeOperator(task_id="x", start="yesterday").execute(context)
 
     entity = str(tmp_path / "entity.parquet")
     io.write_table(SIM.labels(DAYS[1]).drop(columns=[TIMESTAMP_COLUMN]), entity)
@@ -273,7 +282,7 @@ def test_freshness_sensor_poke_defer_and_trigger(lake: Path, mlops_home: Path) -
         "target_time": utc(DAYS[2]).isoformat(),
         "feast_conn_id": "feast_default",
         "repo_path": None,
-        "poll_interval": 2.0,
+        "poke_interval": 2.0,
     }
     json.dumps(kwargs)
     assert FeatureFreshnessTrigger(**kwargs).serialize() == (classpath, kwargs)
@@ -361,3 +370,40 @@ def test_operators_with_the_redis_online_store(
         for key in leftover:
             client.delete(key)
     assert leftover == []
+
+
+# ------------------------------------------------------------------------------------------
+# One vocabulary
+# ------------------------------------------------------------------------------------------
+def test_every_feast_operator_defaults_to_the_aws_default_connection() -> None:
+    operators = [
+        FeastApplyOperator(task_id="apply"),
+        FeastMaterializeOperator(task_id="materialize"),
+        FeastTrainingDatasetOperator(task_id="training", entity_data="e", output_uri="o"),
+    ]
+    for operator in operators:
+        assert operator.aws_conn_id == "aws_default", operator.task_id
+        assert operator.feast_conn_id == "feast_default", operator.task_id
+        assert "aws_conn_id" in operator.template_fields, operator.task_id
+
+
+def test_a_trigger_serialized_with_poll_interval_still_resumes() -> None:
+    """The trigger's interval is ``poke_interval`` like the sensor's; a trigger serialized by an
+    earlier release (``poll_interval``) is still accepted, with a deprecation warning."""
+    from mlops_provider.exceptions import MlopsProviderDeprecationWarning
+
+    old = {
+        "feature_view": VIEW,
+        "target_time": "2026-01-03T00:00:00+00:00",
+        "feast_conn_id": "feast_default",
+        "repo_path": None,
+        "poll_interval": 7.0,
+    }
+    with pytest.warns(MlopsProviderDeprecationWarning, match="'poll_interval' is deprecated"):
+        trigger = FeatureFreshnessTrigger(**old)
+    assert trigger.poke_interval == 7.0
+    assert trigger.serialize()[1]["poke_interval"] == 7.0
+    assert "poll_interval" not in trigger.serialize()[1]
+    assert FeatureFreshnessTrigger(feature_view=VIEW, target_time="x").poke_interval == 60.0
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        FeatureFreshnessTrigger(feature_view=VIEW, target_time="x", poll_every=3)

@@ -26,8 +26,10 @@ from include.simulator import (
     ChurnSimulator,
 )
 from mlops_provider.core import features as feat
-from mlops_provider.core import io
+from mlops_provider.core import io, times
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.feast_config import FeastRepoError, make_feature_store
+from mlops_provider.core.results import check_result
 
 DAYS = [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3), date(2026, 1, 4)]
 VIEW = "customer_activity"
@@ -101,8 +103,13 @@ def test_to_utc_accepts_dates_strings_and_naive_times() -> None:
     from_context = feat.to_utc(pendulum.datetime(2026, 1, 2, tz="Europe/Paris"))
     assert type(from_context) is datetime and from_context == utc(date(2026, 1, 1), 23)
     assert (from_context + timedelta(hours=1)).tzinfo is timezone.utc
-    with pytest.raises(feat.FeatureRequestError, match="not an ISO date"):
+    with pytest.raises(InputError, match="start 'yesterday' is not a date or datetime"):
         feat.to_utc("yesterday", what="start")
+
+
+def test_one_time_helper_and_one_partition_lister() -> None:
+    assert feat.to_utc is times.to_utc
+    assert feat.published_days is io.partition_days
 
 
 def test_feature_source_follows_the_data_root(mlops_home: Path, monkeypatch) -> None:
@@ -126,6 +133,7 @@ def test_publish_partition_rerun_replaces_and_selects_columns(
     target = str(tmp_path / "features" / VIEW)
     first = feat.publish_partition(str(raw), target, "2026-01-01")
     expected_rows = len(sim.activity(DAYS[0]))
+    assert check_result(first) == [] and first["status"] == "published"
     assert first["rows"] == expected_rows and first["replaced"] is False
     assert first["uri"].endswith("dt=2026-01-01")
     again = feat.publish_partition(str(raw), target, DAYS[0], columns=["plan", "tenure_months"])
@@ -193,6 +201,8 @@ def test_feature_repo_definitions_match_the_simulator(store: Any, mlops_home: Pa
 
 def test_apply_is_idempotent_and_lists_what_it_applied(store: Any) -> None:
     again = feat.apply_repo(store)
+    assert check_result(again) == []
+    assert again["status"] == "applied" and again["passed"] is True and again["rows"] is None
     assert again["changed"] is False and again["changes"] == []
     assert again["project"] == "churn"
     assert again["entities"] == ["customer"]
@@ -233,6 +243,8 @@ def test_materialize_writes_latest_row_per_customer_and_reruns_converge(
 ) -> None:
     start, end = utc(DAYS[0]), utc(DAYS[2])
     result = feat.materialize(store, start, end, chunk=timedelta(hours=12))
+    assert check_result(result) == []
+    assert result["status"] == "materialized" and result["reasons"] == []
     assert result["views"] == [VIEW]
     assert result["window"] == {"start": start.isoformat(), "end": end.isoformat()}
     assert result["chunks"] == 4
@@ -240,7 +252,7 @@ def test_materialize_writes_latest_row_per_customer_and_reruns_converge(
 
     rows = source_rows(published)
     in_window = rows[(rows[TIMESTAMP_COLUMN] >= start) & (rows[TIMESTAMP_COLUMN] <= end)]
-    assert result["source_rows"] == len(in_window)
+    assert result["source_rows"] == len(in_window) == result["rows"]
     half_days = in_window[TIMESTAMP_COLUMN].dt.floor("12h")
     assert result["rows_written"] == in_window.groupby(half_days)[ENTITY_COLUMN].nunique().sum()
 
@@ -264,6 +276,7 @@ def test_backfill_of_an_old_window_restores_newer_values(
     feat.materialize(store, utc(DAYS[0]), utc(DAYS[3]))
     in_order = online(store, all_ids(sim))
     result = feat.materialize(store, utc(DAYS[0]), utc(DAYS[1]))
+    assert check_result(result) == [] and "was replayed" in result["reasons"][0]
     assert result["replayed"] == {
         "start": utc(DAYS[1]).isoformat(),
         "end": utc(DAYS[3]).isoformat(),
@@ -320,6 +333,9 @@ def test_views_with_ttl_zero_are_reported(store: Any, sim: ChurnSimulator) -> No
     store.apply([forever])
     result = feat.materialize(store, utc(DAYS[0]), utc(DAYS[1]), views=["tenure_forever"])
     assert result["unbounded_ttl_views"] == ["tenure_forever"]
+    assert result["reasons"] == [
+        "feature view(s) ['tenure_forever'] have ttl=0: their values never expire"
+    ]
     # Feast 0.67 still materializes them: ttl=0 means "never expires", not "empty"
     assert result["rows_written"] > 0
     got = store.get_online_features(
@@ -404,7 +420,10 @@ def test_create_training_dataset_writes_parquet_with_digest(
         store, str(tmp_path / "labels.parquet"), out, features=refs, label_columns=["churned"]
     )
     written = io.read_table(out)
+    assert check_result(result) == [] and result["status"] == "written"
+    assert result["reasons"] == []
     assert result["uri"] == out and result["row_count"] == len(labels) == written.num_rows
+    assert result["rows"] == written.num_rows
     assert result["entity_rows"] == len(labels)
     # every label has the activity row of its own timestamp: nothing is missing
     assert result["rows_without_features"] == 0

@@ -1,57 +1,55 @@
 """Operators for the Feast feature store: apply definitions, materialize, training sets.
 
-Each operator resolves the feature store through :class:`~mlops_provider.hooks.feast.FeastHook`
-and calls one function of :mod:`mlops_provider.core.features`; see ``docs/feast.md``.
+Each operator opens the feature store through the base operator's
+:attr:`~mlops_provider.operators._base.MlopsBaseOperator.feast_hook` (``feast_conn_id`` and
+``repo_path``) and calls one function of :mod:`mlops_provider.core.features`; see
+``docs/feast.md``. A core error (an unknown view, a missing repo, unreadable entity data)
+becomes :class:`~mlops_provider.exceptions.FeatureStoreError` with the core message.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
-
-from airflow.sdk import BaseOperator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlops_provider.exceptions import FeatureStoreError
-from mlops_provider.hooks.feast import FeastHook
+from mlops_provider.operators._base import AWS_CONN_ID, FEAST_CONN_ID, MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["FeastApplyOperator", "FeastMaterializeOperator", "FeastTrainingDatasetOperator"]
+__all__ = [
+    "FeastApplyOperator",
+    "FeastMaterializeOperator",
+    "FeastTrainingDatasetOperator",
+    "FeatureStoreError",
+]
 
 
-@contextlib.contextmanager
-def _feature_store_errors(what: str) -> Iterator[None]:
-    """Re-raise input and repo errors from core as ``FeatureStoreError`` (message kept)."""
-    from mlops_provider.core import io
-    from mlops_provider.core.features import FeastRepoError, FeatureRequestError
+class _FeastOperator(MlopsBaseOperator):
+    """The connections every Feast operator has; core errors become ``FeatureStoreError``."""
 
-    try:
-        yield
-    except (FeatureRequestError, FeastRepoError, io.DatasetError) as err:
-        raise FeatureStoreError(f"{what}: {err}") from err
-
-
-class _FeastOperator(BaseOperator):
-    """Shared hook handling of the Feast operators."""
+    error_class = FeatureStoreError
+    #: Prefix of the error message, e.g. "Feast apply failed".
+    failure: ClassVar[str] = "Feast operation failed"
+    ui_color = "#e8f1fb"
 
     def __init__(
         self,
         *,
-        feast_conn_id: str = FeastHook.default_conn_name,
+        feast_conn_id: str = FEAST_CONN_ID,
         repo_path: str | None = None,
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.feast_conn_id = feast_conn_id
         self.repo_path = repo_path
+        self.aws_conn_id = aws_conn_id
 
-    @cached_property
-    def hook(self) -> FeastHook:
-        return FeastHook(self.feast_conn_id, repo_path=self.repo_path or None)
+    def error_message(self, err: Exception) -> str:
+        return f"{self.failure}: {err}"
 
 
 class FeastApplyOperator(_FeastOperator):
@@ -65,24 +63,27 @@ class FeastApplyOperator(_FeastOperator):
 
     :param feast_conn_id: Feast connection (templated), default ``feast_default``.
     :param repo_path: feature repo directory (templated); default: the connection's, else
-        ``include/feature_repo``.
+        ``$MLOPS_FEATURE_REPO``.
+    :param aws_conn_id: storage connection (templated), default ``aws_default``; unused by the
+        apply itself, accepted like every operator of the provider.
 
-    XCom: ``{"project", "repo_path", "entities", "data_sources", "feature_views",
-    "on_demand_feature_views", "feature_services", "changed", "changes"}``.
+    **XCom**: the common result keys (docs/results.md): ``status`` ``applied``, ``passed``
+    ``True``, ``reasons`` ``[]``, ``model`` / ``mlflow_run_id`` / ``report_uri`` / ``rows``
+    ``None``; then ``project``, ``repo_path``, ``entities``, ``data_sources``,
+    ``feature_views``, ``on_demand_feature_views``, ``feature_services``, ``changed`` (bool),
+    ``changes`` (e.g. ``"create feature view customer_activity"``). No deprecated keys.
 
     :raises FeatureStoreError: the repo does not exist, has no definitions, or its
         definitions fail to import.
     """
 
-    template_fields: Sequence[str] = ("feast_conn_id", "repo_path")
-    ui_color = "#e8f1fb"
+    template_fields: Sequence[str] = ("feast_conn_id", "repo_path", "aws_conn_id")
+    failure = "Feast apply failed"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import features
 
-        with _feature_store_errors("Feast apply failed"):
-            store = self.hook.store
-            result = features.apply_repo(store)
+        result = features.apply_repo(self.feast_hook.store)
         self.log.info(
             "Project %s: %s", result["project"], "; ".join(result["changes"]) or "no changes"
         )
@@ -98,7 +99,8 @@ class FeastMaterializeOperator(_FeastOperator):
     materialized replays the newer span afterwards when the online store overwrites blindly
     (SQLite), so backfills in any order end in the same state (``restore_newer``).
 
-    :param feature_views: feature view names (templated); default: every online view.
+    :param feature_views: feature view names (templated; a name, a list, or its JSON text);
+        default: every online view.
     :param start: window start (templated; datetime or ISO string); default
         ``data_interval_start``.
     :param end: window end (templated; datetime or ISO string); default ``data_interval_end``.
@@ -107,17 +109,23 @@ class FeastMaterializeOperator(_FeastOperator):
     :param restore_newer: replay ``[end, previous materialized end]`` after a backfill.
     :param feast_conn_id: Feast connection (templated), default ``feast_default``.
     :param repo_path: feature repo directory (templated), see :class:`FeastApplyOperator`.
-    :param aws_conn_id: storage connection used to count rows of ``s3://`` sources (templated).
+    :param aws_conn_id: storage connection used to count rows of ``s3://`` sources
+        (templated), default ``aws_default``.
 
-    XCom: ``{"project", "views", "window": {"start", "end"}, "chunks", "chunk_seconds",
-    "rows_written", "source_rows", "rows_by_view", "unbounded_ttl_views", "replayed",
-    "online_store"}``. ``source_rows`` counts the source rows with ``start <= timestamp <= end``
-    per chunk (what the file offline store reads), ``rows_written`` the distinct entity keys
-    per chunk (the online writes); both ``None`` when the source is not a countable file
-    source. ``unbounded_ttl_views`` lists views with ``ttl=0`` (values never expire).
+    **XCom**: the common result keys (docs/results.md): ``status`` ``materialized``,
+    ``passed`` ``True``, ``reasons`` (views with ``ttl=0``, a replay), ``rows`` = source rows
+    read (as ``source_rows``), ``model`` / ``mlflow_run_id`` / ``report_uri`` ``None``; then
+    ``project``, ``views``, ``window`` (``start``, ``end``), ``chunks``, ``chunk_seconds``,
+    ``rows_written``, ``source_rows``, ``rows_by_view``, ``unbounded_ttl_views``,
+    ``replayed``, ``online_store``. ``source_rows`` counts the source rows with
+    ``start <= timestamp <= end`` per chunk (what the file offline store reads),
+    ``rows_written`` the distinct entity keys per chunk (the online writes); both ``None``
+    when the source is not a countable file source. ``unbounded_ttl_views`` lists views with
+    ``ttl=0`` (values never expire). No deprecated keys.
 
-    :raises FeatureStoreError: end in the future, empty window, unknown feature view (the
-        known ones are listed), offline-only view, no published feature data.
+    :raises FeatureStoreError: end in the future, empty window, no window (a run without a
+        data interval and no ``start``/``end``), unknown feature view (the known ones are
+        listed), offline-only view, no published feature data.
     """
 
     template_fields: Sequence[str] = (
@@ -128,7 +136,7 @@ class FeastMaterializeOperator(_FeastOperator):
         "repo_path",
         "aws_conn_id",
     )
-    ui_color = "#e8f1fb"
+    failure = "Feast materialization refused"
 
     def __init__(
         self,
@@ -138,45 +146,36 @@ class FeastMaterializeOperator(_FeastOperator):
         end: Any = None,
         chunk: timedelta | float = timedelta(days=1),
         restore_newer: bool = True,
-        feast_conn_id: str = FeastHook.default_conn_name,
-        repo_path: str | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(feast_conn_id=feast_conn_id, repo_path=repo_path, **kwargs)
+        super().__init__(**kwargs)
         self.feature_views = feature_views
         self.start = start
         self.end = end
         self.chunk = chunk
         self.restore_newer = restore_newer
-        self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import features
+        from mlops_provider.core.params import as_bool, as_list
 
-        start = self.start if self.start not in (None, "") else context["data_interval_start"]
-        end = self.end if self.end not in (None, "") else context["data_interval_end"]
-        if start is None or end is None:
+        interval_start, interval_end = self.data_interval(context)
+        start = self.start if self.start not in (None, "") else interval_start
+        end = self.end if self.end not in (None, "") else interval_end
+        if end is None:
             raise FeatureStoreError(
                 "Feast materialization needs a window: the run has no data interval, so pass "
                 "start and end"
             )
-        views = [self.feature_views] if isinstance(self.feature_views, str) else self.feature_views
-        with _feature_store_errors("Feast materialization refused"):
-            result = features.materialize(
-                self.hook.store,
-                start,
-                end,
-                views=list(views) if views else None,
-                chunk=self.chunk,
-                restore_newer=self.restore_newer,
-                conn_id=self.aws_conn_id,
-            )
-        if result["unbounded_ttl_views"]:
-            self.log.warning(
-                "Feature view(s) %s have ttl=0: their values never expire",
-                result["unbounded_ttl_views"],
-            )
+        result = features.materialize(
+            self.feast_hook.store,
+            start,
+            end,
+            views=as_list(self.feature_views, "feature_views"),
+            chunk=self.chunk,
+            restore_newer=bool(as_bool(self.restore_newer, "restore_newer", default=True)),
+            conn_id=self.aws_conn_id,
+        )
         self.log.info(
             "Materialized %s over [%s, %s] in %d chunk(s): %s source rows, %s online writes",
             result["views"],
@@ -200,16 +199,23 @@ class FeastTrainingDatasetOperator(_FeastOperator):
 
     :param entity_data: URI of the entity data (templated).
     :param output_uri: URI of the parquet file to write (templated).
-    :param features: feature references ``view:feature`` (templated); or
+    :param features: feature references ``view:feature`` (templated; a list, its JSON text or
+        one reference); or
     :param feature_service: a feature service name (templated), e.g. ``churn_model``.
     :param label_columns: columns that must be present in the entity data (templated).
     :param timestamp_column: the entity data's timestamp column, default ``event_timestamp``.
     :param feast_conn_id: Feast connection (templated), default ``feast_default``.
     :param repo_path: feature repo directory (templated).
-    :param aws_conn_id: storage connection for ``s3://`` URIs (templated).
+    :param aws_conn_id: storage connection for ``s3://`` URIs (templated), default
+        ``aws_default``; unused for local paths.
 
-    XCom: ``{"uri", "row_count", "entity_rows", "rows_without_features", "feature_refs",
-    "feature_service", "columns", "digest", "entity_data", "project"}``.
+    **XCom**: the common result keys (docs/results.md): ``status`` ``written``, ``passed``
+    ``True``, ``reasons`` (how many rows have no feature values at their time), ``rows`` =
+    rows written, ``model`` / ``mlflow_run_id`` / ``report_uri`` ``None``; then ``uri``,
+    ``row_count``, ``entity_rows``, ``rows_without_features``, ``feature_refs``,
+    ``feature_service``, ``columns``, ``digest``, ``entity_data``, ``project``.
+
+    **Deprecated keys** (kept for one release): ``row_count`` (use ``rows``).
 
     :raises FeatureStoreError: missing entity/timestamp/label columns (named), unknown feature
         references (named, with the known ones), unknown feature service, empty or missing
@@ -226,7 +232,7 @@ class FeastTrainingDatasetOperator(_FeastOperator):
         "repo_path",
         "aws_conn_id",
     )
-    ui_color = "#e8f1fb"
+    failure = "Training set not built"
 
     def __init__(
         self,
@@ -237,39 +243,34 @@ class FeastTrainingDatasetOperator(_FeastOperator):
         feature_service: str | None = None,
         label_columns: Sequence[str] | None = None,
         timestamp_column: str = "event_timestamp",
-        feast_conn_id: str = FeastHook.default_conn_name,
-        repo_path: str | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(feast_conn_id=feast_conn_id, repo_path=repo_path, **kwargs)
+        super().__init__(**kwargs)
         self.entity_data = entity_data
         self.output_uri = output_uri
         self.features = features
         self.feature_service = feature_service
         self.label_columns = label_columns
         self.timestamp_column = timestamp_column
-        self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import features
+        from mlops_provider.core.params import as_list, as_str
 
-        refs = [self.features] if isinstance(self.features, str) else self.features
-        labels = [self.label_columns] if isinstance(self.label_columns, str) else self.label_columns
-        with _feature_store_errors("Training set not built"):
-            result = features.create_training_dataset(
-                self.hook.store,
-                self.entity_data,
-                self.output_uri,
-                features=list(refs) if refs else None,
-                feature_service=self.feature_service or None,
-                label_columns=list(labels) if labels else None,
-                timestamp_column=self.timestamp_column,
-                conn_id=self.aws_conn_id,
-            )
+        result = features.create_training_dataset(
+            self.feast_hook.store,
+            as_str(self.entity_data, "entity_data") or "",
+            as_str(self.output_uri, "output_uri") or "",
+            features=as_list(self.features, "features"),
+            feature_service=as_str(self.feature_service, "feature_service"),
+            label_columns=as_list(self.label_columns, "label_columns"),
+            timestamp_column=as_str(self.timestamp_column, "timestamp_column")
+            or features.ENTITY_TIMESTAMP_COLUMN,
+            conn_id=self.aws_conn_id,
+        )
         self.log.info(
             "Wrote %d rows x %d features to %s (digest %s)",
-            result["row_count"],
+            result["rows"],
             len(result["feature_refs"]),
             result["uri"],
             result["digest"],

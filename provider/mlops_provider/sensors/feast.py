@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from mlops_provider.exceptions import FeatureStoreError
 from mlops_provider.hooks.feast import FeastHook
+from mlops_provider.operators._base import FEAST_CONN_ID
 from mlops_provider.triggers.feast import FeatureFreshnessTrigger
 
 if TYPE_CHECKING:
@@ -32,12 +33,15 @@ class FeatureFreshnessSensor(BaseSensorOperator):
     :param feast_conn_id: Feast connection (templated), default ``feast_default``.
     :param repo_path: feature repo directory (templated).
     :param deferrable: wait in the triggerer instead of occupying a worker slot.
-    :param poke_interval: seconds between checks (both modes).
+    :param poke_interval: seconds between checks, in both modes (the trigger's
+        ``poke_interval``).
 
-    XCom: ``{"feature_view", "target_time", "fresh_until"}`` once fresh.
+    XCom: ``{"feature_view", "target_time", "fresh_until"}`` once fresh (a sensor's value,
+    not an operator result).
 
     :raises FeatureStoreError: the feature view does not exist (known ones listed), the
-        registry cannot be read, or the trigger reported an error.
+        registry cannot be read, ``target_time`` is not a time, or the trigger reported an
+        error.
     """
 
     template_fields: Sequence[str] = ("feature_view", "target_time", "feast_conn_id", "repo_path")
@@ -48,7 +52,7 @@ class FeatureFreshnessSensor(BaseSensorOperator):
         *,
         feature_view: str,
         target_time: datetime | str | None = None,
-        feast_conn_id: str = FeastHook.default_conn_name,
+        feast_conn_id: str = FEAST_CONN_ID,
         repo_path: str | None = None,
         deferrable: bool = False,
         **kwargs: Any,
@@ -65,25 +69,27 @@ class FeatureFreshnessSensor(BaseSensorOperator):
         return FeastHook(self.feast_conn_id, repo_path=self.repo_path or None)
 
     def _target(self, context: Context) -> datetime:
-        from mlops_provider.core.features import FeatureRequestError, to_utc
+        from mlops_provider.core.errors import CoreError
+        from mlops_provider.core.times import to_utc
 
         value = self.target_time if self.target_time not in (None, "") else None
         if value is None:
-            value = context["data_interval_end"]
+            value = context.get("data_interval_end")
         if value is None:
             raise FeatureStoreError("target_time is required when the run has no data interval")
         try:
             return to_utc(value, what="target_time")
-        except FeatureRequestError as err:
+        except CoreError as err:  # what the base operator does for operators
             raise FeatureStoreError(str(err)) from err
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from mlops_provider.core.features import FeastRepoError, FeatureRequestError, freshness
+        from mlops_provider.core.errors import CoreError
+        from mlops_provider.core.features import freshness
 
         target = self._target(context)
         try:
             fresh_until = freshness(self.hook.store, self.feature_view)
-        except (FeatureRequestError, FeastRepoError) as err:
+        except CoreError as err:  # an unknown view, a missing repo
             raise FeatureStoreError(f"Cannot check feature freshness: {err}") from err
         done = fresh_until is not None and fresh_until >= target
         self.log.info(
@@ -112,7 +118,7 @@ class FeatureFreshnessSensor(BaseSensorOperator):
                 target_time=self._target(context).isoformat(),
                 feast_conn_id=self.feast_conn_id,
                 repo_path=self.repo_path or None,
-                poll_interval=float(self.poke_interval),
+                poke_interval=float(self.poke_interval),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),

@@ -9,6 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from mlops_provider.operators._base import FEAST_CONN_ID, pop_renamed
+
 __all__ = ["FeatureFreshnessTrigger"]
 
 
@@ -25,7 +27,9 @@ class FeatureFreshnessTrigger(BaseTrigger):
     :param target_time: ISO timestamp (UTC) the view must be materialized up to.
     :param feast_conn_id: Feast connection id.
     :param repo_path: feature repo directory overriding the connection's.
-    :param poll_interval: seconds between registry reads.
+    :param poke_interval: seconds between registry reads (the sensor's ``poke_interval``).
+        ``poll_interval``, its name before, is still accepted: a trigger serialized by an
+        earlier release of the provider resumes with it.
     """
 
     def __init__(
@@ -33,16 +37,20 @@ class FeatureFreshnessTrigger(BaseTrigger):
         *,
         feature_view: str,
         target_time: str,
-        feast_conn_id: str = "feast_default",
+        feast_conn_id: str = FEAST_CONN_ID,
         repo_path: str | None = None,
-        poll_interval: float = 60.0,
+        poke_interval: float = 60.0,
+        **kwargs: Any,
     ) -> None:
+        renamed = pop_renamed(kwargs, {"poll_interval": "poke_interval"}, type(self).__name__)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
         super().__init__()
         self.feature_view = feature_view
         self.target_time = target_time
         self.feast_conn_id = feast_conn_id
         self.repo_path = repo_path
-        self.poll_interval = float(poll_interval)
+        self.poke_interval = float(renamed.get("poke_interval", poke_interval))
         self._store: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -53,7 +61,7 @@ class FeatureFreshnessTrigger(BaseTrigger):
                 "target_time": self.target_time,
                 "feast_conn_id": self.feast_conn_id,
                 "repo_path": self.repo_path,
-                "poll_interval": self.poll_interval,
+                "poke_interval": self.poke_interval,
             },
         )
 
@@ -68,12 +76,13 @@ class FeatureFreshnessTrigger(BaseTrigger):
         return freshness(self._store, self.feature_view)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from mlops_provider.core.features import to_utc
+        from mlops_provider.core.errors import CoreError
+        from mlops_provider.core.times import to_utc
 
         base = {"feature_view": self.feature_view, "target_time": self.target_time}
         try:
             target = to_utc(self.target_time, what="target_time")
-        except ValueError as err:
+        except CoreError as err:
             yield TriggerEvent({**base, "status": "error", "message": str(err)})
             return
         while True:
@@ -100,4 +109,4 @@ class FeatureFreshnessTrigger(BaseTrigger):
                 fresh_until.isoformat() if fresh_until else "never",
                 self.target_time,
             )
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.poke_interval)
