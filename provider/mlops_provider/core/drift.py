@@ -37,7 +37,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 from scipy import stats
@@ -227,6 +227,24 @@ class DriftResult:
     n_current_rows: int = 0
     reference_is_profile: bool = False
     skipped_columns: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_columns(
+        cls, columns: dict[str, ColumnDrift], *, share_threshold: float, **details: Any
+    ) -> DriftResult:
+        """The dataset verdict from per-column results: drifted when the share of drifted
+        columns reaches ``share_threshold``."""
+        n_drifted = sum(1 for c in columns.values() if c.drifted)
+        share = n_drifted / len(columns)
+        return cls(
+            dataset_drift=share >= share_threshold,
+            drift_share=share,
+            n_drifted=n_drifted,
+            n_columns=len(columns),
+            share_threshold=share_threshold,
+            columns=columns,
+            **details,
+        )
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -615,6 +633,30 @@ class _Settings:
             return float(self.threshold)
         return method.default_threshold
 
+    def check(self, drift_share: float, correction: str | None) -> None:
+        """Refuse invalid parameters before any data is read."""
+        if not 0.0 <= drift_share <= 1.0:
+            raise DriftInputError(f"drift_share must be within [0, 1], got {drift_share!r}")
+        if correction not in (None, "bonferroni", "benjamini_hochberg"):
+            raise DriftInputError(
+                f"correction must be None, 'bonferroni' or 'benjamini_hochberg', got {correction!r}"
+            )
+        for label, value in (
+            ("threshold", self.threshold),
+            ("numeric_threshold", self.numeric_threshold),
+            ("categorical_threshold", self.categorical_threshold),
+            *((f"per_column_threshold[{k!r}]", v) for k, v in self.per_column_threshold.items()),
+        ):
+            _validate_threshold(label, value)
+        for name in (
+            self.method,
+            self.numeric_method,
+            self.categorical_method,
+            *self.per_column_method.values(),
+        ):
+            if name is not None:
+                _check_method(name)
+
 
 def _check_method(name: str) -> DriftMethod:
     try:
@@ -652,17 +694,19 @@ def _n_values_and_type(
     return declared, max(ref.n_unique, cur.n_unique)
 
 
-def _compare(
+def _tested_method(
     name: str,
     declared: ColumnType,
-    ref: NumericSummary | CategoricalSummary,
-    cur: NumericSummary | CategoricalSummary,
+    column_type: ColumnType,
+    n_values: int,
+    n_reference: int,
     settings: _Settings,
-) -> ColumnDrift:
-    column_type, n_values = _n_values_and_type(declared, ref, cur, settings.low_cardinality_limit)
+) -> DriftMethod:
+    """The method a column is tested with (settings, else the automatic choice), checked
+    against the column's type."""
     chosen = settings.method_for(name, column_type)
     if chosen is None:
-        chosen = auto_method(column_type, ref.n_valid, n_values)
+        chosen = auto_method(column_type, n_reference, n_values)
     method = _check_method(chosen)
     if column_type == "categorical" and declared == "categorical" and not method.categorical:
         raise DriftInputError(
@@ -673,6 +717,53 @@ def _compare(
             f"method {method.name!r} applies to categorical columns; column {name!r} is numeric "
             "(list it in categorical_columns to test it per value)"
         )
+    return method
+
+
+def _null_share(
+    ref: NumericSummary | CategoricalSummary,
+    cur: NumericSummary | CategoricalSummary,
+    settings: _Settings,
+) -> tuple[float, float, float, bool]:
+    """``(reference share, current share, z-test p-value, drifted)`` of missing values."""
+    null_ref = ref.n_null / ref.n_rows if ref.n_rows else 0.0
+    null_cur = cur.n_null / cur.n_rows if cur.n_rows else 0.0
+    null_p = two_proportion_p_value(ref.n_null, ref.n_rows, cur.n_null, cur.n_rows)
+    null_drifted = (
+        settings.null_share_min_change is not None
+        and null_p < settings.null_share_alpha
+        and abs(null_cur - null_ref) >= settings.null_share_min_change
+    )
+    return null_ref, null_cur, null_p, bool(null_drifted)
+
+
+def _categories_and_histogram(
+    ref: NumericSummary | CategoricalSummary,
+    cur: NumericSummary | CategoricalSummary,
+    ref_c: NumericSummary | CategoricalSummary,
+    cur_c: NumericSummary | CategoricalSummary,
+    keep_histograms: bool,
+) -> tuple[list[Any], dict[str, Any] | None]:
+    """New categories of the current data and the small distribution kept for plots."""
+    if isinstance(ref_c, CategoricalSummary) and isinstance(cur_c, CategoricalSummary):
+        known = set(ref_c.labels)
+        new_categories = [k for k in cur_c.labels if k not in known]
+        return new_categories, _categorical_histogram(ref_c, cur_c) if keep_histograms else None
+    if keep_histograms and (ref.n_valid or cur.n_valid):
+        assert isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary)
+        return [], _numeric_histogram(ref, cur)
+    return [], None
+
+
+def _compare(
+    name: str,
+    declared: ColumnType,
+    ref: NumericSummary | CategoricalSummary,
+    cur: NumericSummary | CategoricalSummary,
+    settings: _Settings,
+) -> ColumnDrift:
+    column_type, n_values = _n_values_and_type(declared, ref, cur, settings.low_cardinality_limit)
+    method = _tested_method(name, declared, column_type, n_values, ref.n_valid, settings)
     threshold = settings.threshold_for(name, column_type, method)
 
     # Categorical view of the data for categorical tests and plots.
@@ -696,28 +787,12 @@ def _compare(
     elif ref.n_valid == 0 and cur.n_valid:
         reasons.append(REASON_REFERENCE_EMPTY)
 
-    null_ref = ref.n_null / ref.n_rows if ref.n_rows else 0.0
-    null_cur = cur.n_null / cur.n_rows if cur.n_rows else 0.0
-    null_p = two_proportion_p_value(ref.n_null, ref.n_rows, cur.n_null, cur.n_rows)
-    null_drifted = (
-        settings.null_share_min_change is not None
-        and null_p < settings.null_share_alpha
-        and abs(null_cur - null_ref) >= settings.null_share_min_change
-    )
+    null_ref, null_cur, null_p, null_drifted = _null_share(ref, cur, settings)
     if null_drifted:
         reasons.append(REASON_NULL_SHARE)
-
-    new_categories: list[Any] = []
-    histogram: dict[str, Any] | None = None
-    if isinstance(ref_c, CategoricalSummary) and isinstance(cur_c, CategoricalSummary):
-        known = set(ref_c.labels)
-        new_categories = [k for k in cur_c.labels if k not in known]
-        if settings.keep_histograms:
-            histogram = _categorical_histogram(ref_c, cur_c)
-    elif settings.keep_histograms and (ref.n_valid or cur.n_valid):
-        assert isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary)
-        histogram = _numeric_histogram(ref, cur)
-
+    new_categories, histogram = _categories_and_histogram(
+        ref, cur, ref_c, cur_c, settings.keep_histograms
+    )
     return ColumnDrift(
         column=name,
         column_type=column_type,
@@ -729,7 +804,7 @@ def _compare(
         reasons=reasons,
         null_share_reference=null_ref,
         null_share_current=null_cur,
-        null_share_drifted=bool(null_drifted),
+        null_share_drifted=null_drifted,
         null_share_p_value=null_p,
         n_reference=ref.n_valid,
         n_current=cur.n_valid,
@@ -768,6 +843,86 @@ def _validate_threshold(name: str, value: float | None) -> None:
         raise DriftInputError(f"{name} must be a finite number, got {value!r}")
 
 
+ColumnTypes: TypeAlias = dict[str, tuple[ColumnType, bool]]
+
+
+def _profile_columns(
+    profile: ReferenceProfile,
+    columns: Sequence[str] | None,
+    numeric_columns: Sequence[str] | None,
+    categorical_columns: Sequence[str] | None,
+) -> tuple[ColumnTypes, dict[str, str]]:
+    """Columns compared against a profile, with their types, and the skipped ones."""
+    if profile.n_rows == 0:
+        raise DriftInputError("reference profile is empty (0 rows)")
+    names = list(columns) if columns is not None else list(profile.columns)
+    for forced, kind in ((numeric_columns, "numeric"), (categorical_columns, "categorical")):
+        for col in forced or []:
+            if col not in names:
+                names.append(col)
+            if col in profile.columns and profile.column_type(col) != kind:
+                raise DriftInputError(
+                    f"column {col!r} is {profile.column_type(col)} in the reference "
+                    f"profile, not {kind}"
+                )
+    missing = [c for c in names if c not in profile.columns]
+    if missing:
+        raise DriftInputError(
+            f"column(s) {missing} are not in the reference profile "
+            f"(it has: {', '.join(profile.columns)})"
+        )
+    types: ColumnTypes = {
+        c: (profile.column_type(c), getattr(profile.columns[c], "integer", False)) for c in names
+    }
+    skipped = dict(profile.skipped_columns) if columns is None else {}
+    return types, skipped
+
+
+def _reference_columns(
+    reference: TableLike | ReferenceProfile,
+    columns: Sequence[str] | None,
+    numeric_columns: Sequence[str] | None,
+    categorical_columns: Sequence[str] | None,
+) -> tuple[TableView | None, ColumnTypes, dict[str, str], int]:
+    """``(view of the reference data or None for a profile, column types, skipped columns,
+    reference rows)``."""
+    if isinstance(reference, ReferenceProfile):
+        types, skipped = _profile_columns(reference, columns, numeric_columns, categorical_columns)
+        return None, types, skipped, reference.n_rows
+    ref_view = TableView(reference, "reference")
+    if ref_view.n_rows == 0:
+        raise DriftInputError("reference data is empty (0 rows): nothing to compare with")
+    types, skipped = resolve_columns(ref_view, columns, numeric_columns, categorical_columns)
+    return ref_view, types, skipped, ref_view.n_rows
+
+
+def _compare_columns(
+    reference: TableLike | ReferenceProfile,
+    ref_view: TableView | None,
+    cur_view: TableView,
+    types: ColumnTypes,
+    settings: _Settings,
+) -> dict[str, ColumnDrift]:
+    if not types:
+        raise DriftInputError("no columns to compare")
+    for name in types:
+        cur_view.require(name)
+    results: dict[str, ColumnDrift] = {}
+    for name, (column_type, integer) in types.items():
+        # One column at a time: its converted/sorted copies are released before the next.
+        if isinstance(reference, ReferenceProfile):
+            ref_summary = reference.columns[name]
+        else:
+            assert ref_view is not None
+            ref_summary = ref_view.summarize(name, column_type, integer)
+        cur_summary = cur_view.summarize(name, column_type, integer)
+        if isinstance(cur_summary, NumericSummary) and isinstance(ref_summary, NumericSummary):
+            cur_summary.integer = cur_summary.integer and ref_summary.integer
+        results[name] = _compare(name, column_type, ref_summary, cur_summary, settings)
+        del ref_summary, cur_summary
+    return results
+
+
 def detect_drift(
     reference: TableLike | ReferenceProfile,
     current: TableLike,
@@ -797,135 +952,55 @@ def detect_drift(
         current: pandas DataFrame or pyarrow Table.
         columns: columns to compare (default: every reference/profile column of a supported
             dtype; datetimes and nested types are skipped and listed in the result).
-        method: method for all columns (default: Evidently's automatic choice).
-        threshold: threshold for all columns (default: the method's own).
-        per_column_method: column -> method; wins over every other method setting.
-        per_column_threshold: column -> threshold; wins over every other threshold setting.
+        method, numeric_method, categorical_method, per_column_method: the test of a column;
+            per column wins over per tested type, which wins over ``method`` (all columns);
+            default: Evidently's automatic choice.
+        threshold, numeric_threshold, categorical_threshold, per_column_threshold: the same
+            precedence; default: the method's own threshold.
         drift_share: the dataset drifts when ``n_drifted / n_columns >= drift_share``.
-        numeric_method, categorical_method: method per tested column type (wins over
-            ``method``).
-        numeric_threshold, categorical_threshold: threshold per tested column type (wins over
-            ``threshold``).
         numeric_columns, categorical_columns: force a column's type instead of inferring it
             from the dtype (bool/string/object/category are categorical, numbers numeric).
-        correction: ``"bonferroni"`` or ``"benjamini_hochberg"`` to correct the p-values of
-            p-value tests for the number of such tests; verdicts use the adjusted p-values.
-        null_share_alpha: significance of the null-share z-test.
-        null_share_min_change: minimum absolute change of the null share for it to count as
-            drift; ``None`` disables the null-share check.
-        low_cardinality_limit: numeric columns with at most this many distinct values
-            (reference and current together) are tested as categorical; 0 disables it.
+        correction: ``"bonferroni"`` or ``"benjamini_hochberg"`` corrects the p-values of
+            p-value tests for their number; verdicts use the adjusted p-values.
+        null_share_alpha, null_share_min_change: the null-share z-test's significance and the
+            smallest change of the null share that counts as drift (``None``: no check).
+        low_cardinality_limit: numeric columns with at most this many distinct values (both
+            sides together) are tested as categorical; 0 disables it.
         keep_histograms: keep small per-column distributions for plots.
 
-    Returns:
-        A :class:`DriftResult`.
-
     Raises:
-        DriftInputError: empty data, a missing column, an unknown or inapplicable method,
-            or invalid parameters.
+        DriftInputError: empty data, a missing column, a bad method or another bad parameter.
     """
-    if not 0.0 <= drift_share <= 1.0:
-        raise DriftInputError(f"drift_share must be within [0, 1], got {drift_share!r}")
-    if correction not in (None, "bonferroni", "benjamini_hochberg"):
-        raise DriftInputError(
-            f"correction must be None, 'bonferroni' or 'benjamini_hochberg', got {correction!r}"
-        )
-    for label, value in (
-        ("threshold", threshold),
-        ("numeric_threshold", numeric_threshold),
-        ("categorical_threshold", categorical_threshold),
-        *((f"per_column_threshold[{k!r}]", v) for k, v in (per_column_threshold or {}).items()),
-    ):
-        _validate_threshold(label, value)
-    for name in (method, numeric_method, categorical_method, *(per_column_method or {}).values()):
-        if name is not None:
-            _check_method(name)
-
+    settings = _Settings(
+        method,
+        threshold,
+        dict(per_column_method or {}),
+        dict(per_column_threshold or {}),
+        numeric_method,
+        categorical_method,
+        numeric_threshold,
+        categorical_threshold,
+        null_share_alpha,
+        null_share_min_change,
+        low_cardinality_limit,
+        keep_histograms,
+    )
+    settings.check(drift_share, correction)
     cur_view = TableView(current, "current")
     if cur_view.n_rows == 0:
         raise DriftInputError("current data is empty (0 rows): nothing to compare")
-
-    is_profile = isinstance(reference, ReferenceProfile)
-    ref_view: TableView | None = None
-    if isinstance(reference, ReferenceProfile):
-        profile = reference
-        if profile.n_rows == 0:
-            raise DriftInputError("reference profile is empty (0 rows)")
-        names = list(columns) if columns is not None else list(profile.columns)
-        for forced, kind in ((numeric_columns, "numeric"), (categorical_columns, "categorical")):
-            for col in forced or []:
-                if col not in names:
-                    names.append(col)
-                if col in profile.columns and profile.column_type(col) != kind:
-                    raise DriftInputError(
-                        f"column {col!r} is {profile.column_type(col)} in the reference "
-                        f"profile, not {kind}"
-                    )
-        missing = [c for c in names if c not in profile.columns]
-        if missing:
-            raise DriftInputError(
-                f"column(s) {missing} are not in the reference profile "
-                f"(it has: {', '.join(profile.columns)})"
-            )
-        types: dict[str, tuple[ColumnType, bool]] = {
-            c: (profile.column_type(c), getattr(profile.columns[c], "integer", False))
-            for c in names
-        }
-        skipped = dict(profile.skipped_columns) if columns is None else {}
-        n_reference_rows = profile.n_rows
-    else:
-        ref_view = TableView(reference, "reference")
-        if ref_view.n_rows == 0:
-            raise DriftInputError("reference data is empty (0 rows): nothing to compare with")
-        types, skipped = resolve_columns(ref_view, columns, numeric_columns, categorical_columns)
-        n_reference_rows = ref_view.n_rows
-    if not types:
-        raise DriftInputError("no columns to compare")
-    for name in types:
-        cur_view.require(name)
-
-    settings = _Settings(
-        method=method,
-        threshold=threshold,
-        per_column_method=dict(per_column_method or {}),
-        per_column_threshold=dict(per_column_threshold or {}),
-        numeric_method=numeric_method,
-        categorical_method=categorical_method,
-        numeric_threshold=numeric_threshold,
-        categorical_threshold=categorical_threshold,
-        null_share_alpha=null_share_alpha,
-        null_share_min_change=null_share_min_change,
-        low_cardinality_limit=low_cardinality_limit,
-        keep_histograms=keep_histograms,
+    ref_view, types, skipped, n_reference_rows = _reference_columns(
+        reference, columns, numeric_columns, categorical_columns
     )
-    results: dict[str, ColumnDrift] = {}
-    for name, (column_type, integer) in types.items():
-        # One column at a time: its converted/sorted copies are released before the next.
-        if isinstance(reference, ReferenceProfile):
-            ref_summary = reference.columns[name]
-        else:
-            assert ref_view is not None
-            ref_summary = ref_view.summarize(name, column_type, integer)
-        cur_summary = cur_view.summarize(name, column_type, integer)
-        if isinstance(cur_summary, NumericSummary) and isinstance(ref_summary, NumericSummary):
-            cur_summary.integer = cur_summary.integer and ref_summary.integer
-        results[name] = _compare(name, column_type, ref_summary, cur_summary, settings)
-        del ref_summary, cur_summary
-
+    results = _compare_columns(reference, ref_view, cur_view, types, settings)
     _apply_correction(results, correction)
-    n_drifted = sum(1 for c in results.values() if c.drifted)
-    share = n_drifted / len(results)
-    return DriftResult(
-        dataset_drift=share >= drift_share,
-        drift_share=share,
-        n_drifted=n_drifted,
-        n_columns=len(results),
+    return DriftResult.from_columns(
+        results,
         share_threshold=drift_share,
-        columns=results,
         correction=correction,
         n_reference_rows=n_reference_rows,
         n_current_rows=cur_view.n_rows,
-        reference_is_profile=is_profile,
+        reference_is_profile=isinstance(reference, ReferenceProfile),
         skipped_columns=skipped,
     )
 
