@@ -1,129 +1,90 @@
-"""Monitoring operators: data/prediction/target drift and model performance on late labels."""
+"""Monitoring operators: data/prediction/target drift and model performance on late labels.
+
+Both are thin shells over :mod:`mlops_provider.core.monitoring` (docs/monitoring.md); their
+results follow docs/results.md.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from airflow.sdk import BaseOperator
-
-from mlops_provider.exceptions import DriftDetectionError, MlopsError
-from mlops_provider.links.mlflow import MlflowRunLink
+from mlops_provider.exceptions import DriftDetectionError, ModelPerformanceError
+from mlops_provider.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from mlops_provider.links.reports import ReportLink
+from mlops_provider.operators._base import (
+    AWS_CONN_ID,
+    MLFLOW_CONN_ID,
+    MlopsBaseOperator,
+    data_interval,
+    pop_renamed,
+    run_identity,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_provider.core.monitoring import RunIdentity
-    from mlops_provider.hooks.mlflow import MlflowHook
+__all__ = [
+    "DriftDetectionOperator",
+    "ModelPerformanceError",
+    "ModelPerformanceOperator",
+    "data_interval",
+    "run_identity",
+]
 
-__all__ = ["DriftDetectionOperator", "ModelPerformanceError", "ModelPerformanceOperator"]
+_MONITORING_EXPERIMENT = "mlops-monitoring"
+_REFERENCE_PROFILE = "monitoring/reference_profile.json"
 
 
-class ModelPerformanceError(MlopsError):
-    """Performance monitoring could not run (missing labels dataset or columns, bad parameters)."""
+def _floats(value: Any, name: str) -> dict[str, float] | None:
+    """A mapping of numbers (``per_column_threshold``), each value checked by name."""
+    from mlops_provider.core import params
 
-
-def _utc(value: Any) -> datetime | None:
-    """A plain aware UTC ``datetime`` from a context datetime (pendulum or stdlib)."""
-    if value is None:
+    mapping = params.as_mapping(value, name)
+    if not mapping:
         return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
-    return None
+    out = {str(k): params.as_float(v, f"{name}[{k!r}]") for k, v in mapping.items()}
+    return {k: v for k, v in out.items() if v is not None}
 
 
-def data_interval(context: Context) -> tuple[datetime, datetime | None]:
-    """``(start, end)`` of the run's data interval (start falls back to the logical date/now)."""
-    start = _utc(context.get("data_interval_start")) or _utc(context.get("logical_date"))
-    end = _utc(context.get("data_interval_end"))
-    return start or datetime.now(timezone.utc), end
-
-
-def run_identity(context: Context) -> RunIdentity:
-    """The task's identity for its monitoring run: (dag_id, task_id, data interval, map_index)."""
-    from mlops_provider.core.monitoring import RunIdentity
-
-    ti = context["ti"]
-    start = _utc(context.get("data_interval_start"))
-    end = _utc(context.get("data_interval_end"))
-    return RunIdentity(
-        dag_id=ti.dag_id,
-        task_id=ti.task_id,
-        data_interval_start=start,
-        data_interval_end=end,
-        map_index=int(
-            getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1
-        ),
-        run_id=getattr(ti, "run_id", None),
-    )
-
-
-def _float(value: Any, name: str) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def _persist_links(context: Context, hook: MlflowHook, summary: Mapping[str, Any]) -> None:
-    from mlops_provider.links.mlflow import run_url
-    from mlops_provider.links.reports import report_url
-
-    if summary.get("report_uri"):
-        ReportLink.persist(context, report_url(str(summary["report_uri"])))
-    if summary.get("mlflow_run_id") and summary.get("mlflow_experiment_id"):
-        MlflowRunLink.persist(
-            context,
-            run_url(
-                hook.target.tracking_uri,
-                str(summary["mlflow_experiment_id"]),
-                str(summary["mlflow_run_id"]),
-            ),
-        )
-
-
-class DriftDetectionOperator(BaseOperator):
+class DriftDetectionOperator(MlopsBaseOperator):
     """Detect data, prediction or target drift between a reference and the current data.
 
-    The reference is, by default, the training profile of a registered model version
-    (``registered_model_name`` + ``alias``, or ``model_uri``): the alias is resolved to a
-    version, the version to its source run, and the run's artifact
-    ``monitoring/reference_profile.json`` is loaded. Alternatively ``reference_data`` gives one
-    or more dataset URIs (e.g. earlier predictions partitions for prediction drift, earlier
-    label partitions with ``columns=["churned"]`` for target drift).
+    The reference is, by default, the training profile of a model: ``registered_model_name`` +
+    ``alias``, or ``model_uri`` in any form (``models:/<name>/<version>``,
+    ``models:/<name>@<alias>``, ``models:/m-<id>`` as TrainModelOperator returns it,
+    ``runs:/<run_id>/<path>``); the profile is the artifact
+    ``monitoring/reference_profile.json`` of the model's training run (for a model that is not
+    registered, its source run). Alternatively ``reference_data`` gives one or more dataset
+    URIs (e.g. earlier predictions partitions for prediction drift, earlier label partitions
+    with ``columns=[<label>]`` for target drift).
 
-    Columns are auto-detected (the profile's columns, or the columns both datasets share, minus
-    identifiers, timestamps, labels and scoring bookkeeping columns) unless listed in
-    ``columns``. Drift per column and the dataset verdict come from
-    :func:`mlops_provider.core.drift.detect_drift` (nulls, new categories and constant columns
-    are handled there). The JSON result and the HTML report are written to ``report_uri``
-    (a rerun replaces them) and the metrics are logged to one MLflow monitoring run per
-    (dag_id, task_id, data interval), reused on retries and reruns.
+    Columns are detected (the profile's columns, or the columns both datasets share, minus
+    identifiers, timestamps, labels, scoring bookkeeping columns and the label and entity
+    columns the named model's training run recorded) unless listed in ``columns``. Drift per
+    column and the dataset verdict come from :func:`mlops_provider.core.drift.detect_drift`
+    (nulls, new categories and constant columns are handled there). The JSON result and the
+    HTML report are written to ``report_uri`` (a rerun replaces them) and the metrics are
+    logged to one MLflow monitoring run per (dag_id, task_id, data interval, map_index),
+    reused on retries and reruns.
 
     :param current_data: dataset URI (or list of URIs) of the data to check, e.g. the day's
         feature partition. (templated)
     :param reference_data: dataset URI(s) of the reference; default: the model's training
         profile. (templated)
-    :param registered_model_name: registered model whose version is the reference (and whose
-        name keys the default report location). (templated)
+    :param registered_model_name: registered model whose ``alias`` holder is the reference (and
+        whose name keys the default report location). (templated)
     :param alias: alias to resolve, default ``champion``. (templated)
-    :param model_uri: ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` instead of
-        name + alias. (templated)
+    :param model_uri: any model URI instead of name + alias. (templated)
     :param reference_artifact_path: run artifact holding the profile. (templated)
-    :param columns: columns to compare (default: auto-detected). (templated)
-    :param exclude_columns: replaces the default exclusions of auto-detection (names or
-        ``fnmatch`` patterns). (templated)
+    :param columns: columns to compare (default: detected). (templated)
+    :param exclude_columns: replaces the default exclusions of detection (names or ``fnmatch``
+        patterns). (templated)
     :param method: drift method for every column (default: automatic per column). (templated)
-    :param threshold: threshold for every column (default: the method's). (templated)
+    :param drift_threshold: the drift statistic's threshold for every column (default: the
+        method's). Replaces ``threshold``. (templated)
     :param per_column_method: column -> method. (templated)
-    :param per_column_threshold: column -> threshold. (templated)
+    :param per_column_threshold: column -> drift threshold. (templated)
     :param drift_share: the dataset drifts when this share of columns drifted (default 0.5).
         (templated)
     :param drift_options: other keyword arguments of ``detect_drift`` (e.g.
@@ -133,23 +94,32 @@ class DriftDetectionOperator(BaseOperator):
     :param report_name: name in the default report location; default the registered model
         name, else the current dataset's name. Set it when two drift tasks of a DAG share
         one (e.g. ``"churn-predictions"``). (templated)
-    :param monitoring_experiment: MLflow experiment of monitoring runs (default
-        ``mlops-monitoring``); ``None`` disables MLflow logging. (templated)
+    :param experiment_name: MLflow experiment of monitoring runs (default
+        ``mlops-monitoring``); ``None`` disables MLflow logging. Replaces
+        ``monitoring_experiment``. (templated)
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``). (templated)
     :param aws_conn_id: connection for ``s3://`` URIs (default ``aws_default``). (templated)
 
-    XCom (return value): ``dataset_drift``, ``drift_share``, ``n_drifted``, ``n_columns``,
-    ``drifted_columns``, ``columns`` (per column: ``method``, ``score``, ``threshold``,
-    ``drifted``, ``reasons``, ``new_categories`` when any), ``reference`` (``models:/name/v``
-    or the reference URI), ``reference_model_name``, ``reference_model_version``,
-    ``reference_run_id``, ``current_data``, ``current_rows``, ``reference_rows``,
-    ``columns_only_in_reference``, ``columns_only_in_current``, ``report_uri`` (the HTML file),
-    ``report_json_uri``, ``mlflow_run_id``, ``mlflow_experiment_id``, ``data_interval_start``,
-    ``data_interval_end``.
+    XCom (return value, docs/results.md): ``status`` (``drift`` | ``no_drift``), ``passed``
+    (no dataset drift), ``reasons`` (the verdict, then one sentence per drifted column),
+    ``model`` (the reference model, ``None`` for a dataset reference without a model),
+    ``mlflow_run_id``, ``report_uri`` (the HTML file), ``rows`` (current rows); then
+    ``dataset_drift``, ``drift_share``, ``n_drifted``, ``n_columns``,
+    ``drift_share_threshold``, ``drifted_columns``, ``columns`` (per column: ``method``,
+    ``score``, ``threshold``, ``drifted``, ``reasons``, ``new_categories`` when any),
+    ``reference`` (the model URI or the reference URI), ``current_data``, ``reference_rows``,
+    ``columns_only_in_reference``, ``columns_only_in_current``, ``data_interval_start``,
+    ``data_interval_end``, ``report_json_uri``, ``mlflow_experiment_id``. ``status``,
+    ``passed``, ``dataset_drift``, ``drifted_columns`` and ``report_uri`` are also pushed under
+    their own XCom keys.
 
-    :raises DriftDetectionError: missing or empty current/reference data, no reference profile
-        for the model version, columns missing on a side, no columns to compare, or invalid
-        drift parameters. Raised before anything is written.
+    Deprecated keys (kept for one release): ``reference_model_name``,
+    ``reference_model_version``, ``reference_run_id`` (use ``model``), ``current_rows`` (use
+    ``rows``).
+
+    :raises DriftDetectionError: missing or empty current/reference data, an unknown model or
+        alias, no reference profile for the model, columns missing on a side, no columns to
+        compare, or invalid drift parameters. Raised before anything is written.
     """
 
     template_fields: Sequence[str] = (
@@ -162,20 +132,28 @@ class DriftDetectionOperator(BaseOperator):
         "columns",
         "exclude_columns",
         "method",
-        "threshold",
+        "drift_threshold",
         "per_column_method",
         "per_column_threshold",
         "drift_share",
         "drift_options",
         "report_uri",
         "report_name",
-        "monitoring_experiment",
+        "experiment_name",
         "mlflow_conn_id",
         "aws_conn_id",
     )
     template_fields_renderers = {"drift_options": "json", "per_column_method": "json"}
-    operator_extra_links = (ReportLink(), MlflowRunLink())
+    operator_extra_links = (ReportLink(), MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#fde7e7"
+    error_class = DriftDetectionError
+    push_keys: ClassVar[tuple[str, ...]] = (
+        "status",
+        "passed",
+        "dataset_drift",
+        "drifted_columns",
+        "report_uri",
+    )
 
     def __init__(
         self,
@@ -185,22 +163,27 @@ class DriftDetectionOperator(BaseOperator):
         registered_model_name: str | None = None,
         alias: str = "champion",
         model_uri: str | None = None,
-        reference_artifact_path: str = "monitoring/reference_profile.json",
+        reference_artifact_path: str = _REFERENCE_PROFILE,
         columns: list[str] | None = None,
         exclude_columns: list[str] | None = None,
         method: str | None = None,
-        threshold: float | None = None,
+        drift_threshold: float | None = None,
         per_column_method: dict[str, str] | None = None,
         per_column_threshold: dict[str, float] | None = None,
         drift_share: float = 0.5,
         drift_options: dict[str, Any] | None = None,
         report_uri: str | None = None,
         report_name: str | None = None,
-        monitoring_experiment: str | None = "mlops-monitoring",
-        mlflow_conn_id: str = "mlflow_default",
-        aws_conn_id: str | None = "aws_default",
+        experiment_name: str | None = _MONITORING_EXPERIMENT,
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        renamed = pop_renamed(
+            kwargs,
+            {"threshold": "drift_threshold", "monitoring_experiment": "experiment_name"},
+            type(self).__name__,
+        )
         super().__init__(**kwargs)
         self.current_data = current_data
         self.reference_data = reference_data
@@ -211,104 +194,95 @@ class DriftDetectionOperator(BaseOperator):
         self.columns = columns
         self.exclude_columns = exclude_columns
         self.method = method
-        self.threshold = threshold
+        self.drift_threshold = renamed.get("drift_threshold", drift_threshold)
         self.per_column_method = per_column_method
         self.per_column_threshold = per_column_threshold
         self.drift_share = drift_share
         self.drift_options = drift_options
         self.report_uri = report_uri
         self.report_name = report_name
-        self.monitoring_experiment = monitoring_experiment
+        self.experiment_name = renamed.get("experiment_name", experiment_name)
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        from mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def _needs_mlflow(self) -> bool:
         return bool(
-            self.monitoring_experiment
+            self.experiment_name
             or not self.reference_data
             or self.registered_model_name
             or self.model_uri
         )
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.io import DatasetError
-        from mlops_provider.core.monitoring import MonitoringError, run_drift_check
-        from mlops_provider.core.profile import DriftInputError
+    def error_message(self, err: Exception) -> str:
+        return f"drift detection failed: {err}"
 
-        start, end = data_interval(context)
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params
+        from mlops_provider.core.monitoring import run_drift_check
+
+        options = {
+            "method": params.as_str(self.method, "method"),
+            "drift_threshold": params.as_float(self.drift_threshold, "drift_threshold"),
+            "per_column_method": params.as_mapping(self.per_column_method, "per_column_method"),
+            "per_column_threshold": _floats(self.per_column_threshold, "per_column_threshold"),
+            "drift_share": params.as_float(
+                self.drift_share, "drift_share", default=0.5, minimum=0.0, maximum=1.0
+            ),
+            "drift_options": params.as_mapping(self.drift_options, "drift_options"),
+        }
+        start, end = self.data_interval(context)
         client = self.hook.client if self._needs_mlflow() else None
-        try:
-            summary = run_drift_check(
-                self.current_data,
-                reference_data=self.reference_data or None,
-                client=client,
-                registered_model_name=self.registered_model_name or None,
-                alias=self.alias,
-                model_uri=self.model_uri or None,
-                reference_artifact_path=self.reference_artifact_path,
-                columns=list(self.columns) if self.columns else None,
-                exclude_columns=self.exclude_columns,
-                method=self.method or None,
-                threshold=_float(self.threshold, "threshold"),
-                per_column_method=self.per_column_method or None,
-                per_column_threshold=(
-                    {k: float(v) for k, v in self.per_column_threshold.items()}
-                    if self.per_column_threshold
-                    else None
-                ),
-                drift_share=float(self.drift_share),
-                drift_options=self.drift_options or None,
-                report_uri=self.report_uri or None,
-                report_name=self.report_name or None,
-                data_interval_start=start,
-                data_interval_end=end,
-                identity=run_identity(context),
-                monitoring_experiment=self.monitoring_experiment or None,
-                artifact_location=self.hook.target.artifact_location if client else None,
-                conn_id=self.aws_conn_id,
-            )
-        except (MonitoringError, DriftInputError, DatasetError) as err:
-            raise DriftDetectionError(f"drift detection failed: {err}") from err
-        except ValueError as err:  # a bad templated number
-            raise DriftDetectionError(f"invalid parameter: {err}") from err
-        _persist_links(context, self.hook, summary)
-        self.log.info(
-            "dataset_drift=%s drift_share=%.3f drifted=%s report=%s",
-            summary["dataset_drift"],
-            summary["drift_share"],
-            summary["drifted_columns"],
-            summary["report_uri"],
+        result = run_drift_check(
+            params.as_list(self.current_data, "current_data") or [],
+            reference_data=params.as_list(self.reference_data, "reference_data") or None,
+            client=client,
+            registered_model_name=params.as_str(
+                self.registered_model_name, "registered_model_name"
+            ),
+            alias=params.as_str(self.alias, "alias"),
+            model_uri=params.as_str(self.model_uri, "model_uri"),
+            reference_artifact_path=str(self.reference_artifact_path),
+            columns=params.as_list(self.columns, "columns") or None,
+            exclude_columns=params.as_list(self.exclude_columns, "exclude_columns"),
+            options=options,
+            report_uri=params.as_str(self.report_uri, "report_uri"),
+            report_name=params.as_str(self.report_name, "report_name"),
+            data_interval_start=start,
+            data_interval_end=end,
+            identity=self.identity(context),
+            experiment_name=params.as_str(self.experiment_name, "experiment_name"),
+            artifact_location=self.hook.target.artifact_location if client else None,
+            conn_id=self.aws_conn_id,
         )
-        return summary
+        self.log.info(
+            "status=%s drift_share=%.3f drifted=%s report=%s",
+            result["status"],
+            result["drift_share"],
+            result["drifted_columns"],
+            result["report_uri"],
+        )
+        return result
 
 
-class ModelPerformanceOperator(BaseOperator):
+class ModelPerformanceOperator(MlopsBaseOperator):
     """Evaluate predictions on labels that arrived later and compare them with the baseline.
 
     On run day ``D`` (the data interval's start) the predictions of the matured day
     ``D - label_delay`` (or of ``evaluation_window`` days ending there) are read from
-    ``<predictions_data>/dt=YYYY-MM-DD``, joined by entity and event day with the labels found
-    in ``labels_data`` partitions (keyed by arrival day; only labels available by the end of
-    the data interval count), and scored per day and per model version. Each version is
-    compared with its baseline: the holdout metrics logged on its training run (the
-    ``model_run_id`` of its predictions), the champion's (``baseline="champion"``) or fixed
-    values (a dict). A version with fewer than ``min_labels`` labelled rows is reported as
-    ``insufficient_data``, not as degraded.
+    ``<predictions_data>/dt=YYYY-MM-DD``, joined on ``entity_columns`` and event day with the
+    labels found in ``labels_data`` partitions (keyed by arrival day; only labels available by
+    the end of the data interval count), and scored per day and per model version (string,
+    boolean and integer labels alike). Each version is compared with its baseline: the
+    holdout metrics logged on its training run (the ``model_run_id`` of its predictions), the
+    champion's (``baseline="champion"``) or fixed values (a dict). A version with fewer than
+    ``min_labels`` labelled rows is reported as ``insufficient_data``, not as degraded.
 
     :param predictions_data: base URI of the scoring output partitions. (templated)
     :param labels_data: base URI of the label partitions (or one labels dataset). (templated)
     :param label_delay: days until labels mature (default 7). (templated)
     :param evaluation_window: number of matured days evaluated (default 1). (templated)
-    :param problem_type: ``"classification"`` (default) or ``"regression"``.
-    :param metrics: metrics to compute (default: ``roc_auc``, ``accuracy``, ``f1``,
-        ``log_loss``, ``precision``, ``recall``; or ``rmse``, ``mae``, ``r2``). (templated)
+    :param problem_type: ``"classification"`` (default) or ``"regression"``. (templated)
+    :param metrics: metrics to compute (default: all of the task's). (templated)
     :param primary_metric: headline metric (default ``roc_auc`` / ``rmse``). (templated)
     :param min_labels: minimum labelled rows per version (default 200). (templated)
     :param max_degradation: allowed absolute degradation: a number for the primary metric or a
@@ -316,37 +290,49 @@ class ModelPerformanceOperator(BaseOperator):
     :param max_relative_degradation: allowed relative degradation, the same way. (templated)
     :param baseline: ``"model_version"`` (default), ``"champion"`` or a dict of metric values.
         (templated)
-    :param registered_model_name: model name (report location; ``baseline="champion"``).
-        (templated)
+    :param registered_model_name: model name (report location; ``baseline="champion"``; the
+        training run to read ``target`` / ``entity_columns`` from when the predictions name
+        none). (templated)
     :param alias: alias for ``baseline="champion"`` (default ``champion``). (templated)
-    :param target: label column (default ``churned``). (templated)
-    :param entity_column: entity key (default ``customer_id``). (templated)
+    :param target: label column; default: the label the training run of the newest
+        predictions' model recorded (tag ``mlops.target``). (templated)
+    :param entity_columns: the columns joining predictions with labels (a string is accepted);
+        default: what that training run recorded (tag ``mlops.entity_columns``). Replaces
+        ``entity_column``. (templated)
     :param label_time_column: event time of a label (default ``event_timestamp``). (templated)
     :param score_column: probability column of the predictions (default ``probability``).
         (templated)
     :param prediction_column: predicted class/value column (default ``prediction``).
         (templated)
-    :param threshold: class threshold when there is no prediction column (default 0.5).
+    :param decision_threshold: probability from which a binary prediction is the positive class
+        when there is no prediction column (default 0.5). Replaces ``threshold``. (templated)
     :param report_uri: report directory (``performance.json`` + ``report.html``) or ``.html``
         file; default ``<data_root>/reports/performance/<name>/dt=<data interval start>``.
         (templated)
     :param report_name: name in the default report location. (templated)
-    :param monitoring_experiment: MLflow experiment of monitoring runs; ``None`` disables
-        logging. (templated)
+    :param experiment_name: MLflow experiment of monitoring runs (default
+        ``mlops-monitoring``); ``None`` disables logging. Replaces ``monitoring_experiment``.
+        (templated)
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``). (templated)
     :param aws_conn_id: connection for ``s3://`` URIs (default ``aws_default``). (templated)
 
-    XCom (return value): ``status`` (``"ok"`` | ``"degraded"`` | ``"insufficient_data"``),
-    ``reasons``, ``evaluated_days``, ``missing_prediction_days``, ``labelled_rows``,
-    ``labelled_rows_total``, ``predictions``, ``metrics``, ``baseline``, ``degradation``
-    (per metric ``{"abs", "rel"}``, positive = worse), ``primary_metric``, ``model_name``,
-    ``model_version``, ``model_versions``, ``by_version``, ``by_day``, ``min_labels``,
-    ``report_uri``, ``report_json_uri``, ``mlflow_run_id``, ``mlflow_experiment_id``. The
-    top-level metrics describe the version that scored the most recent predictions in the
-    window (normally the champion); ``by_version`` holds every version.
+    XCom (return value, docs/results.md): ``status`` (``ok`` | ``degraded`` |
+    ``insufficient_data``), ``passed`` (not degraded), ``reasons``, ``model`` (the version that
+    scored the newest labelled predictions), ``mlflow_run_id``, ``report_uri``, ``rows``
+    (its labelled rows); then ``evaluated_days``, ``missing_prediction_days``, ``task``,
+    ``primary_metric``, ``min_labels``, ``labelled_rows_total``, ``predictions``, ``metrics``,
+    ``baseline``, ``degradation`` (per metric ``{"abs", "rel"}``, positive = worse),
+    ``model_versions``, ``by_version``, ``by_day``, ``run_day``, ``label_delay``,
+    ``evaluation_window``, ``report_json_uri``, ``mlflow_experiment_id``. The top-level
+    metrics describe the version of the most recent predictions in the window (normally the
+    champion); ``by_version`` holds every version. ``status``, ``passed``, ``metrics`` and
+    ``report_uri`` are also pushed under their own XCom keys.
 
-    :raises ModelPerformanceError: the labels dataset or a required column is missing, or a
-        parameter is invalid.
+    Deprecated keys (kept for one release): ``model_name``, ``model_version`` (use ``model``),
+    ``labelled_rows`` (use ``rows``).
+
+    :raises ModelPerformanceError: the labels dataset or a required column is missing, the
+        label or entity columns are neither given nor recorded, or a parameter is invalid.
     """
 
     template_fields: Sequence[str] = (
@@ -354,6 +340,7 @@ class ModelPerformanceOperator(BaseOperator):
         "labels_data",
         "label_delay",
         "evaluation_window",
+        "problem_type",
         "metrics",
         "primary_metric",
         "min_labels",
@@ -363,18 +350,21 @@ class ModelPerformanceOperator(BaseOperator):
         "registered_model_name",
         "alias",
         "target",
-        "entity_column",
+        "entity_columns",
         "label_time_column",
         "score_column",
         "prediction_column",
+        "decision_threshold",
         "report_uri",
         "report_name",
-        "monitoring_experiment",
+        "experiment_name",
         "mlflow_conn_id",
         "aws_conn_id",
     )
-    operator_extra_links = (ReportLink(), MlflowRunLink())
+    operator_extra_links = (ReportLink(), MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#e7eefd"
+    error_class = ModelPerformanceError
+    push_keys: ClassVar[tuple[str, ...]] = ("status", "passed", "metrics", "report_uri")
 
     def __init__(
         self,
@@ -392,24 +382,29 @@ class ModelPerformanceOperator(BaseOperator):
         baseline: str | dict[str, float] = "model_version",
         registered_model_name: str | None = None,
         alias: str = "champion",
-        target: str = "churned",
-        entity_column: str = "customer_id",
+        target: str | None = None,
+        entity_columns: str | list[str] | None = None,
         label_time_column: str = "event_timestamp",
         score_column: str | None = "probability",
         prediction_column: str | None = "prediction",
-        threshold: float = 0.5,
+        decision_threshold: float = 0.5,
         report_uri: str | None = None,
         report_name: str | None = None,
-        monitoring_experiment: str | None = "mlops-monitoring",
-        mlflow_conn_id: str = "mlflow_default",
-        aws_conn_id: str | None = "aws_default",
+        experiment_name: str | None = _MONITORING_EXPERIMENT,
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        renamed = pop_renamed(
+            kwargs,
+            {
+                "threshold": "decision_threshold",
+                "entity_column": "entity_columns",
+                "monitoring_experiment": "experiment_name",
+            },
+            type(self).__name__,
+        )
         super().__init__(**kwargs)
-        if problem_type not in ("classification", "regression"):
-            raise ValueError(
-                f"problem_type must be 'classification' or 'regression', got {problem_type!r}"
-            )
         self.predictions_data = predictions_data
         self.labels_data = labels_data
         self.label_delay = label_delay
@@ -424,86 +419,97 @@ class ModelPerformanceOperator(BaseOperator):
         self.registered_model_name = registered_model_name
         self.alias = alias
         self.target = target
-        self.entity_column = entity_column
+        self.entity_columns = renamed.get("entity_columns", entity_columns)
         self.label_time_column = label_time_column
         self.score_column = score_column
         self.prediction_column = prediction_column
-        self.threshold = threshold
+        self.decision_threshold = renamed.get("decision_threshold", decision_threshold)
         self.report_uri = report_uri
         self.report_name = report_name
-        self.monitoring_experiment = monitoring_experiment
+        self.experiment_name = renamed.get("experiment_name", experiment_name)
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        from mlops_provider.hooks.mlflow import MlflowHook
+    def error_message(self, err: Exception) -> str:
+        return f"performance monitoring failed: {err}"
 
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+    def _plan(self) -> dict[str, Any]:
+        """The metric plan's arguments (limits are checked by core: a number or a mapping)."""
+        from mlops_provider.core import params
 
-    @staticmethod
-    def _limits(value: Any, name: str) -> float | dict[str, float] | None:
-        if value is None or value == "":
-            return None
-        if isinstance(value, Mapping):
-            return {str(k): float(v) for k, v in value.items() if v is not None}
-        out = _float(value, name)
-        return out
+        return {
+            "problem_type": params.as_str(self.problem_type, "problem_type"),
+            "metrics": params.as_list(self.metrics, "metrics") or None,
+            "primary_metric": params.as_str(self.primary_metric, "primary_metric"),
+            "min_labels": params.as_int(self.min_labels, "min_labels", default=200, minimum=1),
+            "max_degradation": self.max_degradation,
+            "max_relative_degradation": self.max_relative_degradation,
+        }
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.io import DatasetError
-        from mlops_provider.core.monitoring import MonitoringError
-        from mlops_provider.core.performance import run_performance_check
+    def _columns(self) -> dict[str, Any]:
+        from mlops_provider.core import params
 
-        start, end = data_interval(context)
-        run_day: date = start.date()
-        needs_mlflow = bool(self.monitoring_experiment or not isinstance(self.baseline, Mapping))
-        client = self.hook.client if needs_mlflow else None
-        try:
-            summary = run_performance_check(
-                self.predictions_data,
-                self.labels_data,
-                run_day=run_day,
-                as_of=end,
-                label_delay=int(self.label_delay),
-                evaluation_window=int(self.evaluation_window),
-                task=self.problem_type,  # type: ignore[arg-type]
-                metrics=list(self.metrics) if self.metrics else None,
-                primary_metric=self.primary_metric or None,
-                min_labels=int(self.min_labels),
-                max_degradation=self._limits(self.max_degradation, "max_degradation"),
-                max_relative_degradation=self._limits(
-                    self.max_relative_degradation, "max_relative_degradation"
-                ),
-                baseline=self.baseline,
-                client=client,
-                registered_model_name=self.registered_model_name or None,
-                alias=self.alias,
-                target=self.target,
-                entity_column=self.entity_column,
-                label_time_column=self.label_time_column,
-                score_column=self.score_column or None,
-                prediction_column=self.prediction_column or None,
-                threshold=float(self.threshold),
-                report_uri=self.report_uri or None,
-                report_name=self.report_name or None,
-                identity=run_identity(context),
-                monitoring_experiment=self.monitoring_experiment or None,
-                artifact_location=self.hook.target.artifact_location if client else None,
-                conn_id=self.aws_conn_id,
-            )
-        except (MonitoringError, DatasetError, ValueError) as err:
-            raise ModelPerformanceError(f"performance monitoring failed: {err}") from err
-        _persist_links(context, self.hook, summary)
-        self.log.info(
-            "status=%s days=%s labelled_rows=%s %s=%s (baseline %s) report=%s",
-            summary["status"],
-            summary["evaluated_days"],
-            summary["labelled_rows"],
-            summary["primary_metric"],
-            summary["metrics"].get(summary["primary_metric"]),
-            summary["baseline"].get(summary["primary_metric"]),
-            summary["report_uri"],
+        return {
+            "target": params.as_str(self.target, "target"),
+            "entity_columns": params.as_list(self.entity_columns, "entity_columns") or None,
+            "label_time_column": params.as_str(
+                self.label_time_column, "label_time_column", default="event_timestamp"
+            ),
+            "score_column": params.as_str(self.score_column, "score_column"),
+            "prediction_column": params.as_str(self.prediction_column, "prediction_column"),
+            "decision_threshold": params.as_float(
+                self.decision_threshold, "decision_threshold", default=0.5, minimum=0, maximum=1
+            ),
+        }
+
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params
+        from mlops_provider.core.monitoring import run_performance_check
+
+        columns = self._columns()
+        baseline = self.baseline
+        if isinstance(baseline, str):
+            baseline = params.parse_text(baseline)
+        needs_mlflow = bool(
+            self.experiment_name
+            or not isinstance(baseline, Mapping)
+            or columns["target"] is None
+            or columns["entity_columns"] is None
         )
-        return summary
+        start, end = self.data_interval(context)
+        client = self.hook.client if needs_mlflow else None
+        result = run_performance_check(
+            cast(str, params.as_str(self.predictions_data, "predictions_data")),
+            cast(str, params.as_str(self.labels_data, "labels_data")),
+            run_day=start.date(),
+            as_of=end,
+            label_delay=cast(int, params.as_int(self.label_delay, "label_delay", default=7)),
+            evaluation_window=cast(
+                int, params.as_int(self.evaluation_window, "evaluation_window", default=1)
+            ),
+            plan=self._plan(),
+            columns=columns,
+            baseline=baseline,
+            client=client,
+            registered_model_name=params.as_str(
+                self.registered_model_name, "registered_model_name"
+            ),
+            alias=cast(str, params.as_str(self.alias, "alias", default="champion")),
+            report_uri=params.as_str(self.report_uri, "report_uri"),
+            report_name=params.as_str(self.report_name, "report_name"),
+            identity=self.identity(context),
+            experiment_name=params.as_str(self.experiment_name, "experiment_name"),
+            artifact_location=self.hook.target.artifact_location if client else None,
+            conn_id=self.aws_conn_id,
+        )
+        self.log.info(
+            "status=%s days=%s rows=%s %s=%s (baseline %s) report=%s",
+            result["status"],
+            result["evaluated_days"],
+            result["rows"],
+            result["primary_metric"],
+            result["metrics"].get(result["primary_metric"]),
+            result["baseline"].get(result["primary_metric"]),
+            result["report_uri"],
+        )
+        return result

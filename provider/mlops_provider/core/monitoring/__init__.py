@@ -1,0 +1,110 @@
+"""Monitoring of a deployed model, along the lifecycle's seams (Airflow-free):
+
+- :mod:`.reference`: the reference model (any model URI), its training profile and what its
+  training run recorded (label, entity columns);
+- :mod:`.columns`: which columns a drift check compares;
+- :mod:`.drift_check`: data, prediction and target drift (resolve -> compare -> publish; the
+  statistics are :mod:`mlops_provider.core.drift`);
+- :mod:`.performance_check`: predictions joined with late labels, metrics per day and per model
+  version against each version's baseline (pure statistics, joins and evaluation days);
+  :mod:`.performance_report` renders its page;
+- :mod:`.publish`: the one :func:`publish_monitoring_result` of both checks (JSON + HTML report,
+  MLflow monitoring run).
+"""
+
+from __future__ import annotations
+
+# Kept for core.retraining until it imports io.list_partitions itself.
+from mlops_provider.core.io import list_partitions
+from mlops_provider.core.monitoring.columns import (
+    DEFAULT_EXCLUDED_COLUMNS,
+    DEFAULT_EXCLUDED_PATTERNS,
+    ColumnPlan,
+    excluded,
+    plan_columns,
+)
+from mlops_provider.core.monitoring.drift_check import (
+    DriftReference,
+    compare_with_reference,
+    detect_options,
+    drift_result,
+    resolve_drift_reference,
+    run_drift_check,
+)
+from mlops_provider.core.monitoring.errors import MonitoringError
+from mlops_provider.core.monitoring.performance_check import (
+    DAY_COLUMN,
+    DEFAULT_MAX_DEGRADATION,
+    DEFAULT_MIN_LABELS,
+    LabelColumns,
+    MetricPlan,
+    PerformanceResult,
+    VersionPerformance,
+    evaluate_performance,
+    evaluation_days,
+    join_predictions_with_labels,
+    limits,
+    metric_plan,
+    performance_result,
+    read_labels,
+    read_predictions,
+    run_performance_check,
+)
+from mlops_provider.core.monitoring.publish import (
+    DEFAULT_MONITORING_EXPERIMENT,
+    MonitoringRun,
+    publish_monitoring_result,
+)
+from mlops_provider.core.monitoring.reference import (
+    ENTITY_COLUMNS_TAG,
+    REFERENCE_PROFILE_ARTIFACT,
+    TARGET_TAG,
+    TrainingRecord,
+    load_reference_profile,
+    resolve_reference,
+    training_record,
+)
+from mlops_provider.core.profile import DriftInputError
+
+__all__ = [
+    "DAY_COLUMN",
+    "DEFAULT_EXCLUDED_COLUMNS",
+    "DEFAULT_EXCLUDED_PATTERNS",
+    "DEFAULT_MAX_DEGRADATION",
+    "DEFAULT_MIN_LABELS",
+    "DEFAULT_MONITORING_EXPERIMENT",
+    "ENTITY_COLUMNS_TAG",
+    "REFERENCE_PROFILE_ARTIFACT",
+    "TARGET_TAG",
+    "ColumnPlan",
+    "DriftInputError",
+    "DriftReference",
+    "LabelColumns",
+    "MetricPlan",
+    "MonitoringError",
+    "MonitoringRun",
+    "PerformanceResult",
+    "TrainingRecord",
+    "VersionPerformance",
+    "compare_with_reference",
+    "detect_options",
+    "drift_result",
+    "evaluate_performance",
+    "evaluation_days",
+    "excluded",
+    "join_predictions_with_labels",
+    "limits",
+    "list_partitions",
+    "load_reference_profile",
+    "metric_plan",
+    "performance_result",
+    "plan_columns",
+    "publish_monitoring_result",
+    "read_labels",
+    "read_predictions",
+    "resolve_drift_reference",
+    "resolve_reference",
+    "run_drift_check",
+    "run_performance_check",
+    "training_record",
+]
