@@ -1,15 +1,17 @@
 """DriftDetectionOperator and ModelPerformanceOperator inside real DAGs, on simulator data.
 
-A module fixture builds a small lake (500 customers) and registers two versions of a churn
-model the way the training pipeline does: a fitted scikit-learn pipeline logged to an MLflow
-run with the monitoring reference profile (``monitoring/reference_profile.json``) and holdout
-metrics with plain names, registered, version 1 promoted to ``@champion``. Predictions
-partitions are written like the batch scoring output.
+A module fixture builds a small lake (500 customers) and trains the models with the provider's
+own training (:func:`mlops_provider.core.training.train_and_log`), so monitoring reads what
+training really writes (the reference profile artifact, the ``mlops.target`` tag, the holdout
+metrics): version 1 of a churn model (promoted to ``@champion``), version 2, and a model whose
+labels are strings (``"yes"``/``"no"``). Predictions partitions are written like the batch
+scoring output, with the models loaded back from MLflow.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -21,17 +23,17 @@ import pandas as pd
 import pytest
 
 from include.dag_runner import run_dag, task_states, xcom
-from include.simulator import (
-    CATEGORICAL_FEATURES,
-    FEATURE_COLUMNS,
-    NUMERIC_FEATURES,
-    SCENARIOS,
-    ChurnSimulator,
-)
+from include.simulator import FEATURE_COLUMNS, SCENARIOS, ChurnSimulator
 from mlops_provider.core import io
+from mlops_provider.core.results import check_result
+from mlops_provider.exceptions import MlopsProviderDeprecationWarning
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.reports import ReportLink
-from mlops_provider.operators.monitoring import DriftDetectionOperator, ModelPerformanceOperator
+from mlops_provider.operators.monitoring import (
+    DriftDetectionOperator,
+    ModelPerformanceError,
+    ModelPerformanceOperator,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +41,19 @@ UTC = timezone.utc
 START = date(2026, 1, 1)
 SHIFT_START = date(2026, 1, 8)
 MODEL = "churn-monitoring"
+TEXT_MODEL = "churn-monitoring-text"
+ENTITY = ["customer_id"]
+
+
+@dataclass
+class Trained:
+    """A model trained by ``train_and_log`` and registered."""
+
+    version: str
+    run_id: str
+    model_uri: str  # models:/m-<id>, as TrainModelOperator returns it
+    metrics: dict[str, float]
+    model: Any
 
 
 @dataclass
@@ -46,88 +61,86 @@ class Lake:
     home: Path
     root: Path
     sim: ChurnSimulator
-    versions: dict[str, str]  # version -> run id
-    holdout_metrics: dict[str, dict[str, float]]
+    models: dict[str, Trained]  # version of MODEL -> model
+    text: Trained  # the model of TEXT_MODEL (string labels)
 
-    def raw(self, day: date, shifted: bool = False) -> str:
-        base = self.root / ("raw_shifted" if shifted else "raw")
-        return io.partition_uri(str(base), day)
-
-
-def _pipeline() -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    pre = ColumnTransformer(
-        [
-            ("num", StandardScaler(), NUMERIC_FEATURES),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL_FEATURES),
-        ]
-    )
-    return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=500))])
+    @property
+    def versions(self) -> dict[str, str]:
+        return {v: m.run_id for v, m in self.models.items()}
 
 
-def _train_and_register(
-    sim: ChurnSimulator, train_days: list[date], holdout_day: date, promote: bool
-):
-    """Fit, log the model + profile + holdout metrics like the training operator, register."""
+def _labelled(sim: ChurnSimulator, days: list[date], label: str, classes: Any) -> pd.DataFrame:
+    frames = []
+    for day in days:
+        churned = sim.labels(day)["churned"].to_numpy()
+        values = pd.Series(churned).map(classes).to_numpy() if classes else churned
+        frames.append(sim.activity(day).assign(**{label: values}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _train(
+    root: Path,
+    sim: ChurnSimulator,
+    train_days: list[date],
+    holdout_day: date,
+    *,
+    name: str,
+    label: str = "churned",
+    classes: dict[int, str] | None = None,
+) -> Trained:
+    """Train with the provider's training (holdout = ``holdout_day``) and register."""
     import mlflow
-    import mlflow.sklearn
-    from sklearn import metrics as skm
 
-    from mlops_provider.core.profile import ReferenceProfile
+    from mlops_provider.core import models
+    from mlops_provider.core.training import TrainingConfig, train_and_log
 
-    train = pd.concat([sim.activity(d) for d in train_days], ignore_index=True)
-    y_train = pd.concat([sim.labels(d)["churned"] for d in train_days], ignore_index=True)
-    holdout = sim.activity(holdout_day)
-    y_hold = sim.labels(holdout_day)["churned"].to_numpy()
-    model = _pipeline().fit(train[FEATURE_COLUMNS], y_train)
-    prob = model.predict_proba(holdout[FEATURE_COLUMNS])[:, 1]
-    pred = (prob >= 0.5).astype(int)
-    metrics = {
-        "roc_auc": float(skm.roc_auc_score(y_hold, prob)),
-        "accuracy": float(skm.accuracy_score(y_hold, pred)),
-        "f1": float(skm.f1_score(y_hold, pred, zero_division=0)),
-        "log_loss": float(skm.log_loss(y_hold, prob)),
-        "precision": float(skm.precision_score(y_hold, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y_hold, pred, zero_division=0)),
-    }
-    profile = ReferenceProfile.from_data(train[FEATURE_COLUMNS])
+    tag = f"{name}-{train_days[0]}"
+    train_uri = str(root / "training" / f"{tag}.parquet")
+    holdout_uri = str(root / "training" / f"{tag}-holdout.parquet")
+    io.write_table(_labelled(sim, train_days, label, classes), train_uri)
+    io.write_table(_labelled(sim, [holdout_day], label, classes), holdout_uri)
     hook = MlflowHook()
-    client = hook.client
-    exp_id = hook.get_or_create_experiment("monitoring-tests-training")
-    with hook.activated(), mlflow.start_run(experiment_id=exp_id) as run:
-        mlflow.log_metrics(metrics)
-        mlflow.log_text(profile.to_json(), "monitoring/reference_profile.json")
-        mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=MODEL, pip_requirements=["scikit-learn"]
-        )
-    version = max(client.search_model_versions(f"name = '{MODEL}'"), key=lambda v: int(v.version))
-    if promote:
-        client.set_registered_model_alias(MODEL, "champion", version.version)
-        client.set_model_version_tag(
-            MODEL,
-            version.version,
-            "mlops.promoted_at",
-            f"{holdout_day + timedelta(days=1)}T00:00:00+00:00",
-        )
-    return model, str(version.version), run.info.run_id, metrics
+    result = train_and_log(
+        hook.target,
+        train_uri,
+        TrainingConfig(
+            target=label,
+            estimator="sklearn.linear_model.LogisticRegression",
+            estimator_params={"max_iter": 500},
+            feature_columns=FEATURE_COLUMNS,
+        ),
+        experiment_name="monitoring-tests-training",
+        validation_data=holdout_uri,
+        pip_requirements=["scikit-learn"],
+    )
+    with hook.activated(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        version = mlflow.register_model(result.model_uri, name).version
+        model = models.load(result.model_uri)
+    metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
+    return Trained(str(version), result.run_id, result.model_uri, metrics, model)
+
+
+def _promote(name: str, trained: Trained, promoted_at: date) -> None:
+    client = MlflowHook().client
+    client.set_registered_model_alias(name, "champion", trained.version)
+    client.set_model_version_tag(
+        name, trained.version, "mlops.promoted_at", f"{promoted_at}T00:00:00+00:00"
+    )
 
 
 def _write_predictions(
-    base: Path, day: date, frame: pd.DataFrame, model: Any, version: str, run_id: str
+    base: Path, day: date, frame: pd.DataFrame, trained: Trained, name: str = MODEL
 ) -> None:
-    prob = model.predict_proba(frame[FEATURE_COLUMNS])[:, 1]
+    features = frame[FEATURE_COLUMNS]
     preds = pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy(),
-            "prediction": (prob >= 0.5).astype("int64"),
-            "probability": prob,
-            "model_name": MODEL,
-            "model_version": version,
-            "model_run_id": run_id,
+            "prediction": trained.model.predict(features),
+            "probability": trained.model.predict_proba(features)[:, 1],
+            "model_name": name,
+            "model_version": trained.version,
+            "model_run_id": trained.run_id,
             "scored_at": pd.Timestamp(datetime(day.year, day.month, day.day, 2, tzinfo=UTC)),
         }
     )
@@ -152,26 +165,37 @@ def lake(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> Iterator
             io.write_partition(
                 shifted.activity(day), io.partition_uri(str(root / "raw_shifted"), day)
             )
-        model1, v1, run1, m1 = _train_and_register(
-            sim, sim.days(START, date(2026, 1, 3)), date(2026, 1, 4), True
+        one = _train(root, sim, sim.days(START, date(2026, 1, 3)), date(2026, 1, 4), name=MODEL)
+        _promote(MODEL, one, date(2026, 1, 5))
+        two = _train(
+            root, sim, sim.days(date(2026, 1, 2), date(2026, 1, 4)), date(2026, 1, 5), name=MODEL
         )
-        model2, v2, run2, m2 = _train_and_register(
-            sim, sim.days(date(2026, 1, 2), date(2026, 1, 4)), date(2026, 1, 5), False
+        text = _train(
+            root,
+            sim,
+            sim.days(date(2026, 1, 2), date(2026, 1, 4)),
+            date(2026, 1, 5),
+            name=TEXT_MODEL,
+            label="churn_label",
+            classes={0: "no", 1: "yes"},
         )
         for day in sim.days(START, date(2026, 1, 9)):
-            model, version, run_id = (
-                (model1, v1, run1) if day < date(2026, 1, 5) else (model2, v2, run2)
+            trained = one if day < date(2026, 1, 5) else two
+            _write_predictions(root / "predictions", day, sim.activity(day), trained)
+            _write_predictions(
+                root / "predictions_text", day, sim.activity(day), text, name=TEXT_MODEL
             )
-            _write_predictions(root / "predictions", day, sim.activity(day), model, version, run_id)
         _write_predictions(
             root / "predictions_shifted",
             SHIFT_START + timedelta(days=1),
             shifted.activity(SHIFT_START + timedelta(days=1)),
-            model1,
-            v1,
-            run1,
+            one,
         )
-        yield Lake(home, root, sim, {v1: run1, v2: run2}, {v1: m1, v2: m2})
+        for day in sim.days(START, date(2026, 1, 14)):  # the string labels of TEXT_MODEL
+            labels = sim.labels_available_on(day)
+            labels["churn_label"] = labels.pop("churned").map({0: "no", 1: "yes"}).astype(object)
+            io.write_partition(labels, io.partition_uri(str(root / "labels_text"), day))
+        yield Lake(home, root, sim, {one.version: one, two.version: two}, text)
 
 
 def _dag(dag_id: str) -> Any:
@@ -208,20 +232,31 @@ def test_no_drift_on_the_same_distribution_and_rerun_reuses_the_run(lake: Lake) 
     run = run_dag(dag, day)
     assert task_states(run) == {"data_drift": "success"}
     out = xcom(run, "data_drift")
+    assert check_result(out) == []
+    assert out["status"] == "no_drift" and out["passed"] is True
     assert out["dataset_drift"] is False
     assert out["drift_share"] < 0.5
     assert out["reference"] == f"models:/{MODEL}/1" and out["reference_model_version"] == "1"
+    assert out["model"] == {
+        "name": MODEL,
+        "version": "1",
+        "run_id": lake.versions["1"],
+        "uri": f"models:/{MODEL}/1",
+        "alias": "champion",
+    }
+    assert out["reasons"][0].startswith("no dataset drift: ")
     assert set(out["columns"]) == set(FEATURE_COLUMNS)  # ids, timestamps excluded
     for col in out["columns"].values():
         assert set(col) >= {"method", "score", "threshold", "drifted"}
-    assert out["current_rows"] == len(lake.sim.activity(day))
+    assert out["current_rows"] == out["rows"] == len(lake.sim.activity(day))
 
     report_dir = lake.home / "data" / "reports" / "drift" / MODEL / "dt=2026-01-06"
     assert out["report_uri"] == str(report_dir / "report.html")
     html = (report_dir / "report.html").read_text()
-    assert "training profile of churn-monitoring v1" in html and "<img" in html
+    assert f"training profile of model {MODEL} version 1" in html and "<img" in html
     document = json.loads((report_dir / "drift.json").read_text())
     assert document["dataset_drift"] is False and document["mlflow_run_id"] == out["mlflow_run_id"]
+    assert document["status"] == "no_drift" and document["result"]["n_columns"] == out["n_columns"]
     assert (
         xcom(run, "data_drift", key=ReportLink().xcom_key) == (report_dir / "report.html").as_uri()
     )
@@ -233,6 +268,7 @@ def test_no_drift_on_the_same_distribution_and_rerun_reuses_the_run(lake: Lake) 
     assert logged.data.metrics["drift_share"] == pytest.approx(out["drift_share"])
     assert "drift_score.monthly_charges" in logged.data.metrics
     assert logged.data.tags["mlops.reference_model_version"] == "1"
+    assert logged.data.tags["mlops.monitoring_kind"] == "drift"
     assert logged.data.tags["mlops.data_interval_start"] == "2026-01-06T00:00:00+00:00"
 
     # A rerun of the same interval reuses the run and replaces the report.
@@ -272,7 +308,7 @@ def test_covariate_shift_prediction_and_target_drift(lake: Lake) -> None:
             reference_data=str(lake.root / "labels" / "dt=2026-01-10"),
             columns=["churned"],
             report_name=f"{MODEL}-labels",
-            monitoring_experiment=None,
+            experiment_name=None,
         )
         RetrainDecisionOperator(
             task_id="decide",
@@ -285,6 +321,9 @@ def test_covariate_shift_prediction_and_target_drift(lake: Lake) -> None:
     assert states["data_drift"] == states["prediction_drift"] == states["target_drift"] == "success"
     data_out = xcom(run, "data_drift")
     assert data_out["dataset_drift"] is True
+    assert data_out["status"] == "drift" and data_out["passed"] is False
+    assert check_result(data_out) == []
+    assert {r.split(":")[0] for r in data_out["reasons"][1:]} == set(data_out["drifted_columns"])
     assert {"tenure_months", "sessions_last_7d", "plan"} <= set(data_out["drifted_columns"])
 
     pred_out = xcom(run, "prediction_drift")
@@ -299,6 +338,7 @@ def test_covariate_shift_prediction_and_target_drift(lake: Lake) -> None:
     assert list(target_out["columns"]) == ["churned"]
     assert target_out["columns"]["churned"]["method"] in ("z", "chisquare")
     assert target_out["mlflow_run_id"] is None  # logging disabled for this task
+    assert target_out["model"] is None and check_result(target_out) == []
 
     decision = xcom(run, "decide")
     assert states["decide"] == "success" and decision["retrain"] is True
@@ -307,6 +347,7 @@ def test_covariate_shift_prediction_and_target_drift(lake: Lake) -> None:
 
 def test_drift_input_problems(lake: Lake, tmp_path: Path) -> None:
     """Nulls, new categories and constant columns are compared; bad inputs fail clearly."""
+    from mlops_provider.core.errors import CoreError
     from mlops_provider.core.monitoring import MonitoringError, run_drift_check
 
     day = date(2026, 1, 6)
@@ -333,6 +374,12 @@ def test_drift_input_problems(lake: Lake, tmp_path: Path) -> None:
     with pytest.raises(MonitoringError, match="has no rows: nothing to compare"):
         run_drift_check(
             str(tmp_path / "empty.parquet"), reference_data=str(tmp_path / "ref.parquet")
+        )
+    with pytest.raises(CoreError, match=r"parameter drift_options: \['columns'\]"):
+        run_drift_check(
+            str(tmp_path / "cur.parquet"),
+            reference_data=str(tmp_path / "ref.parquet"),
+            options={"drift_options": {"columns": ["plan"]}},
         )
     renamed = current.rename(columns={"monthly_charges": "monthly_charge"})
     io.write_table(renamed, str(tmp_path / "renamed.parquet"))
@@ -392,7 +439,7 @@ def test_empty_or_missing_current_data_fails_the_task(
     for message in (
         "dt=2026-01-06 has no rows: nothing to compare (an empty partition?)",
         "raw/dt=2030-01-01: does not exist",
-        f"registered model '{MODEL}' has no alias @no-such-alias",
+        f"registered model '{MODEL}' has no alias 'no-such-alias' (its aliases: @champion",
     ):
         assert "DriftDetectionError: drift detection failed: current data" in logged
         assert message in logged
@@ -407,6 +454,8 @@ def test_model_performance_on_late_labels(lake: Lake) -> None:
         "predictions_data": str(lake.root / "predictions"),
         "labels_data": str(lake.root / "labels"),
         "label_delay": 7,
+        "target": "churned",
+        "entity_columns": ENTITY,
     }
     with _dag("monitoring_performance") as dag:
         ModelPerformanceOperator(
@@ -438,22 +487,31 @@ def test_model_performance_on_late_labels(lake: Lake) -> None:
     assert set(task_states(run).values()) == {"success"}
 
     out = xcom(run, "window")
+    assert check_result(out) == []
     assert out["evaluated_days"] == ["2026-01-03", "2026-01-04", "2026-01-05"]
     assert out["model_versions"] == ["1", "2"] and out["model_version"] == "2"
+    two = lake.models["2"]
+    assert out["model"] == {
+        "name": MODEL,
+        "version": "2",
+        "run_id": two.run_id,
+        "uri": f"models:/{MODEL}/2",
+    }
     labels = {d: len(lake.sim.labels(d)) for d in lake.sim.days(date(2026, 1, 3), date(2026, 1, 5))}
     assert out["labelled_rows_total"] == sum(labels.values())
-    assert out["labelled_rows"] == labels[date(2026, 1, 5)]
+    assert out["labelled_rows"] == out["rows"] == labels[date(2026, 1, 5)]
     for version, perf in out["by_version"].items():
         # Each version is compared with the holdout metrics of its own training run.
-        assert perf["baseline"]["roc_auc"] == pytest.approx(
-            lake.holdout_metrics[version]["roc_auc"]
-        )
+        assert perf["baseline"]["roc_auc"] == pytest.approx(lake.models[version].metrics["roc_auc"])
         assert perf["run_id"] == lake.versions[version]
-    assert out["status"] in ("ok", "degraded")
-    assert set(out["degradation"]["roc_auc"]) == {"abs", "rel"}
-    assert out["degradation"]["roc_auc"]["abs"] == pytest.approx(
-        out["baseline"]["roc_auc"] - out["metrics"]["roc_auc"], abs=1e-5
-    )
+    # Version 2 scored Jan 5, the very day its training held out: the same model on the same
+    # rows gives its training metrics again, so nothing degraded.
+    assert out["status"] == "ok" and out["passed"] is True
+    assert out["degradation"]["roc_auc"] == {
+        "abs": pytest.approx(0, abs=1e-6),
+        "rel": pytest.approx(0, abs=1e-6),
+    }
+    assert out["metrics"]["roc_auc"] == pytest.approx(two.metrics["roc_auc"], abs=1e-6)
     html = Path(out["report_uri"]).read_text()
     assert "<img" in html and "per day" in html
     assert Path(out["report_uri"]).parent == (
@@ -463,19 +521,156 @@ def test_model_performance_on_late_labels(lake: Lake) -> None:
     one = xcom(run, "one_day")
     assert one["evaluated_days"] == ["2026-01-05"]
     assert one["status"] == "insufficient_data" and one["labelled_rows"] < 200
+    assert one["passed"] is True and check_result(one) == []
     assert any("min_labels 200" in r for r in one["reasons"])
 
     champion = xcom(run, "champion_baseline")
     for perf in champion["by_version"].values():  # every version against the champion (v1)
-        assert perf["baseline"]["roc_auc"] == pytest.approx(lake.holdout_metrics["1"]["roc_auc"])
+        assert perf["baseline"]["roc_auc"] == pytest.approx(lake.models["1"].metrics["roc_auc"])
 
     fixed = xcom(run, "fixed_baseline")
-    assert fixed["status"] == "degraded" and fixed["baseline"] == {"roc_auc": 0.99}
+    assert fixed["status"] == "degraded" and fixed["passed"] is False
+    assert fixed["baseline"] == {"roc_auc": 0.99}
 
     runs = _monitoring_runs(dag_id="monitoring_performance", task_id="window")
     assert [r.info.run_id for r in runs] == [out["mlflow_run_id"]]
     assert runs[0].data.metrics["labelled_rows"] == out["labelled_rows"]
     assert runs[0].data.tags["mlops.performance_status"] == out["status"]
+    assert runs[0].data.tags["mlops.monitoring_kind"] == "performance"
     rerun = xcom(run_dag(dag, run_day), "window")
     assert rerun["mlflow_run_id"] == out["mlflow_run_id"]
     assert len(_monitoring_runs(dag_id="monitoring_performance", task_id="window")) == 1
+
+
+def test_drift_accepts_every_model_uri_form(lake: Lake) -> None:
+    """TrainModelOperator returns ``models:/m-<id>``: drift detection refused it. Every form
+    names the same training profile (an unregistered model's comes from its source run)."""
+    one = lake.models["1"]
+    uris = {
+        "logged": one.model_uri,
+        "run": f"runs:/{one.run_id}/model",
+        "version": f"models:/{MODEL}/1",
+        "alias": f"models:/{MODEL}@champion",
+    }
+    assert one.model_uri.startswith("models:/m-")
+    with _dag("monitoring_drift_uris") as dag:
+        for task_id, uri in uris.items():
+            DriftDetectionOperator(
+                task_id=task_id,
+                current_data=str(lake.root / "raw" / f"dt={DAY}"),
+                model_uri=uri,
+                report_name=f"uri-{task_id}",
+                experiment_name=None,
+            )
+    run = run_dag(dag, date(2026, 1, 6))
+    assert set(task_states(run).values()) == {"success"}
+    outs = {task_id: xcom(run, task_id) for task_id in uris}
+    assert len({json.dumps(o["columns"], sort_keys=True) for o in outs.values()}) == 1
+    for task_id, out in outs.items():
+        assert check_result(out) == [], task_id
+        assert out["reference_run_id"] == out["model"]["run_id"] == one.run_id
+    assert outs["logged"]["reference"] == outs["logged"]["model"]["uri"] == one.model_uri
+    assert outs["logged"]["model"]["name"] is None  # a logged model is not a registry version
+    assert outs["run"]["reference"] == uris["run"]
+    assert outs["version"]["model"]["version"] == outs["alias"]["model"]["version"] == "1"
+    assert outs["alias"]["model"]["alias"] == "champion"
+
+
+def test_string_labels_and_the_recorded_target(lake: Lake) -> None:
+    """Labels "yes"/"no" (which training accepts) crashed performance monitoring with "invalid
+    literal for int()". ``target`` defaults to the label the training run recorded."""
+    from mlops_provider.core.monitoring import training_record
+
+    record = training_record(MlflowHook().client, lake.text.run_id)
+    assert record.target == "churn_label"
+    common = {
+        "predictions_data": str(lake.root / "predictions_text"),
+        "labels_data": str(lake.root / "labels_text"),
+        "label_delay": 7,
+        "min_labels": 100,
+        "registered_model_name": TEXT_MODEL,
+    }
+    with _dag("monitoring_performance_text") as dag:
+        ModelPerformanceOperator(task_id="text", entity_columns="customer_id", **common)
+        ModelPerformanceOperator(task_id="recorded", report_name="recorded", **common)
+    run = run_dag(dag, date(2026, 1, 12))  # matured: Jan 5, the text model's holdout day
+    out = xcom(run, "text")
+    assert task_states(run)["text"] == "success" and check_result(out) == []
+    assert out["status"] == "ok" and out["rows"] == len(lake.sim.labels(date(2026, 1, 5)))
+    assert out["metrics"]["roc_auc"] == pytest.approx(lake.text.metrics["roc_auc"], abs=1e-6)
+    assert out["metrics"]["f1"] == pytest.approx(lake.text.metrics["f1"], abs=1e-6)
+    if record.entity_columns:  # the training run records its entity columns: nothing to give
+        assert task_states(run)["recorded"] == "success"
+        assert xcom(run, "recorded")["metrics"] == out["metrics"]
+    else:  # it does not: a clear error naming the parameter
+        assert task_states(run)["recorded"] == "failed"
+
+
+def test_missing_entity_columns_fail_with_a_clear_error(
+    lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_provider.core.monitoring import training_record
+
+    if training_record(MlflowHook().client, lake.models["2"].run_id).entity_columns:
+        pytest.skip("the training run records its entity columns")
+    with _dag("monitoring_performance_no_entities") as dag:
+        ModelPerformanceOperator(
+            task_id="no_entities",
+            predictions_data=str(lake.root / "predictions"),
+            labels_data=str(lake.root / "labels"),
+            label_delay=7,
+        )
+    run = run_dag(dag, date(2026, 1, 12))
+    assert task_states(run) == {"no_entities": "failed"}
+    logged = capsys.readouterr().out
+    assert (
+        "ModelPerformanceError: performance monitoring failed: parameter entity_columns: " in logged
+    )
+    assert f"training run {lake.models['2'].run_id} of the newest predictions" in logged
+    assert "records none (tag mlops.entity_columns)" in logged
+
+
+def test_renamed_parameters_warn_and_keep_working() -> None:
+    with pytest.warns(MlopsProviderDeprecationWarning, match="'threshold' is deprecated"):
+        drift = DriftDetectionOperator(task_id="d", current_data="x", threshold=0.2)
+    assert drift.drift_threshold == 0.2 and drift.experiment_name == "mlops-monitoring"
+    with pytest.warns(MlopsProviderDeprecationWarning, match="use 'experiment_name'"):
+        drift = DriftDetectionOperator(task_id="d2", current_data="x", monitoring_experiment=None)
+    assert drift.experiment_name is None and drift.aws_conn_id == "aws_default"
+    with pytest.warns(MlopsProviderDeprecationWarning) as caught:
+        perf = ModelPerformanceOperator(
+            task_id="p",
+            predictions_data="p",
+            labels_data="l",
+            threshold=0.3,
+            entity_column="account_id",
+            monitoring_experiment="exp",
+        )
+    assert {str(w.message).split("'")[1] for w in caught} == {
+        "threshold",
+        "entity_column",
+        "monitoring_experiment",
+    }
+    assert perf.decision_threshold == 0.3 and perf.entity_columns == "account_id"
+    assert perf.experiment_name == "exp" and perf.target is None
+    assert perf.aws_conn_id == "aws_default"
+    assert issubclass(ModelPerformanceError, Exception)
+
+
+def test_performance_deprecated_names_in_a_dag(lake: Lake) -> None:
+    """The old names still run (``entity_column`` as a string, ``threshold``)."""
+    with pytest.warns(MlopsProviderDeprecationWarning), _dag("monitoring_performance_old") as dag:
+        ModelPerformanceOperator(
+            task_id="old_names",
+            predictions_data=str(lake.root / "predictions"),
+            labels_data=str(lake.root / "labels"),
+            label_delay=7,
+            min_labels=50,
+            target="churned",
+            entity_column="customer_id",
+            threshold=0.5,
+            monitoring_experiment=None,
+        )
+    run = run_dag(dag, date(2026, 1, 12))
+    out = xcom(run, "old_names")
+    assert out["status"] == "ok" and out["mlflow_run_id"] is None

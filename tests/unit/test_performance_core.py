@@ -13,22 +13,27 @@ from sklearn import metrics as skm
 
 from include.simulator import ChurnSimulator
 from mlops_provider.core import io
-from mlops_provider.core.monitoring import MonitoringError
-from mlops_provider.core.performance import (
+from mlops_provider.core.errors import CoreError, ParameterError
+from mlops_provider.core.metrics import baseline_from_run_metrics, compute_metrics, degradation
+from mlops_provider.core.monitoring import (
     DAY_COLUMN,
-    baseline_from_run_metrics,
-    compute_metrics,
-    degradation,
+    LabelColumns,
+    MonitoringError,
     evaluate_performance,
     evaluation_days,
     join_predictions_with_labels,
+    metric_plan,
     read_labels,
     read_predictions,
     run_performance_check,
 )
+from mlops_provider.core.results import check_result
 
 D = date(2026, 1, 1)
 UTC = timezone.utc
+#: The demo's label and entity columns (the provider has no default for them).
+CHURN = LabelColumns(target="churned", entity_columns=["customer_id"])
+KEYS = {"entity_columns": ["customer_id"], "target": "churned"}
 
 
 def _ts(day: date, hour: int = 12) -> pd.Timestamp:
@@ -43,7 +48,7 @@ def test_classification_metrics_equal_sklearn() -> None:
     y = rng.integers(0, 2, 400)
     p = np.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
     pred = (p >= 0.5).astype(int)
-    got = compute_metrics(y, y_score=p)
+    got = compute_metrics("classification", y, y_score=p)
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
     assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     assert got["f1"] == pytest.approx(skm.f1_score(y, pred))
@@ -52,28 +57,30 @@ def test_classification_metrics_equal_sklearn() -> None:
     assert got["recall"] == pytest.approx(skm.recall_score(y, pred))
     # An explicit prediction column wins over the threshold.
     flipped = 1 - pred
-    assert compute_metrics(y, y_score=p, y_pred=flipped, metrics=["accuracy"])[
+    assert compute_metrics("classification", y, y_score=p, y_pred=flipped, metrics=["accuracy"])[
         "accuracy"
     ] == pytest.approx(skm.accuracy_score(y, flipped))
 
 
 def test_metrics_with_one_class_or_no_rows() -> None:
-    got = compute_metrics(np.zeros(50, dtype=int), y_score=np.linspace(0, 0.4, 50))
+    got = compute_metrics(
+        "classification", np.zeros(50, dtype=int), y_score=np.linspace(0, 0.4, 50)
+    )
     assert got["roc_auc"] is None  # undefined with one class, not an error
     assert got["accuracy"] == 1.0
     assert got["log_loss"] is not None
-    assert compute_metrics([], y_score=[]) == dict.fromkeys(
+    assert compute_metrics("classification", [], y_score=[]) == dict.fromkeys(
         ["roc_auc", "accuracy", "f1", "log_loss", "precision", "recall"]
     )
     with pytest.raises(ValueError, match="unknown classification metric"):
-        compute_metrics([0, 1], y_score=[0.1, 0.9], metrics=["rmse"])
+        compute_metrics("classification", [0, 1], y_score=[0.1, 0.9], metrics=["rmse"])
 
 
 def test_regression_metrics_equal_sklearn() -> None:
     rng = np.random.default_rng(1)
     y = rng.normal(size=100)
     yp = y + rng.normal(scale=0.3, size=100)
-    got = compute_metrics(y, y_pred=yp, task="regression")
+    got = compute_metrics("regression", y, y_pred=yp)
     assert got["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, yp)))
     assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, yp))
     assert got["r2"] == pytest.approx(skm.r2_score(y, yp))
@@ -110,8 +117,10 @@ def test_evaluation_days() -> None:
         date(2026, 1, 2),
         date(2026, 1, 3),
     ]
-    with pytest.raises(ValueError):
+    with pytest.raises(ParameterError, match="label_delay"):
         evaluation_days(D, -1)
+    with pytest.raises(ParameterError, match="evaluation_window"):
+        evaluation_days(D, 7, 0)
 
 
 def test_join_uses_entity_and_event_day_and_only_available_labels() -> None:
@@ -140,7 +149,7 @@ def test_join_uses_entity_and_event_day_and_only_available_labels() -> None:
         }
     )
     as_of = datetime(2026, 1, 10, tzinfo=UTC)
-    joined = join_predictions_with_labels(preds, labels, as_of=as_of)
+    joined = join_predictions_with_labels(preds, labels, as_of=as_of, **KEYS)
     got = sorted(zip(joined.customer_id, joined[DAY_COLUMN], joined.churned))
     # Customer 1 has a label on each day: matched by event day, not only by entity.
     assert got == [(1, d1, 1), (1, d2, 0), (2, d1, 0)]
@@ -156,26 +165,38 @@ def test_join_keeps_the_latest_label_of_an_entity_day() -> None:
             "label_available_at": [_ts(D + timedelta(days=8)), _ts(D + timedelta(days=7))],
         }
     )
-    joined = join_predictions_with_labels(preds, labels)
+    joined = join_predictions_with_labels(preds, labels, **KEYS)
     assert joined.churned.tolist() == [0]  # available last -> the correction wins
 
 
 def test_join_needs_the_label_columns() -> None:
     preds = pd.DataFrame({"customer_id": [1], DAY_COLUMN: [D]})
     with pytest.raises(MonitoringError, match="churned"):
-        join_predictions_with_labels(preds, pd.DataFrame({"customer_id": [1]}))
+        join_predictions_with_labels(preds, pd.DataFrame({"customer_id": [1]}), **KEYS)
 
 
-def _write_lake(root: Path, sim: ChurnSimulator, days: list[date], versions: dict[date, str]):
-    """Simulator labels partitions + predictions scored with the true churn probability."""
+def _write_lake(
+    root: Path,
+    sim: ChurnSimulator,
+    days: list[date],
+    versions: dict[date, str],
+    classes: dict[int, str] | None = None,
+) -> None:
+    """Simulator labels partitions + predictions scored with the true churn probability
+    (``classes`` renames the labels and predicted classes, e.g. ``{0: "no", 1: "yes"}``)."""
     for day in days:
-        sim.write_day(root, day)
+        written = sim.write_day(root, day)
+        if classes:
+            labels = pd.read_parquet(written["labels"])
+            labels["churned"] = labels["churned"].map(classes).astype(object)
+            labels.to_parquet(written["labels"])
         frame = sim.activity(day)
         prob = sim.churn_probability(day).to_numpy()
+        predicted = pd.Series((prob >= 0.5).astype("int64"))
         preds = pd.DataFrame(
             {
                 "customer_id": frame["customer_id"].to_numpy(),
-                "prediction": (prob >= 0.5).astype("int64"),
+                "prediction": predicted.map(classes) if classes else predicted,
                 "probability": prob,
                 "model_name": "churn",
                 "model_version": versions[day],
@@ -196,13 +217,13 @@ def test_late_labels_from_simulator_partitions(tmp_path: Path) -> None:
     assert missing == []
     labels = read_labels(str(tmp_path / "labels"), eval_days[0], run_day)
     end_of_run_day = datetime(2026, 1, 11, tzinfo=UTC)
-    joined = join_predictions_with_labels(preds, labels, as_of=end_of_run_day)
+    joined = join_predictions_with_labels(preds, labels, as_of=end_of_run_day, **KEYS)
     expected = pd.concat([sim.labels(d) for d in eval_days], ignore_index=True)
     assert len(joined) == len(expected) == len(preds)
     assert joined.churned.sum() == expected.churned.sum()
     # Half a day before they arrive, the labels of D+2 are not used: only D+1 is labelled.
     earlier = join_predictions_with_labels(
-        preds, labels, as_of=datetime(2026, 1, 9, 12, tzinfo=UTC)
+        preds, labels, as_of=datetime(2026, 1, 9, 12, tzinfo=UTC), **KEYS
     )
     assert set(earlier[DAY_COLUMN]) == {eval_days[0]}
 
@@ -231,20 +252,22 @@ def _joined(n: int, version: str, day: date, auc_noise: float, seed: int) -> pd.
 
 def test_insufficient_labels_is_not_a_degradation() -> None:
     joined = _joined(50, "1", D, auc_noise=1.0, seed=0)  # a coin-flip model
-    result = evaluate_performance(joined, days=[D], baselines={"1": {"roc_auc": 0.95}})
+    result = evaluate_performance(
+        joined, days=[D], baselines={"1": {"roc_auc": 0.95}}, columns=CHURN
+    )
     assert result.status == "insufficient_data"
     assert result.summary()["labelled_rows"] == 50
     assert "min_labels 200" in " ".join(result.reasons)
     # The same data with enough labels is degraded.
     result = evaluate_performance(
-        joined, days=[D], baselines={"1": {"roc_auc": 0.95}}, min_labels=20
+        joined, days=[D], baselines={"1": {"roc_auc": 0.95}}, columns=CHURN, min_labels=20
     )
     assert result.status == "degraded"
 
 
 def test_no_predictions_at_all_is_insufficient_data() -> None:
     empty = _joined(0, "1", D, 0.5, 0)
-    result = evaluate_performance(empty, days=[D], baselines={}, missing_days=[D])
+    result = evaluate_performance(empty, days=[D], baselines={}, columns=CHURN, missing_days=[D])
     summary = result.summary()
     assert summary["status"] == "insufficient_data"
     assert summary["model_version"] is None and summary["labelled_rows"] == 0
@@ -253,18 +276,23 @@ def test_no_predictions_at_all_is_insufficient_data() -> None:
 
 def test_degradation_thresholds_absolute_and_relative() -> None:
     joined = _joined(400, "1", D, auc_noise=1.6, seed=1)
-    auc = compute_metrics(joined.churned, y_score=joined.probability)["roc_auc"]
+    auc = compute_metrics("classification", joined.churned, y_score=joined.probability)["roc_auc"]
     assert auc is not None
-    ok = evaluate_performance(joined, days=[D], baselines={"1": {"roc_auc": auc + 0.04}})
+    ok = evaluate_performance(
+        joined, days=[D], baselines={"1": {"roc_auc": auc + 0.04}}, columns=CHURN
+    )
     assert ok.status == "ok"
     assert ok.summary()["degradation"]["roc_auc"]["abs"] == pytest.approx(0.04, abs=1e-6)
-    bad = evaluate_performance(joined, days=[D], baselines={"1": {"roc_auc": auc + 0.06}})
+    bad = evaluate_performance(
+        joined, days=[D], baselines={"1": {"roc_auc": auc + 0.06}}, columns=CHURN
+    )
     assert bad.status == "degraded"
     assert "roc_auc" in bad.reasons[0] and "worse than the baseline" in bad.reasons[0]
     rel = evaluate_performance(
         joined,
         days=[D],
         baselines={"1": {"roc_auc": auc + 0.04, "log_loss": 0.1}},
+        columns=CHURN,
         max_degradation=None,
         max_relative_degradation={"log_loss": 0.5},
     )
@@ -276,10 +304,10 @@ def test_several_versions_each_compared_with_its_own_baseline() -> None:
     old = pd.concat([_joined(300, "1", d, 1.6, i) for i, d in enumerate((d1, d2))])
     new = _joined(300, "2", d3, 0.7, 7)
     joined = pd.concat([old, new], ignore_index=True)
-    auc_old = compute_metrics(old.churned, y_score=old.probability)["roc_auc"]
-    auc_new = compute_metrics(new.churned, y_score=new.probability)["roc_auc"]
+    auc_old = compute_metrics("classification", old.churned, y_score=old.probability)["roc_auc"]
+    auc_new = compute_metrics("classification", new.churned, y_score=new.probability)["roc_auc"]
     baselines = {"1": {"roc_auc": auc_old + 0.2}, "2": {"roc_auc": auc_new}}
-    result = evaluate_performance(joined, days=[d1, d2, d3], baselines=baselines)
+    result = evaluate_performance(joined, days=[d1, d2, d3], baselines=baselines, columns=CHURN)
     summary = result.summary()
     assert summary["model_versions"] == ["1", "2"]
     assert summary["by_version"]["1"]["status"] == "degraded"
@@ -304,10 +332,19 @@ def test_run_performance_check_end_to_end_without_mlflow(tmp_path: Path) -> None
         run_day=D + timedelta(days=9),
         label_delay=7,
         evaluation_window=3,  # D .. D+2: v1 on two days, v2 on one
-        min_labels=100,
+        plan={"min_labels": 100},
+        columns=CHURN,
         baseline={"roc_auc": 0.99},
         report_uri=str(tmp_path / "reports" / "perf"),
     )
+    assert check_result(summary) == []
+    assert summary["passed"] is False and summary["rows"] == summary["labelled_rows"]
+    assert summary["model"] == {
+        "name": "churn",
+        "version": "2",
+        "run_id": "run-2",
+        "uri": "models:/churn/2",
+    }
     assert summary["evaluated_days"] == ["2026-01-01", "2026-01-02", "2026-01-03"]
     assert summary["model_versions"] == ["1", "2"] and summary["model_version"] == "2"
     assert summary["status"] == "degraded"  # nobody reaches an AUC of 0.99 on this data
@@ -324,5 +361,101 @@ def test_run_performance_check_end_to_end_without_mlflow(tmp_path: Path) -> None
         label_delay=7,
         report_uri=str(tmp_path / "reports" / "early"),
     )
-    assert early["status"] == "insufficient_data"
+    assert early["status"] == "insufficient_data" and early["passed"] is True
+    assert early["model"] is None and early["rows"] == 0 and check_result(early) == []
     assert early["missing_prediction_days"] == ["2025-12-28"]
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+def test_string_labels_are_scored_like_integer_labels() -> None:
+    """Training and evaluation accept string labels; performance monitoring crashed on them
+    with "invalid literal for int()"."""
+    joined = _joined(400, "1", D, auc_noise=1.2, seed=4)
+    yes_no = {0: "no", 1: "yes"}
+    as_text = joined.assign(
+        churned=joined.churned.map(yes_no), prediction=joined.prediction.map(yes_no)
+    )
+    baselines = {"1": {"roc_auc": 0.9}}
+    numbers = evaluate_performance(joined, days=[D], baselines=baselines, columns=CHURN)
+    text = evaluate_performance(as_text, days=[D], baselines=baselines, columns=CHURN)
+    assert text.summary()["metrics"] == numbers.summary()["metrics"]
+    assert text.status == numbers.status == "degraded"
+    truth, predicted = as_text.churned == "yes", as_text.prediction == "yes"
+    metrics = text.summary()["metrics"]
+    assert metrics["f1"] == pytest.approx(skm.f1_score(truth, predicted), abs=1e-6)
+    assert metrics["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(truth, as_text.probability), abs=1e-6
+    )
+
+
+def test_run_performance_check_on_string_label_partitions(tmp_path: Path) -> None:
+    sim = ChurnSimulator(seed=5, n_customers=500, label_delay_days=7)
+    days = sim.days(D, D + timedelta(days=9))
+    _write_lake(tmp_path / "text", sim, days, dict.fromkeys(days, "1"), {0: "no", 1: "yes"})
+    _write_lake(tmp_path / "numbers", sim, days, dict.fromkeys(days, "1"))
+    results = {
+        kind: run_performance_check(
+            str(tmp_path / kind / "predictions"),
+            str(tmp_path / kind / "labels"),
+            run_day=D + timedelta(days=9),
+            evaluation_window=3,
+            plan={"min_labels": 100},
+            columns=CHURN,
+            baseline={"roc_auc": 0.5},
+            report_uri=str(tmp_path / kind / "report"),
+        )
+        for kind in ("text", "numbers")
+    }
+    assert results["text"]["status"] == "ok" and results["text"]["labelled_rows_total"] > 300
+    assert results["text"]["metrics"] == results["numbers"]["metrics"]
+    assert results["text"]["metrics"]["roc_auc"] > 0.6
+
+
+def test_label_and_entity_columns_are_required_without_a_training_record(
+    tmp_path: Path,
+) -> None:
+    """No churn defaults: without MLflow nothing is recorded, so both must be given."""
+    sim = ChurnSimulator(seed=5, n_customers=200, label_delay_days=7)
+    days = sim.days(D, D + timedelta(days=9))
+    _write_lake(tmp_path, sim, days, dict.fromkeys(days, "1"))
+    check = {
+        "predictions_data": str(tmp_path / "predictions"),
+        "labels_data": str(tmp_path / "labels"),
+        "run_day": D + timedelta(days=9),
+        "baseline": {"roc_auc": 0.5},
+    }
+    with pytest.raises(ParameterError, match=r"parameter target: not given.*mlops\.target"):
+        run_performance_check(**check, columns={"entity_columns": ["customer_id"]})
+    with pytest.raises(
+        ParameterError, match=r"parameter entity_columns: not given.*mlops\.entity_columns"
+    ):
+        run_performance_check(**check, columns={"target": "churned"})
+
+
+def test_bad_parameters_are_core_errors_naming_the_parameter(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="parameter metrics: unknown classification"):
+        metric_plan(metrics=["rmse"])
+    with pytest.raises(ParameterError, match="parameter primary_metric"):
+        metric_plan(primary_metric="auc")
+    with pytest.raises(ParameterError, match="parameter min_labels: must be >= 1"):
+        metric_plan(min_labels=0)
+    with pytest.raises(ParameterError, match="parameter max_degradation: limits for metrics"):
+        metric_plan(metrics=["roc_auc"], max_degradation={"f1": 0.1})
+    with pytest.raises(ParameterError, match=r"parameter max_degradation\['f1'\]"):
+        metric_plan(max_degradation={"f1": "a lot"})
+    with pytest.raises(CoreError, match="problem_type"):
+        metric_plan(problem_type="ranking")
+    # Templated text is read as the value it spells.
+    plan = metric_plan(max_degradation='{"f1": 0.1}', max_relative_degradation="0.2")
+    assert plan.max_abs == {"f1": 0.1} and plan.max_rel == {"roc_auc": 0.2}
+    with pytest.raises(ParameterError, match="parameter baseline"):
+        run_performance_check(
+            str(tmp_path),
+            str(tmp_path),
+            run_day=D,
+            baseline="yesterday",
+            columns=CHURN,
+            report_uri=str(tmp_path / "r"),
+        )
