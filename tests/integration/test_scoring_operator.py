@@ -25,6 +25,7 @@ from include.simulator import (
     ChurnSimulator,
 )
 from mlops_provider.core import io
+from mlops_provider.core.results import check_result
 from mlops_provider.exceptions import ScoringError
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.operators.scoring import (
@@ -183,6 +184,16 @@ def test_scores_a_day_into_its_partition_and_a_rerun_replaces_it(
     )
     assert out["input_data"] == str(raw) and out["shard"] is None
     assert out["rows_per_second"] > 0 and out["seconds"] > 0
+    assert check_result(out) == []
+    assert (out["status"], out["passed"], out["reasons"]) == ("scored", True, [])
+    assert out["model"] == {
+        "name": "churn",
+        "version": churn["v1"],
+        "run_id": out["model_run_id"],
+        "uri": f"models:/churn/{churn['v1']}",
+        "alias": "champion",
+    }
+    assert out["data_interval_start"] == f"{DAY.isoformat()}T00:00:00+00:00"
     frame = io.read_pandas(str(partition))
     assert list(frame.columns) == [
         ENTITY_COLUMN,
@@ -254,10 +265,16 @@ def test_bad_inputs_fail_their_task_and_write_nothing(
         ({"model_uri": "models:/nope@champion"}, "registered model 'nope' does not exist"),
         ({"input_data": "{bad}/mistyped.parquet"}, "monthly_charges: expected double, got string"),
         ({"input_data": "{bad}/missing.parquet"}, r"missing column\(s\) \['tenure_months'\]"),
+        ({"batch_size": "many"}, "parameter batch_size: expected a number, got 'many'"),
+        ({"batch_size": 0}, "parameter batch_size: must be >= 1"),
+        ({"model_uri": None}, "pass model_uri, or registered_model_name"),
+        ({"entity_columns": {"id": 1}}, "parameter entity_columns: expected a list"),
+        ({"input_data": ("status", "planned")}, "parameter input_data: expected a string"),
+        ({"feast_entity_data": "{bad}/missing.parquet"}, "pass exactly one of input_data"),
     ],
 )
 def test_errors_are_scoring_errors_naming_the_problem(
-    churn: dict[str, Any], raw: Path, tmp_path: Path, kwargs: dict[str, str], message: str
+    churn: dict[str, Any], raw: Path, tmp_path: Path, kwargs: dict[str, Any], message: str
 ) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -267,7 +284,9 @@ def test_errors_are_scoring_errors_naming_the_problem(
         bad / "mistyped.parquet"
     )
     params = {"model_uri": "models:/churn@champion", "input_data": str(raw), **kwargs}
-    params["input_data"] = params["input_data"].replace("{bad}", str(bad))
+    params = {
+        k: v.replace("{bad}", str(bad)) if isinstance(v, str) else v for k, v in params.items()
+    }
     op = BatchScoringOperator(task_id="score", output_uri=str(tmp_path / "out"), **params)
     context = {
         "ti": SimpleNamespace(map_index=-1, xcom_push=lambda **_: None),
@@ -334,6 +353,69 @@ def test_over_http_against_a_real_mlflow_server(
     assert link == f"{mlflow_server.url}/#/models/{name}/versions/{version}"
 
 
+def test_every_scoring_operator_accepts_every_model_uri_form(
+    airflow_db: Path, churn: dict[str, Any], raw: Path, mlops_home: Path
+) -> None:
+    """Plan, score and verify accept each URI naming a registered or logged model, and each
+    result has the common shape (docs/results.md) with the model it used."""
+    client = churn["hook"].client
+    v1 = churn["v1"]
+    mv = client.get_model_version("churn", v1)
+    forms = {
+        "version": f"models:/churn/{v1}",
+        "alias": "models:/churn@champion",
+        "logged": mv.source,  # models:/m-<id>: what TrainModelOperator returns
+        "run": f"runs:/{mv.run_id}/model",
+    }
+    assert forms["logged"].startswith("models:/m-")
+    base = mlops_home / "data" / "forms"
+    with _dag("scoring_uri_forms") as dag:
+        for form, uri in forms.items():
+            plan = PlanScoringShardsOperator(
+                task_id=f"plan_{form}", input_data=str(raw), model_uri=uri
+            )
+            score = BatchScoringOperator(
+                task_id=f"score_{form}",
+                model_uri=uri,
+                input_data=str(raw),
+                output_uri=str(base / form),
+            )
+            # a model that is not registered has no version (an XCom of None does not resolve)
+            version = plan.output["model_version"] if form in ("version", "alias") else None
+            verify = VerifyScoringOperator(
+                task_id=f"verify_{form}",
+                output_uri=str(base / form),
+                expected_rows=plan.output["expected_rows"],
+                expected_model_version=version,
+            )
+            plan >> score >> verify
+    run = run_dag(dag, DAY)
+    steps = ("plan", "score", "verify")
+    assert task_states(run) == {f"{step}_{form}": "success" for form in forms for step in steps}
+    rows = len(pd.read_parquet(raw))
+    for form, uri in forms.items():
+        registered = form in ("version", "alias")
+        model = {
+            "name": "churn" if registered else None,
+            "version": v1 if registered else None,
+            "run_id": mv.run_id,
+            "uri": f"models:/churn/{v1}" if registered else uri,
+        }
+        for step in steps:
+            key = "result" if step == "plan" else "return_value"
+            result = xcom(run, f"{step}_{form}", key=key)
+            assert check_result(result) == [], (step, form, check_result(result))
+            assert result["passed"] is True and result["rows"] == rows, (step, form)
+            assert {k: v for k, v in result["model"].items() if k != "alias"} == model
+        scored = xcom(run, f"score_{form}")
+        assert scored["requested_model_uri"] == uri
+        frame = io.read_pandas(scored["output_uri"])
+        assert set(frame["model_run_id"]) == {mv.run_id}
+        assert np.array_equal(
+            frame["probability"].to_numpy(), _expected(churn[v1], pd.read_parquet(raw))
+        )
+
+
 # ----------------------------------------------------------------------------- sharded
 
 
@@ -387,9 +469,15 @@ def test_sharded_scoring_with_mapped_tasks(
         "verify": "success",
     }
     assert MlflowHook().client.get_model_version_by_alias("churn", "champion").version == int(v2)
-    shards = xcom(run, "plan")
+    shards = xcom(run, "plan")  # the return value: what the shards are mapped over
     assert shards == [str(raw / f"part-{i}.parquet") for i in range(3)]
+    planned = xcom(run, "plan", key="result")
+    assert planned["shards"] == xcom(run, "plan", key="shards") == shards
     assert xcom(run, "plan", key="model_uri") == f"models:/churn/{v1}"
+    assert check_result(planned) == []
+    assert (planned["status"], planned["rows"]) == ("planned", planned["expected_rows"])
+    assert planned["model"]["version"] == v1 and planned["model"]["alias"] == "champion"
+    assert xcom(run, "plan", key="model") == planned["model"]
     outs = [xcom(run, "score", map_index=i) for i in range(3)]
     assert [o["output_uri"] for o in outs] == [str(day_uri / f"shard={i:05d}") for i in range(3)]
     assert {o["model_version"] for o in outs} == {v1}
@@ -398,6 +486,13 @@ def test_sharded_scoring_with_mapped_tasks(
     source = pd.read_parquet(raw)
     assert summary["rows"] == len(source) == sum(o["rows"] for o in outs)
     assert summary["shards"] == 3 and summary["model_version"] == v1
+    assert check_result(summary) == [] and summary["status"] == "verified"
+    assert summary["model"] == {
+        "name": "churn",
+        "version": v1,
+        "run_id": planned["model"]["run_id"],
+        "uri": f"models:/churn/{v1}",
+    }
     assert json.loads((day_uri / "_SUCCESS").read_text())["rows"] == len(source)
     assert not stale.exists()
     whole = io.read_pandas(str(day_uri))  # the day reads as one dataset, shard as a column

@@ -1,92 +1,120 @@
 """Batch scoring operators: stream-score a dataset with a registered model, and the sharded
-(scale-out) pattern: plan shards, score them as mapped tasks, verify the day."""
+(scale-out) pattern: plan shards, score them as mapped tasks, verify the day.
+
+The operators are thin shells over :mod:`mlops_provider.core.scoring`: templated parameters are
+coerced with :mod:`mlops_provider.core.params`, one core function does the work and returns the
+result (docs/results.md); core errors become :class:`~mlops_provider.exceptions.ScoringError`.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from functools import cached_property
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from airflow.sdk import BaseOperator
 
 from mlops_provider.exceptions import ScoringError
 from mlops_provider.links.mlflow import MlflowModelVersionLink
+from mlops_provider.operators._base import (
+    AWS_CONN_ID,
+    FEAST_CONN_ID,
+    MLFLOW_CONN_ID,
+    MlopsBaseOperator,
+    data_interval,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_provider.hooks.mlflow import MlflowHook
+__all__ = [
+    "BatchScoringOperator",
+    "PlanScoringShardsOperator",
+    "ScoringError",
+    "VerifyScoringOperator",
+]
 
-__all__ = ["BatchScoringOperator", "PlanScoringShardsOperator", "VerifyScoringOperator"]
-
-
-def _utc(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
+_MODEL_KEYS = (
+    "model_uri",
+    "requested_model_uri",
+    "model_name",
+    "model_version",
+    "model_run_id",
+)
 
 
 def _interval(context: Context) -> tuple[datetime, datetime]:
-    """``(start, end)`` of the run's data interval; runs without one use the logical date or
-    the time the run was created, so a manual run still gets a partition."""
-    dag_run = context.get("dag_run")
-    start = (
-        _utc(context.get("data_interval_start"))
-        or _utc(context.get("logical_date"))
-        or _utc(getattr(dag_run, "run_after", None))
-        or datetime.now(timezone.utc)
+    """``(start, end)`` of the run's data interval (see ``_base.data_interval``); a run with
+    neither an interval nor a logical date is keyed by its ``run_after``, so a retry on another
+    day writes the same partition. The end defaults to the start."""
+    from mlops_provider.core.times import parse_time
+
+    start, end = data_interval(context)
+    if context.get("data_interval_start") is None and context.get("logical_date") is None:
+        start = parse_time(getattr(context.get("dag_run"), "run_after", None)) or start
+    return start, end or start
+
+
+def _uri(value: Any, name: str) -> str | None:
+    """A dataset URI parameter (a string or a path); ``None`` when blank."""
+    from mlops_provider.core import params
+
+    return os.fspath(value) if isinstance(value, os.PathLike) else params.as_str(value, name)
+
+
+def _required_uri(value: Any, name: str) -> str:
+    from mlops_provider.core.errors import ParameterError
+
+    uri = _uri(value, name)
+    if not uri:
+        raise ParameterError(name, "a dataset URI is required")
+    return uri
+
+
+def _columns(value: Any, name: str) -> list[str] | None:
+    """A list of column names (a list, a JSON/literal list, ``"a,b"`` or one name)."""
+    from mlops_provider.core import params
+
+    names = params.as_list(value, name)
+    return None if names is None else [str(n) for n in names]
+
+
+def _model_uri(op: BatchScoringOperator | PlanScoringShardsOperator) -> str:
+    from mlops_provider.core import params, scoring
+
+    return scoring.requested_model_uri(
+        params.as_str(op.model_uri, "model_uri"),
+        params.as_str(op.registered_model_name, "registered_model_name"),
+        params.as_str(op.alias, "alias"),
     )
-    end = _utc(context.get("data_interval_end")) or start
-    return start, end
 
 
-def _model_uri(model_uri: str | None, registered_model_name: str | None, alias: str) -> str:
-    if model_uri:
-        return str(model_uri)
-    if registered_model_name:
-        return f"models:/{registered_model_name}@{alias or 'champion'}"
-    raise ScoringError("pass model_uri, or registered_model_name (+ alias, default champion)")
-
-
-def _str_list(value: Any, name: str) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    raise ScoringError(f"{name} must be a list of column names, got {value!r}")
-
-
-class BatchScoringOperator(BaseOperator):
+class BatchScoringOperator(MlopsBaseOperator):
     """Stream-score a dataset (or Feast features) with a registered model into an atomic,
     interval-keyed parquet partition.
 
-    The model URI is resolved ONCE when the task starts: an alias becomes a concrete version,
-    ``models:/<name>/<version>`` is loaded (native scikit-learn flavor when the model has it,
-    pyfunc otherwise) and that version is recorded in every output row, in the parquet
-    metadata, in the task log and in XCom; moving the alias during the run changes nothing.
-    The input is checked against the model's signature before anything is scored, read as a
-    stream of record batches (memory bounded by ``batch_size``), and written to
-    ``<output_uri>/dt=<data_interval_start date>``: a rerun replaces the partition, a failure
-    leaves no partial partition visible. Progress (rows, rows/s, ETA) is logged.
+    The model URI is resolved ONCE when the task starts (``core.models.resolve``; every form is
+    accepted: ``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``models:/m-<id>``,
+    ``runs:/<run_id>/<path>``): an alias becomes a concrete version, ``models:/<name>/<version>``
+    is loaded (native scikit-learn flavor when the model has it, pyfunc otherwise) and that
+    version is recorded in every output row, in the parquet metadata, in the task log and in
+    XCom; moving the alias during the run changes nothing. The input is checked against the
+    model's signature before anything is scored, read as a stream of record batches (memory
+    bounded by ``batch_size``), and written to ``<output_uri>/dt=<data_interval_start date>``:
+    a rerun replaces the partition, a failure leaves no partial partition visible. Progress
+    (rows, rows/s, ETA) is logged.
 
-    When the task is mapped (``.partial(...).expand(input_data=...)``) or ``shard`` is set,
-    the rows go to ``<output_uri>/dt=<date>/shard=<nnnnn>`` instead (the map index by default),
-    so each shard commits independently, a rerun of one shard replaces only that shard and the
-    day stays readable as one dataset; see :class:`PlanScoringShardsOperator` and
-    :class:`VerifyScoringOperator`.
+    When the task is mapped (``.partial(...).expand(input_data=plan.output)``) or
+    ``shard`` is set, the rows go to ``<output_uri>/dt=<date>/shard=<nnnnn>`` instead (the map
+    index by default), so each shard commits independently, a rerun of one shard replaces only
+    that shard and the day stays readable as one dataset; see
+    :class:`PlanScoringShardsOperator` and :class:`VerifyScoringOperator`.
 
     Output columns: ``entity_columns``, ``passthrough_columns``, ``prediction``, then for
     classifiers ``probability`` (binary: probability of ``classes_[1]``, the positive class) or
     one ``probability_<class>`` column per class (multiclass), then ``model_name``,
     ``model_version``, ``model_run_id`` and ``scored_at`` (UTC, one value per run).
 
-    :param model_uri: ``models:/<name>@<alias>``, ``models:/<name>/<version>``,
-        ``runs:/<run_id>/<path>`` or ``models:/<model_id>``. (templated)
+    :param model_uri: any model URI (see above). (templated)
     :param registered_model_name: instead of ``model_uri``: scores ``models:/<name>@<alias>``.
         (templated)
     :param alias: alias used with ``registered_model_name`` (default ``champion``). (templated)
@@ -102,7 +130,7 @@ class BatchScoringOperator(BaseOperator):
     :param output_uri: base URI of the predictions; the partition ``dt=<date>`` is added.
         (templated)
     :param entity_columns: id columns copied to every output row; they must be in the input
-        (default ``["customer_id"]``; ``[]`` for none). (templated)
+        (default ``["customer_id"]``; ``[]`` for none; a single name is accepted). (templated)
     :param passthrough_columns: other input columns copied to the output (e.g.
         ``["event_timestamp"]``). (templated)
     :param feature_columns: the model's input columns when the model has no signature
@@ -117,18 +145,25 @@ class BatchScoringOperator(BaseOperator):
     :param aws_conn_id: connection for ``s3://`` input/output (default ``aws_default``; unused
         for local paths). (templated)
 
-    XCom (return value): ``output_uri`` (the partition written), ``rows``, ``empty``,
-    ``model_uri`` (concrete), ``requested_model_uri``, ``model_name``, ``model_version``,
-    ``model_run_id``, ``model_alias``, ``flavor``, ``scored_at``, ``rows_per_second``,
-    ``seconds``, ``input_data``, ``files``, ``shard``, ``data_interval_start``.
+    XCom (return value, docs/results.md): ``status`` ``scored``; ``passed`` True; ``reasons``
+    (says so when the input had no rows); ``model`` ``{name, version, run_id, uri[, alias]}`` of
+    the version that scored (``uri`` concrete); ``rows`` scored; ``mlflow_run_id`` and
+    ``report_uri`` None. Then ``output_uri`` (the partition written), ``empty``,
+    ``requested_model_uri``, ``flavor``, ``scored_at``, ``rows_per_second``, ``seconds``,
+    ``stream_seconds``, ``input_data``, ``files``, ``shard``, ``data_interval_start``.
+
+    Deprecated keys (kept for one release): ``model_uri`` (use ``model["uri"]``),
+    ``model_name`` (``model["name"]``), ``model_version`` (``model["version"]``),
+    ``model_run_id`` (``model["run_id"]``), ``model_alias`` (``model["alias"]``).
 
     :raises ScoringError: malformed model URI, unknown model/version/run or alias, input
         missing, unreadable (the file is named), without a required column or with a mistyped
         one (named with the expected and actual type), entity columns missing, output location
-        not writable, or the model failing on a batch. Raised before any output where possible;
-        never leaves a partial partition.
+        not writable, an invalid parameter (named), or the model failing on a batch. Raised
+        before any output where possible; never leaves a partial partition.
     """
 
+    error_class = ScoringError
     template_fields: Sequence[str] = (
         "model_uri",
         "registered_model_name",
@@ -168,9 +203,9 @@ class BatchScoringOperator(BaseOperator):
         batch_size: int | None = None,
         input_format: str | None = None,
         shard: str | int | None = None,
-        mlflow_conn_id: str = "mlflow_default",
-        feast_conn_id: str = "feast_default",
-        aws_conn_id: str | None = "aws_default",
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        feast_conn_id: str = FEAST_CONN_ID,
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -192,85 +227,73 @@ class BatchScoringOperator(BaseOperator):
         self.feast_conn_id = feast_conn_id
         self.aws_conn_id = aws_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def _shard(self, context: Context) -> str | None:
-        if self.shard is not None and str(self.shard) != "":
-            return str(self.shard)
+        from mlops_provider.core import params
+
+        shard = params.as_str(None if self.shard is None else str(self.shard), "shard")
+        if shard is not None:
+            return shard
         map_index = getattr(context["ti"], "map_index", -1)
         return str(map_index) if map_index is not None and map_index >= 0 else None
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import io, scoring
-        from mlops_provider.links.mlflow import model_version_url
+    def _feast(self, as_of: datetime) -> dict[str, Any]:
+        """The Feast arguments of ``score`` (the store only when Feast is the one input)."""
+        from mlops_provider.core import params
 
-        if bool(self.input_data) == bool(self.feast_entity_data):
-            raise ScoringError("pass exactly one of input_data or feast_entity_data")
-        model_uri = _model_uri(self.model_uri, self.registered_model_name, self.alias)
-        start, end = _interval(context)
-        shard = self._shard(context)
-        try:
-            output = io.partition_uri(str(self.output_uri), start)
-            if shard is not None:
-                output = scoring.shard_uri(output, shard)
-            feast: dict[str, Any] = {}
-            if self.feast_entity_data:
-                from mlops_provider.hooks.feast import FeastHook
-
-                feast = {
-                    "feast_store": FeastHook(feast_conn_id=self.feast_conn_id).store,
-                    "feast_entity_data": str(self.feast_entity_data),
-                    "feature_service": self.feature_service or None,
-                    "features": _str_list(self.features, "features"),
-                    "as_of": end,
-                }
-            entity = _str_list(self.entity_columns, "entity_columns")
-            result = scoring.score(
-                model_uri,
-                target=self.hook.target,
-                client=self.hook.client,
-                output_uri=output,
-                input_data=str(self.input_data) if self.input_data else None,
-                entity_columns=entity,
-                passthrough_columns=_str_list(self.passthrough_columns, "passthrough_columns")
-                or [],
-                feature_columns=_str_list(self.feature_columns, "feature_columns"),
-                batch_size=int(self.batch_size or scoring.DEFAULT_BATCH_SIZE),
-                conn_id=self.aws_conn_id or None,
-                input_format=self.input_format or None,
-                scored_at=datetime.now(timezone.utc),
-                metadata={"data_interval_start": start.isoformat(), "shard": shard or ""},
-                **feast,
-            )
-        except scoring.ScoringInputError as err:
-            raise ScoringError(str(err)) from err
-        if result.model.name and result.model.version:
-            MlflowModelVersionLink.persist(
-                context,
-                model_version_url(
-                    self.hook.target.tracking_uri, result.model.name, result.model.version
-                ),
-            )
+        entity_data = _uri(self.feast_entity_data, "feast_entity_data")
+        if not entity_data:
+            return {}
+        if _uri(self.input_data, "input_data"):  # both inputs: core refuses before any work
+            return {"feast_entity_data": entity_data}
         return {
-            **result.to_xcom(),
-            "shard": shard,
-            "data_interval_start": start.isoformat(),
+            "feast_store": self.feast_hook.store,
+            "feast_entity_data": entity_data,
+            "feature_service": params.as_str(self.feature_service, "feature_service"),
+            "features": _columns(self.features, "features"),
+            "as_of": as_of,
         }
 
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import io, params, scoring
 
-class PlanScoringShardsOperator(BaseOperator):
+        start, end = _interval(context)
+        shard = self._shard(context)
+        output = io.partition_uri(_required_uri(self.output_uri, "output_uri"), start)
+        if shard is not None:
+            output = scoring.shard_uri(output, shard)
+        result = scoring.score(
+            _model_uri(self),
+            target=self.hook.target,
+            client=self.hook.client,
+            output_uri=output,
+            input_data=_uri(self.input_data, "input_data"),
+            **self._feast(end),
+            entity_columns=_columns(self.entity_columns, "entity_columns"),
+            passthrough_columns=_columns(self.passthrough_columns, "passthrough_columns") or [],
+            feature_columns=_columns(self.feature_columns, "feature_columns"),
+            batch_size=params.as_int(
+                self.batch_size, "batch_size", default=scoring.DEFAULT_BATCH_SIZE, minimum=1
+            )
+            or scoring.DEFAULT_BATCH_SIZE,
+            conn_id=self.aws_conn_id or None,
+            input_format=params.as_str(self.input_format, "input_format"),
+            metadata={"data_interval_start": start.isoformat(), "shard": shard or ""},
+        )
+        return result.to_result(shard=shard, data_interval_start=start.isoformat())
+
+
+class PlanScoringShardsOperator(MlopsBaseOperator):
     """Plan a sharded scoring run: list the input's shards, resolve the model ONCE, count rows.
 
     The return value is the list of shard URIs, to expand a mapped
-    :class:`BatchScoringOperator` over (``.expand(input_data=plan.output)``). The concrete model
-    URI (``models:/<name>/<version>``) is pushed as XCom ``model_uri``: pass it to every shard
-    (``.partial(model_uri=plan.output["model_uri"])``) so shards scored at different times can
-    never disagree on the version, even if the alias moves meanwhile. ``expected_rows`` and
-    ``shard_count`` feed :class:`VerifyScoringOperator`.
+    :class:`BatchScoringOperator` over (``.expand(input_data=plan.output)``: Airflow maps only
+    over a return value). Pass the shards the concrete model URI
+    (``.partial(model_uri=plan.output["model_uri"])``, ``models:/<name>/<version>``) so shards
+    scored at different times can never disagree on the version, even if the alias moves
+    meanwhile. ``expected_rows``, ``model_version`` and ``shard_count`` feed
+    :class:`VerifyScoringOperator`. Every form of model URI is accepted (see
+    :class:`BatchScoringOperator`); a model that is not registered (``runs:/``,
+    ``models:/m-<id>``) has no ``model_version`` to pass on.
 
     With ``output_uri``, the day partition is prepared for rescoring: its ``_SUCCESS`` marker is
     removed and shard directories beyond the new shard count (an earlier plan had more) are
@@ -278,7 +301,7 @@ class PlanScoringShardsOperator(BaseOperator):
 
     :param input_data: dataset URI to shard (a directory of files or of partitions, or one
         file). (templated)
-    :param model_uri: model URI to resolve (see :class:`BatchScoringOperator`). (templated)
+    :param model_uri: model URI to resolve. (templated)
     :param registered_model_name: instead of ``model_uri``. (templated)
     :param alias: alias used with ``registered_model_name`` (default ``champion``). (templated)
     :param output_uri: base URI of the predictions (optional, see above). (templated)
@@ -287,14 +310,32 @@ class PlanScoringShardsOperator(BaseOperator):
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``). (templated)
     :param aws_conn_id: connection for ``s3://`` URIs (default ``aws_default``). (templated)
 
-    XCom: return value = list of shard URIs; keys ``model_uri``, ``requested_model_uri``,
-    ``model_name``, ``model_version``, ``model_run_id``, ``expected_rows``, ``shard_count``,
-    ``shard_rows``.
+    XCom: the return value is the list of shard URIs (unchanged). The result
+    (docs/results.md) is the XCom ``result`` (``plan.output["result"]``): ``status``
+    ``planned``; ``passed`` True; ``reasons`` []; ``model`` ``{name, version, run_id, uri[,
+    alias]}`` of the version to score with; ``rows`` = the input's rows; then ``shards``,
+    ``shard_count``, ``shard_rows``, ``expected_rows``, ``requested_model_uri``. These keys are
+    also pushed under their own XCom key: ``shards``, ``model``, ``model_uri``,
+    ``requested_model_uri``, ``model_name``, ``model_version``, ``model_run_id``,
+    ``expected_rows``, ``shard_count``, ``shard_rows``.
+
+    Deprecated keys (kept for one release): ``model_name``, ``model_version``,
+    ``model_run_id``, ``model_alias`` (use ``model``); ``model_uri`` stays the concrete URI to
+    pass to the shards.
 
     :raises ScoringError: input missing or empty, unreadable file, malformed model URI, unknown
-        model or alias.
+        model or alias, invalid ``shard_by``.
     """
 
+    error_class = ScoringError
+    push_keys = (
+        "shards",
+        "model",
+        *_MODEL_KEYS,
+        "expected_rows",
+        "shard_count",
+        "shard_rows",
+    )
     template_fields: Sequence[str] = (
         "input_data",
         "model_uri",
@@ -316,8 +357,8 @@ class PlanScoringShardsOperator(BaseOperator):
         alias: str = "champion",
         output_uri: str | None = None,
         shard_by: str = "auto",
-        mlflow_conn_id: str = "mlflow_default",
-        aws_conn_id: str | None = "aws_default",
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -330,55 +371,48 @@ class PlanScoringShardsOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def execute(self, context: Context) -> list[str]:
-        from mlops_provider.core import io, scoring
+        """Plan (see :meth:`run`), push the result as XCom ``result``, return the shards."""
+        result = super().execute(context)
+        context["ti"].xcom_push(key="result", value=result)
+        return list(result["shards"])
 
-        if self.shard_by not in ("auto", "file", "partition"):
-            raise ScoringError(f"shard_by must be auto, file or partition, got {self.shard_by!r}")
-        model_uri = _model_uri(self.model_uri, self.registered_model_name, self.alias)
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import io, params, scoring
+
         start, _ = _interval(context)
-        try:
-            plan = scoring.plan_scoring(
-                str(self.input_data),
-                model_uri,
-                client=self.hook.client,
-                by=self.shard_by,  # type: ignore[arg-type]
-                conn_id=self.aws_conn_id or None,
-                output_partition=(
-                    io.partition_uri(str(self.output_uri), start) if self.output_uri else None
-                ),
-            )
-        except scoring.ScoringInputError as err:
-            raise ScoringError(str(err)) from err
-        ti = context["ti"]
-        for key in (
-            "model_uri",
-            "requested_model_uri",
-            "model_name",
-            "model_version",
-            "model_run_id",
-            "expected_rows",
-            "shard_count",
-            "shard_rows",
-        ):
-            ti.xcom_push(key=key, value=plan[key])
-        return list(plan["shards"])
+        output = _uri(self.output_uri, "output_uri")
+        return scoring.plan_scoring(
+            _required_uri(self.input_data, "input_data"),
+            _model_uri(self),
+            client=self.hook.client,
+            by=params.as_str(self.shard_by, "shard_by", default="auto") or "auto",
+            conn_id=self.aws_conn_id or None,
+            output_partition=io.partition_uri(output, start) if output else None,
+        )
 
 
-class VerifyScoringOperator(BaseOperator):
+def _expected_shards(value: Any) -> int | list[str] | None:
+    """A shard count (``3``, ``"3"``) or shard names (a list, JSON list, ``"a,b"``)."""
+    from mlops_provider.core import params
+
+    text = value.strip() if isinstance(value, str) else None
+    if (text is not None and text.isdigit()) or (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+    ):
+        return params.as_int(value, "expected_shards", minimum=0)
+    names = params.as_list(value, "expected_shards")
+    return None if names is None else [str(n) for n in names]
+
+
+class VerifyScoringOperator(MlopsBaseOperator):
     """Verify a day's scoring output and commit it: the final step of sharded scoring.
 
     Checks ``<output_uri>/dt=<data interval start>``: every shard is committed, the rows in
     its files equal the rows it reported, the total equals ``expected_rows`` (the input's rows,
     from :class:`PlanScoringShardsOperator`), all shards used the same model name and version
     (and ``expected_model_version`` if given), and the shards are exactly ``expected_shards``.
-    On success a ``_SUCCESS`` marker with the totals is written at the day partition, so
+    On success a ``_SUCCESS`` marker with the result is written at the day partition, so
     readers that honour markers see the day only once every shard is in. Works on a plain
     (unsharded) partition too.
 
@@ -391,13 +425,19 @@ class VerifyScoringOperator(BaseOperator):
         (templated)
     :param aws_conn_id: connection for ``s3://`` URIs (default ``aws_default``). (templated)
 
-    XCom (return value): ``output_uri``, ``rows``, ``shards``, ``shard_rows``, ``model_name``,
-    ``model_version``, ``model_run_id``, ``verified_at``.
+    XCom (return value, docs/results.md): ``status`` ``verified``; ``passed`` True;
+    ``reasons`` []; ``model`` ``{name, version, run_id, uri}`` of the version found in the
+    output; ``rows`` found; then ``output_uri`` (the day partition), ``shards`` (count, 0 for
+    a plain partition), ``shard_rows``, ``verified_at``.
+
+    Deprecated keys (kept for one release): ``model_name``, ``model_version``,
+    ``model_run_id`` (use ``model``).
 
     :raises ScoringError: listing every failed check (missing/uncommitted/unexpected shard,
-        row count mismatch, model version disagreement).
+        row count mismatch, model version disagreement), or an invalid parameter (named).
     """
 
+    error_class = ScoringError
     template_fields: Sequence[str] = (
         "output_uri",
         "expected_rows",
@@ -416,7 +456,7 @@ class VerifyScoringOperator(BaseOperator):
         expected_model_version: str | int | None = None,
         expected_model_name: str | None = None,
         expected_shards: int | str | list[str] | None = None,
-        aws_conn_id: str | None = "aws_default",
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -427,29 +467,20 @@ class VerifyScoringOperator(BaseOperator):
         self.expected_shards = expected_shards
         self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import io, scoring
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import io, params, scoring
+        from mlops_provider.core.errors import ParameterError
 
         start, _ = _interval(context)
-        shards: Any = self.expected_shards
-        if isinstance(shards, str):
-            shards = int(shards) if shards.strip().isdigit() else [shards]
-        if shards == "" or shards is None:
-            shards = None
-        try:
-            expected_rows = int(self.expected_rows)
-        except (TypeError, ValueError):
-            raise ScoringError(
-                f"expected_rows must be an integer, got {self.expected_rows!r}"
-            ) from None
-        try:
-            return scoring.verify_scoring(
-                io.partition_uri(str(self.output_uri), start),
-                expected_rows,
-                expected_model_version=self.expected_model_version or None,
-                expected_model_name=self.expected_model_name or None,
-                expected_shards=shards,
-                conn_id=self.aws_conn_id or None,
-            )
-        except scoring.ScoringInputError as err:
-            raise ScoringError(str(err)) from err
+        expected_rows = params.as_int(self.expected_rows, "expected_rows", minimum=0)
+        if expected_rows is None:
+            raise ParameterError("expected_rows", "the number of input rows is required")
+        version = params.as_int(self.expected_model_version, "expected_model_version", minimum=1)
+        return scoring.verify_scoring(
+            io.partition_uri(_required_uri(self.output_uri, "output_uri"), start),
+            expected_rows,
+            expected_model_version=None if version is None else str(version),
+            expected_model_name=params.as_str(self.expected_model_name, "expected_model_name"),
+            expected_shards=_expected_shards(self.expected_shards),
+            conn_id=self.aws_conn_id or None,
+        )
