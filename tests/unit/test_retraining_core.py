@@ -28,7 +28,7 @@ from mlops_provider.core.retraining import (
 
 UTC = timezone.utc
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
-CHAMPION = ChampionInfo(
+CHAMPION = ChampionInfo.of(
     name="churn",
     version="3",
     promoted_at=datetime(2026, 1, 10, tzinfo=UTC),
@@ -221,7 +221,7 @@ def test_age_policy() -> None:
     assert ev.triggered and ev.reasons == [
         "age: champion v3 is 22.0 days old (> max_model_age 14d)"
     ]
-    future = ChampionInfo("churn", "3", promoted_at=NOW + timedelta(days=1))
+    future = ChampionInfo.of("churn", "3", promoted_at=NOW + timedelta(days=1))
     skewed = evaluate_age(policy, future, NOW)
     assert not skewed.triggered and "different clocks" in (skewed.note or "")
     assert not evaluate_age(policy, None, NOW).evaluated
@@ -304,7 +304,7 @@ def test_open_request_is_deduplicated_until_a_new_promotion() -> None:
     decision = decide(policy, drift=drift, champion=CHAMPION, state=state, now=NOW)
     assert decision.suppressed_by == "open_request" and decision.request_open
     # A new champion promoted after the request closes it.
-    new = ChampionInfo("churn", "4", promoted_at=NOW - timedelta(days=1))
+    new = ChampionInfo.of("churn", "4", promoted_at=NOW - timedelta(days=1))
     decision = decide(policy, drift=drift, champion=new, state=state, now=NOW)
     assert decision.retrain and not decision.request_open
     # Without de-duplication the open request does not suppress.
@@ -321,13 +321,13 @@ def test_open_request_state_derivation() -> None:
     assert is_request_open(_state(at), None)  # no champion yet: waits for the first one
     assert not is_request_open(_state(at, version="2"), CHAMPION)  # champion changed
     # The same version promoted again after the request (e.g. a rollback and re-promotion).
-    repromoted = ChampionInfo("churn", "3", promoted_at=NOW - timedelta(days=1))
+    repromoted = ChampionInfo.of("churn", "3", promoted_at=NOW - timedelta(days=1))
     assert not is_request_open(_state(at), repromoted)
     # A state without the champion version falls back to the version's creation time.
     legacy = _state(at, version=None)
-    assert is_request_open(legacy, ChampionInfo("churn", "3", created_at=at - timedelta(days=1)))
+    assert is_request_open(legacy, ChampionInfo.of("churn", "3", created_at=at - timedelta(days=1)))
     assert not is_request_open(
-        legacy, ChampionInfo("churn", "3", created_at=at + timedelta(hours=1))
+        legacy, ChampionInfo.of("churn", "3", created_at=at + timedelta(hours=1))
     )
     # Requests expire, so a rejected retraining does not block requests forever.
     assert not is_request_open(_state(at), CHAMPION, now=NOW, expiry=timedelta(days=1))
@@ -336,7 +336,7 @@ def test_open_request_state_derivation() -> None:
 def test_open_request_needs_no_common_clock() -> None:
     """The registry stamps promotions with wall-clock time, decisions use data intervals."""
     request_at = datetime(2026, 1, 10, tzinfo=UTC)  # a backfilled (logical) decision time
-    wall_clock = ChampionInfo("churn", "3", promoted_at=datetime(2026, 11, 27, 13, tzinfo=UTC))
+    wall_clock = ChampionInfo.of("churn", "3", promoted_at=datetime(2026, 11, 27, 13, tzinfo=UTC))
     state = RequestState(
         last_request_at=request_at,
         champion_version="3",
@@ -345,7 +345,7 @@ def test_open_request_needs_no_common_clock() -> None:
     )
     # Same champion, same promotion: still open although its promotion time is "later".
     assert is_request_open(state, wall_clock)
-    repromoted = ChampionInfo("churn", "3", promoted_at=datetime(2026, 11, 28, tzinfo=UTC))
+    repromoted = ChampionInfo.of("churn", "3", promoted_at=datetime(2026, 11, 28, tzinfo=UTC))
     assert not is_request_open(state, repromoted)
 
 
@@ -426,8 +426,10 @@ def test_count_new_labels_from_simulator_partitions(tmp_path: Path) -> None:
     since = datetime(2026, 1, 4, tzinfo=UTC)
     until = datetime(2026, 1, 10, tzinfo=UTC)  # labels of events up to Jan 8 have arrived
     expected = sum(len(sim.labels(date(2026, 1, d))) for d in range(4, 9))
-    got = count_new_labels(str(tmp_path / "labels"), since=since, until=until)
+    got = count_new_labels(str(tmp_path / "labels"), since=since, until=until, target="churned")
     assert got == expected > 0
-    assert count_new_labels(str(tmp_path / "labels"), since=until, until=until) == 0
+    assert (
+        count_new_labels(str(tmp_path / "labels"), since=until, until=until, target="churned") == 0
+    )
     with pytest.raises(RetrainPolicyError, match="does not exist"):
-        count_new_labels(str(tmp_path / "nowhere"), since=since, until=until)
+        count_new_labels(str(tmp_path / "nowhere"), since=since, until=until, target="churned")
