@@ -1,53 +1,31 @@
-"""Promote an evaluated candidate to a registry alias, or roll the alias back."""
+"""Promote an evaluated candidate to a registry alias, or roll the alias back.
+
+Thin shells over :mod:`mlops_provider.core.registry`: templated parameters are coerced with
+:mod:`mlops_provider.core.params`, one core function does the work and returns the result
+(docs/results.md); core errors become :class:`~mlops_provider.exceptions.PromotionError`
+(:class:`~mlops_provider.exceptions.PromotionConflict` when the alias moved).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from mlops_provider.exceptions import PromotionConflict, PromotionError
-from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.links.mlflow import MlflowModelVersionLink, model_version_url
-from mlops_provider.operators.training import push_keys, task_identity
+from mlops_provider.links.mlflow import MlflowModelVersionLink
+from mlops_provider.operators._base import MLFLOW_CONN_ID, MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["PromoteModelOperator", "RollbackModelOperator"]
+__all__ = ["PromoteModelOperator", "PromotionConflict", "PromotionError", "RollbackModelOperator"]
 
 
-def _actor(context: Context) -> str:
-    ident = task_identity(context)
-    return ident["key"]
+class _RegistryOperator(MlopsBaseOperator):
+    """What promotion and rollback share: the registered model, the lease, the connection."""
 
-
-def _as_mapping(value: Any) -> Mapping[str, Any]:
-    """The evaluation dict, also when templating rendered it to JSON or a Python literal."""
-    if isinstance(value, Mapping):
-        return value
-    if isinstance(value, str):
-        import ast
-        import json
-
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            try:
-                parsed = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                parsed = None
-        if isinstance(parsed, Mapping):
-            return parsed
-    raise PromotionError(
-        "evaluation must be the dict EvaluateModelOperator returned (e.g. "
-        f"evaluation=evaluate.output), got {type(value).__name__}: {str(value)[:200]}"
-    )
-
-
-class _RegistryOperator(BaseOperator):
+    error_class = PromotionError
+    push_keys = ("promoted", "version", "alias", "previous_version")
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#f7e6c4"
 
@@ -57,7 +35,7 @@ class _RegistryOperator(BaseOperator):
         registered_model_name: str,
         lock_timeout: float = 120.0,
         lease_seconds: float = 120.0,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -66,21 +44,19 @@ class _RegistryOperator(BaseOperator):
         self.lease_seconds = lease_seconds
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+    def _lease(self) -> dict[str, Any]:
+        """``name``, ``lock_timeout`` and ``lease_seconds`` as the core takes them."""
+        from mlops_provider.core import params
+        from mlops_provider.core.errors import ParameterError
 
-    def _finish(self, context: Context, result: Any) -> dict[str, Any]:
-        if result.version:
-            MlflowModelVersionLink.persist(
-                context,
-                model_version_url(
-                    self.hook.target.tracking_uri, result.registered_model_name, result.version
-                ),
-            )
-        out = dict(result.to_dict())
-        push_keys(context, out, ("promoted", "version", "alias", "previous_version"))
-        return out
+        name = params.as_str(self.registered_model_name, "registered_model_name")
+        if not name:
+            raise ParameterError("registered_model_name", "a registered model name is required")
+        return {
+            "name": name,
+            "lock_timeout": params.as_float(self.lock_timeout, "lock_timeout", minimum=0),
+            "lease_seconds": params.as_float(self.lease_seconds, "lease_seconds", minimum=1),
+        }
 
 
 class PromoteModelOperator(_RegistryOperator):
@@ -96,23 +72,34 @@ class PromoteModelOperator(_RegistryOperator):
     ``mlops.promotion_forced``) and a history event (``mlops.alias_history.<alias>.<ms>``).
 
     :param registered_model_name: registered model (templated).
-    :param evaluation: the dict EvaluateModelOperator returned, e.g. ``evaluate.output``
-        (templated).
-    :param alias: alias to move (default: the evaluation's, normally ``champion``) (templated).
+    :param evaluation: the dict EvaluateModelOperator returned, e.g. ``evaluate.output``; its
+        JSON text is accepted (templated).
+    :param alias: alias to move (default: the evaluation's, else ``champion``) (templated).
     :param force: move the alias even though the evaluation failed; needs ``reason``.
     :param reason: why (recorded; required with ``force``) (templated).
     :param lock_timeout: seconds to wait for a concurrent promotion of the same alias.
     :param lease_seconds: lifetime of the registry lease (a crashed holder's lock expires).
-    :param mlflow_conn_id: MLflow connection (templated).
+    :param mlflow_conn_id: MLflow connection (default ``mlflow_default``) (templated).
 
-    XCom: ``promoted``, ``registered_model_name``, ``version``, ``alias``,
+    XCom (return value, docs/results.md): ``status`` ``promoted`` (the alias moved to the
+    candidate, also when a retry completed an earlier try's records), ``unchanged`` (the
+    candidate already held the alias) or ``rejected`` (the evaluation failed: the candidate is
+    registered, the alias did not move); ``passed`` = the alias holds the candidate;
+    ``reasons`` [the reason]; ``model`` ``{name, version, run_id, uri, alias}`` of the version
+    the alias points at afterwards (``None`` on a cold start whose candidate was rejected);
+    ``mlflow_run_id``, ``report_uri``, ``rows`` None. Then ``promoted``,
+    ``registered_model_name``, ``version`` (the candidate's version), ``alias``,
     ``previous_version``, ``reason``, ``forced``, ``created_version``, ``already_done``,
-    ``run_id``, ``event_at``, ``model_uri`` (``models:/<name>/<version>``), ``action``;
-    ``promoted``, ``version``, ``alias`` and ``previous_version`` also under their own keys.
+    ``run_id`` (the candidate's run), ``event_at``, ``model_uri``
+    (``models:/<name>/<version>`` of the candidate), ``action`` (``promote``). ``promoted``,
+    ``version``, ``alias`` and ``previous_version`` are also pushed under their own keys.
+
+    Deprecated keys (kept for one release): ``promoted`` (use ``status``/``passed``),
+    ``reason`` (``reasons``).
 
     :raises PromotionConflict: the alias moved since the evaluation.
-    :raises PromotionError: force without reason, evaluation of another model/alias, lease
-        not acquired in time.
+    :raises PromotionError: force without reason, not an evaluation dict, evaluation of another
+        model/alias, lease not acquired in time.
     """
 
     template_fields: Sequence[str] = (
@@ -139,38 +126,33 @@ class PromoteModelOperator(_RegistryOperator):
         self.force = force
         self.reason = reason
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import registry
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params, registry
 
-        if self.force and not (self.reason and str(self.reason).strip()):
-            raise PromotionError("force=True needs a reason: it is recorded with the promotion")
-        evaluation = _as_mapping(self.evaluation)
+        lease = self._lease()
         try:
             result = registry.promote(
-                self.hook.client,
-                self.registered_model_name,
-                evaluation,
-                alias=self.alias or None,
-                force=self.force,
-                reason=self.reason or None,
-                by=_actor(context),
-                lock_timeout=self.lock_timeout,
-                lease_seconds=self.lease_seconds,
+                self.mlflow_hook.client,
+                lease.pop("name"),
+                params.as_mapping(self.evaluation, "evaluation") or {},
+                alias=params.as_str(self.alias, "alias"),
+                force=bool(params.as_bool(self.force, "force", default=False)),
+                reason=params.as_str(self.reason, "reason"),
+                by=self.identity(context).key,
+                **lease,
             )
         except registry.AliasConflictError as err:
             raise PromotionConflict(str(err)) from err
-        except registry.RegistryError as err:
-            raise PromotionError(str(err)) from err
         self.log.info(
-            "%s %s version %s @%s (previous %s): %s",
-            "promoted" if result.promoted else "did not promote",
+            "%s: %s version %s @%s (previous %s): %s",
+            result.status,
             result.registered_model_name,
             result.version,
             result.alias,
             result.previous_version,
             result.reason,
         )
-        return self._finish(context, result)
+        return result.to_result()
 
 
 class RollbackModelOperator(_RegistryOperator):
@@ -183,18 +165,25 @@ class RollbackModelOperator(_RegistryOperator):
     goes one step further back. A retry of the same task does not roll back twice.
 
     :param registered_model_name: registered model (templated).
-    :param alias: alias to roll back (default ``champion``) (templated).
-    :param to_version: explicit version to restore (default: the ``previous_<alias>`` holder)
-        (templated).
     :param reason: why (required, recorded) (templated).
+    :param alias: alias to roll back (default ``champion``) (templated).
+    :param to_version: the version to restore: a number or any model URI of a version of the
+        registered model (``models:/<name>/<v>``, ``models:/<name>@<alias>``,
+        ``models:/m-<id>``, ``runs:/<run_id>/<path>``); default: the ``previous_<alias>``
+        holder (templated).
     :param lock_timeout: seconds to wait for a concurrent promotion of the same alias.
     :param lease_seconds: lifetime of the registry lease.
-    :param mlflow_conn_id: MLflow connection (templated).
+    :param mlflow_conn_id: MLflow connection (default ``mlflow_default``) (templated).
 
-    XCom: as :class:`PromoteModelOperator` (``action`` = ``rollback``; ``version`` is the
-    restored version, ``previous_version`` the one rolled back from).
+    XCom (return value, docs/results.md): ``status`` ``rolled_back``; ``passed`` True;
+    ``reasons`` [the reason]; ``model`` the version restored; then the keys of
+    :class:`PromoteModelOperator` (``action`` = ``rollback``; ``version`` is the restored
+    version, ``previous_version`` the one rolled back from; ``already_done`` for a retry).
 
-    :raises PromotionError: no previous holder, unknown version or registered model, no reason.
+    Deprecated keys (kept for one release): ``promoted``, ``reason`` (``reasons``).
+
+    :raises PromotionError: no previous holder, unknown version or registered model, the alias
+        already points there, no reason.
     """
 
     template_fields: Sequence[str] = (
@@ -219,27 +208,22 @@ class RollbackModelOperator(_RegistryOperator):
         self.to_version = to_version
         self.reason = reason
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import registry
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params, registry
 
-        if not (self.reason and str(self.reason).strip()):
-            raise PromotionError("a rollback needs a reason: it is recorded")
+        lease = self._lease()
         to_version = self.to_version
-        if to_version in ("", "None"):
-            to_version = None
-        try:
-            result = registry.rollback(
-                self.hook.client,
-                self.registered_model_name,
-                alias=self.alias or "champion",
-                to_version=to_version,
-                reason=str(self.reason),
-                by=_actor(context),
-                lock_timeout=self.lock_timeout,
-                lease_seconds=self.lease_seconds,
-            )
-        except registry.RegistryError as err:
-            raise PromotionError(str(err)) from err
+        if isinstance(to_version, str):
+            to_version = params.as_str(to_version, "to_version")
+        result = registry.rollback(
+            self.mlflow_hook.client,
+            lease.pop("name"),
+            alias=params.as_str(self.alias, "alias", default="champion") or "champion",
+            to_version=None if to_version in (None, "None") else to_version,
+            reason=params.as_str(self.reason, "reason") or "",
+            by=self.identity(context).key,
+            **lease,
+        )
         self.log.info(
             "rolled %s@%s back from version %s to %s: %s",
             result.registered_model_name,
@@ -248,4 +232,4 @@ class RollbackModelOperator(_RegistryOperator):
             result.version,
             result.reason,
         )
-        return self._finish(context, result)
+        return result.to_result()

@@ -13,83 +13,55 @@ the ``skipped`` state and reports no outlets, so no event is recorded. Hence:
   a :class:`RetrainRequestOperator` (which owns the asset outlet) on the retrain branch,
   optionally behind ``airflow.providers.standard.operators.hitl.ApprovalOperator`` for a human
   approval before the request is emitted.
+
+The operators are thin shells over :mod:`mlops_provider.core.retraining`; core errors become
+:class:`~mlops_provider.exceptions.RetrainDecisionError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
-from functools import cached_property
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import Asset, BaseOperator, BranchMixIn
+from airflow.sdk import Asset, BranchMixIn
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.assets import RETRAIN_REQUEST_ASSET_URI, as_asset
-from mlops_provider.exceptions import MlopsError
-from mlops_provider.operators.monitoring import data_interval
+from mlops_provider.exceptions import RetrainDecisionError
+from mlops_provider.operators._base import AWS_CONN_ID, MLFLOW_CONN_ID, MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_provider.hooks.mlflow import MlflowHook
+    from mlops_provider.core.retraining import RetrainDecision
 
 __all__ = ["RetrainDecisionError", "RetrainDecisionOperator", "RetrainRequestOperator"]
 
 
-class RetrainDecisionError(MlopsError):
-    """The retraining decision could not be made (invalid policy or inputs, unknown model)."""
+def _with_outlet(kwargs: dict[str, Any], asset: Asset) -> None:
+    """Add ``asset`` to the ``outlets`` in ``kwargs`` (once)."""
+    outlets = list(kwargs.pop("outlets", None) or [])
+    if asset not in outlets:
+        outlets.append(asset)
+    kwargs["outlets"] = outlets
 
 
-def _request_id(context: Context) -> str:
-    """Identity of the deciding run: ``<dag_id>/<data interval start>`` (or the run id)."""
+def _decision_time(op: MlopsBaseOperator, context: Context) -> datetime:
+    """The end of the data interval (so backfills decide as live runs did), else its start."""
+    start, end = op.data_interval(context)
+    return end or start
+
+
+def _source(context: Context) -> str:
     ti = context["ti"]
-    start = context.get("data_interval_start")
-    if isinstance(start, datetime):
-        stamp = datetime.fromtimestamp(start.timestamp(), tz=timezone.utc).isoformat()
-        return f"{ti.dag_id}/{stamp}"
-    return f"{ti.dag_id}/{ti.run_id}"
+    return f"{ti.dag_id}.{ti.task_id}"
 
 
-def _decision_time(context: Context) -> datetime:
-    """The end of the data interval (so backfills decide as live runs did), else now."""
-    start, end = data_interval(context)
-    return end or start or datetime.now(timezone.utc)
-
-
-def request_extra(
-    *,
-    registered_model_name: str,
-    reasons: Sequence[str],
-    requested_at: datetime,
-    request_id: str,
-    champion_version: str | None,
-    context: Context,
-    triggered_policies: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The ``extra`` of a retrain-request asset event (JSON-serializable).
-
-    ``as_of`` (= ``requested_at``, the end of the deciding data interval) tells the training
-    pipeline up to when it may use data, so a backfilled request trains as a live one would.
-    """
-    ti = context["ti"]
-    at = requested_at.astimezone(timezone.utc).isoformat()
-    return {
-        "reasons": list(reasons),
-        "registered_model_name": registered_model_name,
-        "champion_version": champion_version,
-        "requested_at": at,
-        "as_of": at,
-        "request_id": request_id,
-        "policies": list(triggered_policies),
-        "source": f"{ti.dag_id}.{ti.task_id}",
-    }
-
-
-class RetrainDecisionOperator(BaseOperator, BranchMixIn):
+class RetrainDecisionOperator(MlopsBaseOperator, BranchMixIn):
     """Decide whether to retrain the champion from drift, performance, data volume and age.
 
-    Policies (see ``docs/monitoring.md`` for every key and its default) are combined: each one
+    Policies (see ``docs/retraining.md`` for every key and its default) are combined: each one
     that triggers adds a reason. A triggered decision is suppressed within ``cooldown`` of the
     last request (``suppressed_by="cooldown"``) and while the last request is still open
     (``suppressed_by="open_request"``): until a new champion is promoted after it, the
@@ -117,8 +89,9 @@ class RetrainDecisionOperator(BaseOperator, BranchMixIn):
         ``max_model_age=None``, ``cooldown="1d"``, ``deduplicate=True``,
         ``request_expiry="14d"``. (templated)
     :param labels_data: base URI of label partitions, for ``min_new_labels``. (templated)
-    :param target: label column counted by the data-volume policy (default ``churned``).
-        (templated)
+    :param target: label column counted by the data-volume policy (default: the label the
+        champion's training run recorded, tag ``mlops.target``; only needed when counting new
+        labels). (templated)
     :param mode: ``"asset"`` (default: emit the retrain-request asset event when retraining,
         skip otherwise) or ``"branch"`` (follow ``retrain_task_ids`` / ``no_retrain_task_ids``).
     :param retrain_asset: the retrain-request ``Asset`` or its URI (default
@@ -134,17 +107,27 @@ class RetrainDecisionOperator(BaseOperator, BranchMixIn):
     :param aws_conn_id: connection for an ``s3://`` ``labels_data`` (default ``aws_default``).
         (templated)
 
-    XCom (return value, pushed in both outcomes and both modes): ``retrain`` (bool),
-    ``reasons`` (list of strings), ``suppressed_by`` (``"cooldown"`` | ``"open_request"`` |
-    ``None``), ``suppression`` (why), ``triggered``, ``evaluations`` (per policy: ``evaluated``,
-    ``triggered``, ``reasons``, ``note``, ``details``), ``decided_at``, ``request_open``,
-    ``retry_of_request``, ``request_id``, ``champion``, ``last_request``, ``policy``, ``mode``,
+    XCom (return value, docs/results.md; pushed in both outcomes and both modes): ``status``
+    ``retrain`` or ``no_retrain``; ``passed`` = no retraining needed; ``reasons`` the reasons
+    of the policies that triggered (also when a cooldown suppressed them); ``model``
+    ``{name, version, run_id, uri, alias}`` of the alias holder (``None`` without one);
+    ``mlflow_run_id``, ``report_uri``, ``rows`` None. Then ``retrain`` (bool),
+    ``suppressed_by`` (``"cooldown"`` | ``"open_request"`` | ``None``), ``suppression`` (why),
+    ``triggered``, ``evaluations`` (per policy: ``evaluated``, ``triggered``, ``reasons``,
+    ``note``, ``details``), ``decided_at``, ``request_open``, ``retry_of_request``,
+    ``request_id``, ``champion`` (``name``, ``version``, ``promoted_at``, ``created_at``,
+    ``training_data_end``, ``run_id``, ``target``), ``last_request``, ``policy``, ``mode``,
     ``retrain_asset`` (mode asset), ``branch`` (mode branch: the followed task ids).
 
+    Deprecated keys (kept for one release): ``retrain`` (use ``status``/``passed``),
+    ``champion`` (``model``; it keeps the policy's times).
+
     :raises RetrainDecisionError: invalid policy or inputs (e.g. a drift input that is not a
-        drift result), or the registered model does not exist.
+        drift result), the registered model does not exist, or new labels are to be counted
+        and the label column is unknown (``target``).
     """
 
+    error_class = RetrainDecisionError
     template_fields: Sequence[str] = (
         "registered_model_name",
         "alias",
@@ -169,14 +152,14 @@ class RetrainDecisionOperator(BaseOperator, BranchMixIn):
         performance: Any = None,
         policy: dict[str, Any] | str | None = None,
         labels_data: str | None = None,
-        target: str = "churned",
+        target: str | None = None,
         mode: Literal["asset", "branch"] = "asset",
         retrain_asset: Asset | str | None = None,
         retrain_task_ids: str | Iterable[str] | None = None,
         no_retrain_task_ids: str | Iterable[str] | None = None,
         record_request: bool | None = None,
-        mlflow_conn_id: str = "mlflow_default",
-        aws_conn_id: str | None = "aws_default",
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         if mode not in ("asset", "branch"):
@@ -185,10 +168,7 @@ class RetrainDecisionOperator(BaseOperator, BranchMixIn):
             raise ValueError("mode='branch' needs retrain_task_ids (the task(s) to follow)")
         self.retrain_asset = as_asset(retrain_asset or RETRAIN_REQUEST_ASSET_URI)
         if mode == "asset":
-            outlets = list(kwargs.pop("outlets", None) or [])
-            if self.retrain_asset not in outlets:
-                outlets.append(self.retrain_asset)
-            kwargs["outlets"] = outlets
+            _with_outlet(kwargs, self.retrain_asset)
         super().__init__(**kwargs)
         self.registered_model_name = registered_model_name
         self.alias = alias
@@ -204,68 +184,38 @@ class RetrainDecisionOperator(BaseOperator, BranchMixIn):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        from mlops_provider.hooks.mlflow import MlflowHook
+    def error_message(self, err: Exception) -> str:
+        return f"retrain decision for {self.registered_model_name!r} failed: {err}"
 
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+    def _decide(self, context: Context) -> RetrainDecision:
+        from mlops_provider.core import params
+        from mlops_provider.core.retraining import request_id_for, run_retrain_decision
 
-    def execute(self, context: Context) -> dict[str, Any] | None:
-        from mlops_provider.core.io import DatasetError
-        from mlops_provider.core.retraining import RetrainPolicyError, run_retrain_decision
+        record = params.as_bool(self.record_request, "record_request")
+        return run_retrain_decision(
+            self.mlflow_hook.client,
+            params.as_str(self.registered_model_name, "registered_model_name") or "",
+            alias=params.as_str(self.alias, "alias", default="champion") or "champion",
+            policy=params.as_mapping(self.policy, "policy", default={}),
+            drift=self.drift,
+            performance=self.performance,
+            labels_data=params.as_str(self.labels_data, "labels_data"),
+            target=params.as_str(self.target, "target"),
+            now=_decision_time(self, context),
+            request_id=request_id_for(self.identity(context)),
+            record=self.mode == "asset" if record is None else record,
+            conn_id=params.as_str(self.aws_conn_id, "aws_conn_id"),
+        )
 
-        now = _decision_time(context)
-        request_id = _request_id(context)
-        record = self.record_request if self.record_request is not None else self.mode == "asset"
-        try:
-            decision = run_retrain_decision(
-                self.hook.client,
-                self.registered_model_name,
-                alias=self.alias,
-                policy=self.policy,
-                drift=self.drift,
-                performance=self.performance,
-                labels_data=self.labels_data or None,
-                target=self.target,
-                now=now,
-                request_id=request_id,
-                record=record,
-                conn_id=self.aws_conn_id,
-            )
-        except (RetrainPolicyError, DatasetError) as err:
-            raise RetrainDecisionError(
-                f"retrain decision for {self.registered_model_name!r} failed: {err}"
-            ) from err
-        result = decision.to_dict()
-        result["mode"] = self.mode
-        ti = context["ti"]
+    def run(self, context: Context) -> dict[str, Any]:
+        decision = self._decide(context)
         if self.mode == "branch":
-            follow = self.retrain_task_ids if decision.retrain else self.no_retrain_task_ids
-            follow_list = [follow] if isinstance(follow, str) else list(follow or [])
-            result["branch"] = follow_list
-            # Push first: skipping downstream tasks ends execute() by an exception.
-            ti.xcom_push(key="return_value", value=result)
-            self.do_branch(context, follow_list or None)
-            return result
-
-        result["retrain_asset"] = self.retrain_asset.uri
+            return self._branch(context, decision)
+        result = decision.to_result(mode=self.mode, retrain_asset=self.retrain_asset.uri)
         if decision.retrain:
-            extra = request_extra(
-                registered_model_name=self.registered_model_name,
-                reasons=decision.reasons,
-                requested_at=now,
-                request_id=request_id,
-                champion_version=decision.champion.version if decision.champion else None,
-                context=context,
-                triggered_policies=[e.policy for e in decision.evaluations if e.triggered],
-            )
-            context["outlet_events"][self.retrain_asset].extra.update(extra)
-            self.log.info(
-                "Retraining requested (%s): %s", self.retrain_asset.uri, "; ".join(decision.reasons)
-            )
+            self._emit(context, decision)
             return result
-        ti.xcom_push(key="return_value", value=result)
+        context["ti"].xcom_push(key="return_value", value=result)
         if decision.triggered:
             why = f"retraining suppressed by {decision.suppressed_by}: {decision.suppression}"
         else:
@@ -273,14 +223,40 @@ class RetrainDecisionOperator(BaseOperator, BranchMixIn):
             why = "no policy triggered" + (f" ({'; '.join(notes)})" if notes else "")
         raise AirflowSkipException(f"no retrain request emitted: {why}")
 
+    def _branch(self, context: Context, decision: RetrainDecision) -> dict[str, Any]:
+        follow = self.retrain_task_ids if decision.retrain else self.no_retrain_task_ids
+        follow_list = [follow] if isinstance(follow, str) else list(follow or [])
+        result = decision.to_result(mode=self.mode, branch=follow_list)
+        # Push first: skipping downstream tasks ends run() by an exception.
+        context["ti"].xcom_push(key="return_value", value=result)
+        self.do_branch(context, follow_list or None)
+        return result
 
-class RetrainRequestOperator(BaseOperator):
+    def _emit(self, context: Context, decision: RetrainDecision) -> None:
+        from mlops_provider.core.retraining import request_extra
+
+        extra = request_extra(
+            registered_model_name=str(self.registered_model_name),
+            reasons=decision.reasons,
+            requested_at=decision.decided_at,
+            request_id=str(decision.request_id),
+            champion_version=decision.champion.version if decision.champion else None,
+            source=_source(context),
+            triggered_policies=decision.triggered_policies,
+        )
+        context["outlet_events"][self.retrain_asset].extra.update(extra)
+        self.log.info(
+            "Retraining requested (%s): %s", self.retrain_asset.uri, "; ".join(decision.reasons)
+        )
+
+
+class RetrainRequestOperator(MlopsBaseOperator):
     """Emit the retrain-request asset event (and record the request for cooldown/de-duplication).
 
     Put it on the retrain branch of a ``RetrainDecisionOperator(mode="branch")``, optionally
     behind an ``ApprovalOperator``. It succeeds (one asset event whose ``extra`` holds the
-    reasons) unless the decision it is given says not to retrain, in which case it skips itself
-    (no event).
+    reasons) unless the decision it is given says not to retrain, in which case it pushes a
+    ``skipped`` result and skips itself (no event).
 
     :param registered_model_name: the registered model to retrain. (templated)
     :param decision: the decision's XCom (e.g. ``decide.output``); its ``reasons`` are used.
@@ -292,12 +268,19 @@ class RetrainRequestOperator(BaseOperator):
     :param record_request: store the request as registered-model tags (default True).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``). (templated)
 
-    XCom (return value): ``requested`` (True), ``reasons``, ``retrain_asset``,
-    ``requested_at``, ``request_id``, ``champion_version``.
+    XCom (return value, docs/results.md): ``status`` ``requested`` or ``skipped`` (the decision
+    said not to retrain); ``passed`` True; ``reasons`` the reasons sent (or why it skipped);
+    ``model`` the alias holder; ``mlflow_run_id``, ``report_uri``, ``rows`` None. Then
+    ``requested`` (bool), ``retrain_asset``, ``requested_at``, ``request_id``,
+    ``champion_version``, ``recorded``.
+
+    Deprecated keys (kept for one release): ``requested`` (use ``status``),
+    ``champion_version`` (``model["version"]``).
 
     :raises RetrainDecisionError: no reasons at all, or the registered model does not exist.
     """
 
+    error_class = RetrainDecisionError
     template_fields: Sequence[str] = (
         "registered_model_name",
         "decision",
@@ -316,14 +299,11 @@ class RetrainRequestOperator(BaseOperator):
         alias: str = "champion",
         retrain_asset: Asset | str | None = None,
         record_request: bool = True,
-        mlflow_conn_id: str = "mlflow_default",
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
         **kwargs: Any,
     ) -> None:
         self.retrain_asset = as_asset(retrain_asset or RETRAIN_REQUEST_ASSET_URI)
-        outlets = list(kwargs.pop("outlets", None) or [])
-        if self.retrain_asset not in outlets:
-            outlets.append(self.retrain_asset)
-        kwargs["outlets"] = outlets
+        _with_outlet(kwargs, self.retrain_asset)
         super().__init__(**kwargs)
         self.registered_model_name = registered_model_name
         self.decision = decision
@@ -332,60 +312,64 @@ class RetrainRequestOperator(BaseOperator):
         self.record_request = record_request
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        from mlops_provider.hooks.mlflow import MlflowHook
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params
+        from mlops_provider.core.retraining import (
+            record_retrain_request,
+            request_extra,
+            request_id_for,
+            request_result,
+        )
 
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.retraining import RetrainPolicyError, record_retrain_request
-
-        decision = self.decision if isinstance(self.decision, Mapping) else None
+        decision = params.as_mapping(self.decision, "decision")
         if decision is not None and not decision.get("retrain", False):
-            raise AirflowSkipException("the decision says not to retrain: no request emitted")
-        reasons = list(self.reasons or (decision or {}).get("reasons") or [])
-        if not reasons:
-            raise RetrainDecisionError(
-                "no reasons to send with the retrain request: give decision= or reasons="
+            why = "the decision says not to retrain: no request emitted"
+            skipped = request_result(
+                status="skipped",
+                reasons=[why],
+                model=decision.get("model"),
+                retrain_asset=self.retrain_asset.uri,
             )
-        now = _decision_time(context)
-        request_id = _request_id(context)
-        try:
-            state, champion_version = record_retrain_request(
-                self.hook.client,
-                self.registered_model_name,
-                alias=self.alias,
-                reasons=reasons,
-                at=now,
-                request_id=request_id,
-                record=self.record_request,
-            )
-        except RetrainPolicyError as err:
-            raise RetrainDecisionError(str(err)) from err
-        policies = [
-            name
-            for name, ev in ((decision or {}).get("evaluations") or {}).items()
-            if isinstance(ev, Mapping) and ev.get("triggered")
-        ]
+            context["ti"].xcom_push(key="return_value", value=skipped)
+            raise AirflowSkipException(why)
+        name = params.as_str(self.registered_model_name, "registered_model_name") or ""
+        reasons = [str(r) for r in params.as_list(self.reasons, "reasons") or []]
+        reasons = reasons or [str(r) for r in (decision or {}).get("reasons") or []]
+        now, request_id = _decision_time(self, context), request_id_for(self.identity(context))
+        record = bool(params.as_bool(self.record_request, "record_request", default=True))
+        state, champion = record_retrain_request(
+            self.mlflow_hook.client,
+            name,
+            alias=params.as_str(self.alias, "alias", default="champion") or "champion",
+            reasons=reasons,
+            at=now,
+            request_id=request_id,
+            record=record,
+        )
         extra = request_extra(
-            registered_model_name=self.registered_model_name,
+            registered_model_name=name,
             reasons=reasons,
             requested_at=now,
             request_id=request_id,
-            champion_version=champion_version,
-            context=context,
-            triggered_policies=policies,
+            champion_version=champion.version if champion else None,
+            source=_source(context),
+            triggered_policies=_triggered(decision),
         )
         context["outlet_events"][self.retrain_asset].extra.update(extra)
         self.log.info("Retraining requested (%s): %s", self.retrain_asset.uri, "; ".join(reasons))
-        return {
-            "requested": True,
-            "reasons": reasons,
-            "retrain_asset": self.retrain_asset.uri,
-            "requested_at": extra["requested_at"],
-            "request_id": request_id,
-            "champion_version": champion_version,
-            "recorded": bool(self.record_request and state is not None),
-        }
+        return request_result(
+            status="requested",
+            reasons=reasons,
+            model=champion.model if champion else None,
+            retrain_asset=self.retrain_asset.uri,
+            extra=extra,
+            recorded=state is not None,
+        )
+
+
+def _triggered(decision: Mapping[str, Any] | None) -> list[str]:
+    """The policies that triggered, from a decision's XCom."""
+    evaluations = (decision or {}).get("evaluations") or {}
+    return [
+        name for name, ev in evaluations.items() if isinstance(ev, Mapping) and ev.get("triggered")
+    ]

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from mlops_provider.exceptions import MlopsError
-from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.triggers.mlflow import ModelAliasTrigger, _result
+from mlops_provider.operators._base import MLFLOW_CONN_ID
+from mlops_provider.triggers.mlflow import ModelAliasTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from mlops_provider.hooks.mlflow import MlflowHook
 
 __all__ = ["ModelAliasSensor"]
 
@@ -72,7 +74,7 @@ class ModelAliasSensor(BaseSensorOperator):
         alias: str = "champion",
         not_version: str | int | None = None,
         newer_than: datetime | str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -86,20 +88,28 @@ class ModelAliasSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> MlflowHook:
+        from mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def _not_version(self) -> str | None:
+        from mlops_provider.core import params
+
         value = self.not_version
-        return None if value in (None, "", "None") else str(value)
+        text = params.as_str(str(value), "not_version") if value is not None else None
+        return None if text == "None" else text
 
     def _newer_than(self) -> str | None:
+        from mlops_provider.core import params
+
         value = self.newer_than
-        if value in (None, "", "None"):
-            return None
-        return value.isoformat() if isinstance(value, datetime) else str(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        text = params.as_str(None if value is None else str(value), "newer_than")
+        return None if text == "None" else text
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from mlops_provider.core.registry import check_alias
+        from mlops_provider.core.registry import alias_result, check_alias
 
         check = check_alias(
             self.hook.client,
@@ -113,7 +123,7 @@ class ModelAliasSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(
             is_done=True,
-            xcom_value=_result(self.registered_model_name, self.alias, check.to_dict()),
+            xcom_value=alias_result(self.registered_model_name, self.alias, check.to_dict()),
         )
 
     def execute(self, context: Context) -> Any:

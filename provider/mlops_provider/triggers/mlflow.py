@@ -26,7 +26,8 @@ class ModelAliasTrigger(BaseTrigger):
     :param mlflow_conn_id: connection whose credentials are used for the URIs (optional).
     :param not_version: fire only when the alias points at another version.
     :param newer_than: ISO time; fire only when the holder changed after it.
-    :param poke_interval: seconds between checks.
+    :param poke_interval: seconds between checks (``poll_interval``, the name of earlier
+        releases, is accepted too so that triggers they serialized still resume).
 
     Event payload: ``{"status": "success", "result": {...}}`` (the sensor's XCom) or
     ``{"status": "error", "message": "..."}``.
@@ -43,8 +44,11 @@ class ModelAliasTrigger(BaseTrigger):
         not_version: str | None = None,
         newer_than: str | None = None,
         poke_interval: float = 60.0,
+        poll_interval: float | None = None,
     ) -> None:
         super().__init__()
+        if poll_interval is not None:
+            poke_interval = poll_interval
         self.registered_model_name = registered_model_name
         self.alias = alias
         self.tracking_uri = tracking_uri
@@ -94,17 +98,20 @@ class ModelAliasTrigger(BaseTrigger):
         return make_client(target)
 
     def _check(self) -> dict[str, Any]:
-        from mlops_provider.core.registry import check_alias
+        from mlops_provider.core.registry import alias_result, check_alias
 
         if self._client is None:
             self._client = self._make_client()
-        return check_alias(
+        check = check_alias(
             self._client,
             self.registered_model_name,
             self.alias,
             not_version=self.not_version,
             newer_than=self.newer_than,
         ).to_dict()
+        if check["done"]:
+            check["result"] = alias_result(self.registered_model_name, self.alias, check)
+        return check
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
@@ -120,25 +127,7 @@ class ModelAliasTrigger(BaseTrigger):
                 )
                 return
             if check["done"]:
-                yield TriggerEvent(
-                    {
-                        "status": "success",
-                        "result": _result(self.registered_model_name, self.alias, check),
-                    }
-                )
+                yield TriggerEvent({"status": "success", "result": check["result"]})
                 return
             self.log.info("%s; next check in %.0fs", check["message"], self.poke_interval)
             await asyncio.sleep(self.poke_interval)
-
-
-def _result(name: str, alias: str, check: dict[str, Any]) -> dict[str, Any]:
-    """The sensor's XCom for a satisfied check."""
-    version = check.get("version")
-    return {
-        "registered_model_name": name,
-        "alias": alias,
-        "version": version,
-        "run_id": check.get("run_id"),
-        "model_uri": f"models:/{name}/{version}" if version else None,
-        "changed_at": check.get("changed_at"),
-    }
