@@ -89,9 +89,12 @@ with DAG(
         task_id="materialize",
         feature_views=[FEATURE_VIEW],
         repo_path=FEATURE_REPO,
+        aws_conn_id=AWS_CONN_ID,
         outlets=[FEATURES_ASSET],
     )
 
-    apply = FeastApplyOperator(task_id="apply_feature_repo", repo_path=FEATURE_REPO)
+    apply = FeastApplyOperator(
+        task_id="apply_feature_repo", repo_path=FEATURE_REPO, aws_conn_id=AWS_CONN_ID
+    )
     published = publish(RAW_PARTITION, DAY)
     wait_for_raw_partition(RAW_PARTITION) >> validate >> published >> apply >> materialize

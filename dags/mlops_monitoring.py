@@ -83,7 +83,7 @@ with DAG(
         label_delay=LABEL_DELAY_DAYS,
         registered_model_name=MODEL_NAME,
         target=TARGET,
-        entity_column=ENTITY_COLUMNS[0],
+        entity_columns=ENTITY_COLUMNS,
         label_time_column=TIMESTAMP_COLUMN,
         score_column=SCORE_COLUMN,
         report_uri=f"{REPORTS_URI}/performance/dt={DAY}",

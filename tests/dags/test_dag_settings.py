@@ -1,0 +1,159 @@
+"""The reference DAGs take their settings explicitly: the project's Feast repo and GX suites
+(so they run from a wheel install without MLOPS_PROJECT_ROOT) and MLOPS_AWS_CONN_ID for every
+storage access, in operators and in the DAGs' own Python tasks alike."""
+
+from __future__ import annotations
+
+import importlib
+import runpy
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+DAG_FILES = sorted(p for p in DAGS.glob("mlops_*.py") if p.stem != "mlops_common")
+SETTINGS = (
+    "MLOPS_PROJECT_ROOT",
+    "MLOPS_FEATURE_REPO",
+    "MLOPS_EXPECTATIONS_DIR",
+    "MLOPS_AWS_CONN_ID",
+)
+
+pytestmark = pytest.mark.dags
+
+Loader = Callable[..., tuple[dict[str, Any], Any]]
+
+
+@pytest.fixture
+def load_dags(monkeypatch: pytest.MonkeyPatch) -> Iterator[Loader]:
+    """Load every DAG file under the given environment (``None`` unsets a variable)."""
+    sys.path.insert(0, str(DAGS))
+    import mlops_common
+
+    def load(**env: str | None) -> tuple[dict[str, Any], Any]:
+        for name in SETTINGS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            if value is not None:
+                monkeypatch.setenv(name, value)
+        importlib.reload(mlops_common)
+        dags = {p.stem: runpy.run_path(str(p))["dag"] for p in DAG_FILES}
+        return dags, mlops_common
+
+    yield load
+    monkeypatch.undo()
+    importlib.reload(mlops_common)
+    sys.path.remove(str(DAGS))
+
+
+def _tasks_with(dags: dict[str, Any], parameter: str) -> dict[str, Any]:
+    """``{dag.task: value}`` of every task that has ``parameter`` (a template field, as every
+    parameter of the vocabulary is)."""
+    return {
+        f"{dag_id}.{task.task_id}": getattr(task, parameter)
+        for dag_id, dag in dags.items()
+        for task in dag.tasks
+        if parameter in task.template_fields
+    }
+
+
+def test_dags_find_their_files_without_settings(load_dags: Loader) -> None:
+    """As installed from a wheel: no MLOPS_PROJECT_ROOT, no MLOPS_FEATURE_REPO. The provider
+    finds nothing on its own; the DAGs name their repo and suites from their own location."""
+    from mlops_provider.core.config import project_root
+
+    dags, common = load_dags()
+    assert project_root() is None
+    assert common.PROJECT_ROOT == ROOT
+    repos = _tasks_with(dags, "repo_path")
+    assert set(repos) >= {
+        "mlops_feature_pipeline.apply_feature_repo",
+        "mlops_feature_pipeline.materialize",
+        "mlops_training_pipeline.training_set",
+        "mlops_training_pipeline.evaluation_set",
+        "mlops_batch_scoring.features_ready",
+    }
+    assert set(repos.values()) == {str(ROOT / "include" / "feature_repo")}
+    suites = _tasks_with(dags, "expectation_suite")
+    assert len(suites) == 3
+    for task, suite in suites.items():
+        assert Path(suite).is_absolute() and Path(suite).is_file(), (task, suite)
+
+
+def test_settings_move_the_files(load_dags: Loader, tmp_path: Path) -> None:
+    dags, _ = load_dags(
+        MLOPS_FEATURE_REPO=str(tmp_path / "repo"), MLOPS_EXPECTATIONS_DIR=str(tmp_path / "gx")
+    )
+    assert set(_tasks_with(dags, "repo_path").values()) == {str(tmp_path / "repo")}
+    suites = _tasks_with(dags, "expectation_suite").values()
+    assert all(Path(s).parent == tmp_path / "gx" for s in suites)
+    dags, common = load_dags(MLOPS_PROJECT_ROOT=str(tmp_path))
+    assert str(tmp_path / "include" / "feature_repo") == common.FEATURE_REPO
+
+
+def test_every_operator_uses_the_aws_connection_setting(load_dags: Loader) -> None:
+    """MLOPS_AWS_CONN_ID reaches every task that reads or writes the lake (it was ignored by
+    the monitoring DAG's operators)."""
+    dags, _ = load_dags(MLOPS_AWS_CONN_ID="lake_s3")
+    conns = _tasks_with(dags, "aws_conn_id")
+    assert {
+        "mlops_monitoring.data_drift",
+        "mlops_monitoring.prediction_drift",
+        "mlops_monitoring.performance",
+        "mlops_monitoring.retrain_decision",
+        "mlops_batch_scoring.score",
+        "mlops_training_pipeline.train",
+    } <= set(conns)
+    assert {task: conn for task, conn in conns.items() if conn != "lake_s3"} == {}
+
+
+def test_default_aws_connection_is_the_provider_default(load_dags: Loader) -> None:
+    dags, common = load_dags()
+    assert common.AWS_CONN_ID == "aws_default"
+    assert set(_tasks_with(dags, "aws_conn_id").values()) == {"aws_default"}
+
+
+def _recorder(calls: list[dict[str, Any]], result: Any) -> Callable[..., Any]:
+    def record(*args: Any, **kwargs: Any) -> Any:
+        calls.append({"args": args, **kwargs})
+        return result
+
+    return record
+
+
+def test_feature_publish_uses_the_aws_connection_setting(
+    load_dags: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feature pipeline's publish step passed no connection (MLOPS_AWS_CONN_ID ignored)."""
+    from mlops_provider.core import features
+
+    dags, _ = load_dags(MLOPS_AWS_CONN_ID="lake_s3")
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(features, "publish_partition", _recorder(calls, {"rows": 1}))
+    publish = dags["mlops_feature_pipeline"].get_task("publish")
+    publish.python_callable("s3://lake/raw/dt=2026-01-05", "2026-01-05")
+    assert len(calls) == 1 and calls[0]["conn_id"] == "lake_s3"
+    assert calls[0]["entity_columns"] == ["customer_id"]
+
+
+def test_monitoring_python_tasks_use_the_aws_connection_setting(
+    load_dags: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_provider.core import io
+
+    dags, _ = load_dags(MLOPS_AWS_CONN_ID="lake_s3")
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(io, "exists", _recorder(calls, False))
+    earlier = dags["mlops_monitoring"].get_task("earlier_predictions")
+    assert earlier.python_callable("2026-01-08") == []
+    assert len(calls) == 7 and {c["conn_id"] for c in calls} == {"lake_s3"}
+
+    calls.clear()
+    monkeypatch.setattr(io, "count_rows", _recorder(calls, 10))
+    rows = dags["mlops_batch_scoring"].get_task("input_rows")
+    assert rows.python_callable("s3://lake/features/dt=2026-01-08") == 10
+    assert calls[0]["conn_id"] == "lake_s3"
