@@ -4,11 +4,13 @@ schedules the next.
 The provider names no domain: a project builds its assets from its own names, once, and imports
 them in every DAG so producer and consumer always agree on a URI::
 
-    features_asset("customer_activity")   mlops://features/customer_activity
-    model_asset("churn")                  mlops://models/churn
-    predictions_asset("churn")            mlops://predictions/churn
-    RETRAIN_REQUEST_ASSET                 mlops://retrain-request   (RetrainDecisionOperator)
-    retrain_request_asset("churn")        mlops://retrain-request/churn
+    features_asset("orders")          mlops://features/orders
+    model_asset("demand")             mlops://models/demand
+    predictions_asset("demand")       mlops://predictions/demand
+    RETRAIN_REQUEST_ASSET             mlops://retrain-request   (RetrainDecisionOperator)
+    retrain_request_asset("demand")   mlops://retrain-request/demand
+
+(The reference DAGs build theirs in ``dags/mlops_common.py``.)
 
 Airflow normalizes a URI without a path (``mlops://retrain-request``) to one with a trailing
 slash; an ``Asset`` built from the constant on both sides still matches. This module is light:
