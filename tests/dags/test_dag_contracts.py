@@ -535,3 +535,17 @@ def test_quarantined_day_reports_why(lifecycle: Lifecycle) -> None:
     assert validation["status"] == "quarantined" and validation["passed"] is False
     assert validation["reasons"] and any("monthly_charges" in r for r in validation["reasons"])
     assert validation["rows"] == len(lifecycle.sim.activity(BAD_DAY))
+
+
+def test_the_checks_can_fail() -> None:
+    """A renamed key, a wrong type, a malformed result and the old approval body's ``summary``
+    are all reported (no runs needed)."""
+    read = Read("dag.record_rejection", "evaluate", ("reasons",))
+    assert "missing" in str(_problem({"reason": "gate failed"}, read, list))
+    assert "not <class 'list'>" in str(_problem({"reasons": "gate failed"}, read, list))
+    assert _problem({"reasons": []}, read, list) is None
+    assert _problem({"passed": True}, Read("dag.promote", "evaluate"), RESULT)
+    old_body = "{{ ti.xcom_pull(task_ids='evaluate')['summary'] | default('see the report') }}"
+    assert template_reads(old_body, "dag") == {Read("dag", "evaluate", ("summary",))}
+    old_rejection = ast.parse('def f(result):\n    return result.get("reasons", [])\n')
+    assert chains_from(old_rejection, {"result": "evaluate"}, {}) == {("evaluate", ("reasons",))}
