@@ -459,3 +459,13 @@ def test_bad_parameters_are_core_errors_naming_the_parameter(tmp_path: Path) -> 
             columns=CHURN,
             report_uri=str(tmp_path / "r"),
         )
+
+
+def test_unusable_columns_are_input_errors_not_crashes() -> None:
+    preds = pd.DataFrame({"customer_id": [1], "probability": [0.5], DAY_COLUMN: [D]})
+    labels = pd.DataFrame({"customer_id": [1], "event_timestamp": ["not a time"], "churned": [1]})
+    with pytest.raises(MonitoringError, match="label_time_column 'event_timestamp' does not"):
+        join_predictions_with_labels(preds, labels, **KEYS)
+    joined = _joined(300, "1", D, 0.5, 3).assign(probability="high")
+    with pytest.raises(MonitoringError, match="cannot compute classification metrics"):
+        evaluate_performance(joined, days=[D], baselines={}, columns=CHURN)

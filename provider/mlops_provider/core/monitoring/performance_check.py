@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from mlops_provider.core import io, models
-from mlops_provider.core.errors import ParameterError
+from mlops_provider.core.errors import CoreError, ParameterError
 from mlops_provider.core.metrics import (
     baseline_from_run_metrics,
     check_task,
@@ -60,6 +60,7 @@ from mlops_provider.core.monitoring.reference import (
 from mlops_provider.core.params import as_float, parse_text
 from mlops_provider.core.results import make_result
 from mlops_provider.core.runs import RunIdentity
+from mlops_provider.core.times import to_utc
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -115,8 +116,11 @@ def evaluation_days(run_day: date, label_delay: int, evaluation_window: int = 1)
     return [last - timedelta(days=i) for i in reversed(range(evaluation_window))]
 
 
-def _utc_days(values: pd.Series) -> pd.Series:
-    ts = pd.to_datetime(values, utc=True)
+def _utc_days(values: pd.Series, what: str) -> pd.Series:
+    try:
+        ts = pd.to_datetime(values, utc=True)
+    except (TypeError, ValueError) as err:
+        raise MonitoringError(f"{what} {values.name!r} does not hold times: {err}") from err
     return ts.dt.tz_convert("UTC").dt.date
 
 
@@ -136,7 +140,8 @@ def _prediction_days(preds: pd.DataFrame, prediction_time_column: str | None) ->
             "predictions need a day: read them with read_predictions (partition day) or "
             f"give prediction_time_column (columns: {list(preds.columns)})"
         )
-    return preds.assign(**{DAY_COLUMN: _utc_days(preds[prediction_time_column])})
+    days = _utc_days(preds[prediction_time_column], "prediction_time_column")
+    return preds.assign(**{DAY_COLUMN: days})
 
 
 def join_predictions_with_labels(
@@ -168,8 +173,8 @@ def join_predictions_with_labels(
     lab = labels[labels[target].notna()]
     if as_of is not None and label_available_column and label_available_column in lab.columns:
         available = pd.to_datetime(lab[label_available_column], utc=True)
-        lab = lab[available <= pd.Timestamp(as_of).tz_convert("UTC")]
-    lab = lab.assign(**{DAY_COLUMN: _utc_days(lab[label_time_column])})
+        lab = lab[available <= pd.Timestamp(to_utc(as_of, what="as_of"))]
+    lab = lab.assign(**{DAY_COLUMN: _utc_days(lab[label_time_column], "label_time_column")})
     if label_available_column and label_available_column in lab.columns:
         lab = lab.sort_values(label_available_column, kind="stable")
     lab = lab.drop_duplicates([*keys, DAY_COLUMN], keep="last")[[*keys, target, DAY_COLUMN]]
@@ -354,14 +359,22 @@ class LabelColumns:
             y_pred = frame[pred_col].to_numpy() if pred_col and pred_col in frame else None
             if plan.task == "regression" and y_pred is None:
                 y_pred = y_score
-            return compute_metrics(
-                plan.task,
-                frame[str(self.target)].to_numpy(),
-                y_pred=y_pred,
-                y_score=y_score,
-                metrics=plan.metrics,
-                threshold=self.decision_threshold,
-            )
+            try:
+                return compute_metrics(
+                    plan.task,
+                    frame[str(self.target)].to_numpy(),
+                    y_pred=y_pred,
+                    y_score=y_score,
+                    metrics=plan.metrics,
+                    threshold=self.decision_threshold,
+                )
+            except (TypeError, ValueError) as err:
+                if isinstance(err, CoreError):
+                    raise
+                raise MonitoringError(
+                    f"cannot compute {plan.task} metrics from the label column {self.target!r} "
+                    f"and the prediction columns {pred_col!r} / {prob!r}: {err}"
+                ) from err
 
         return score
 
