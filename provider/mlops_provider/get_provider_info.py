@@ -121,7 +121,9 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "repo_path": {
                         "label": "Feature repo path",
-                        "description": "Directory holding feature_store.yaml.",
+                        "description": "Directory holding feature_store.yaml (without "
+                        "a connection: $MLOPS_FEATURE_REPO, then "
+                        "$MLOPS_PROJECT_ROOT/include/feature_repo).",
                         "schema": {"type": ["string", "null"]},
                     },
                     "feature_store_yaml": {

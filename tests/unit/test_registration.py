@@ -31,6 +31,20 @@ def test_provider_info_lists_importable_modules_and_classes() -> None:
     assert conn_types == {"mlflow", "feast"}
 
 
+def test_provider_info_lists_every_public_module() -> None:
+    """A module added under hooks/, operators/, sensors/ or triggers/ is registered too."""
+    info = get_provider_info()
+    package = ROOT / "provider" / "mlops_provider"
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        listed = {m for entry in info[kind] for m in entry["python-modules"]}
+        on_disk = {
+            f"mlops_provider.{kind}.{path.stem}"
+            for path in (package / kind).glob("*.py")
+            if not path.stem.startswith("_")
+        }
+        assert listed == on_disk, kind
+
+
 def test_entry_point_points_at_provider_info() -> None:
     from importlib.metadata import entry_points
 
