@@ -549,3 +549,30 @@ def test_the_checks_can_fail() -> None:
     assert template_reads(old_body, "dag") == {Read("dag", "evaluate", ("summary",))}
     old_rejection = ast.parse('def f(result):\n    return result.get("reasons", [])\n')
     assert chains_from(old_rejection, {"result": "evaluate"}, {}) == {("evaluate", ("reasons",))}
+
+
+def test_training_reads_what_a_retrain_request_carries() -> None:
+    """mlops_monitoring -> mlops_training_pipeline: the keys the training DAG's ``as_of`` task
+    reads from the retrain-request asset event's ``extra`` are in what RetrainDecisionOperator
+    emits (core.retraining.request_extra), with their types."""
+    from mlops_provider.core.retraining import request_extra
+
+    tree = ast.parse((DAGS / "mlops_training_pipeline.py").read_text())
+    as_of = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "as_of")
+    reads = {keys for _, keys in chains_from(as_of, {"extra": "request"}, {})}
+    assert reads == {("as_of",), ("reasons",)}
+    extra = request_extra(
+        registered_model_name="churn",
+        reasons=["dataset drift: 8 of 15 columns drifted"],
+        requested_at=AS_OF,
+        request_id="mlops_monitoring/2026-01-04",
+        champion_version="1",
+        source="mlops_monitoring.retrain_decision",
+    )
+    types = {("as_of",): str, ("reasons",): list}
+    for keys in reads:
+        assert (
+            _problem(extra, Read("mlops_training_pipeline.as_of", "request", keys), types[keys])
+            is None
+        )
+    assert datetime.fromisoformat(extra["as_of"]) == AS_OF
