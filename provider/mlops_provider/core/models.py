@@ -202,6 +202,12 @@ def is_not_found(err: Exception) -> bool:
     return "RESOURCE_DOES_NOT_EXIST" in code or "not found" in str(err).lower()
 
 
+def _logged_model_id(source: Any) -> str | None:
+    """The ``m-...`` id in a version's source (``models:/m-...``), when it has one."""
+    match = _LOGGED_RE.match(str(source or ""))
+    return match["model_id"] if match else None
+
+
 def model_version_from_entity(
     mv: Any, *, requested_uri: str | None = None, alias: str | None = None
 ) -> ModelVersion:
@@ -216,7 +222,7 @@ def model_version_from_entity(
         aliases=tuple(sorted(getattr(mv, "aliases", None) or ())),
         requested_uri=requested_uri or version_uri(name, version),
         alias=alias,
-        model_id=getattr(mv, "model_id", None) or None,
+        model_id=getattr(mv, "model_id", None) or _logged_model_id(getattr(mv, "source", None)),
         source=getattr(mv, "source", None),
         status=str(getattr(mv, "status", "") or "") or None,
         creation_timestamp=int(created) if created else None,

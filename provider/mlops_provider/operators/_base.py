@@ -59,10 +59,16 @@ def _utc(value: Any) -> datetime | None:
 
 def data_interval(context: Context) -> tuple[datetime, datetime | None]:
     """``(start, end)`` of the run's data interval as aware UTC datetimes; the start falls
-    back to the logical date, then to now (a manual run without an interval)."""
+    back to the logical date, then to the DAG run's ``run_after`` (a manual run without a
+    logical date), then to now."""
     from mlops_provider.core.times import utcnow
 
-    start = _utc(context.get("data_interval_start")) or _utc(context.get("logical_date"))
+    start = (
+        _utc(context.get("data_interval_start"))
+        or _utc(context.get("logical_date"))
+        # a manual run without a logical date: its run_after stays the same across retries
+        or _utc(getattr(context.get("dag_run"), "run_after", None))
+    )
     return start or utcnow(), _utc(context.get("data_interval_end"))
 
 
