@@ -381,6 +381,20 @@ def test_drift_input_problems(lake: Lake, tmp_path: Path) -> None:
             reference_data=str(tmp_path / "ref.parquet"),
             options={"drift_options": {"columns": ["plan"]}},
         )
+    with pytest.raises(CoreError, match=r"parameter per_column_threshold\['plan'\]"):
+        run_drift_check(
+            str(tmp_path / "cur.parquet"),
+            reference_data=str(tmp_path / "ref.parquet"),
+            options={"per_column_threshold": {"plan": "high"}},
+        )
+    templated = run_drift_check(  # thresholds rendered as text are numbers
+        str(tmp_path / "cur.parquet"),
+        reference_data=str(tmp_path / "ref.parquet"),
+        options={"per_column_threshold": {"plan": "0.9"}, "drift_threshold": 0.01},
+        report_uri=str(tmp_path / "templated"),
+    )
+    assert templated["columns"]["plan"]["threshold"] == 0.9
+    assert templated["columns"]["tenure_months"]["threshold"] == 0.01
     renamed = current.rename(columns={"monthly_charges": "monthly_charge"})
     io.write_table(renamed, str(tmp_path / "renamed.parquet"))
     with pytest.raises(MonitoringError, match=r"\['monthly_charges'\] of the reference profile"):

@@ -36,17 +36,6 @@ _MONITORING_EXPERIMENT = "mlops-monitoring"
 _REFERENCE_PROFILE = "monitoring/reference_profile.json"
 
 
-def _floats(value: Any, name: str) -> dict[str, float] | None:
-    """A mapping of numbers (``per_column_threshold``), each value checked by name."""
-    from mlops_provider.core import params
-
-    mapping = params.as_mapping(value, name)
-    if not mapping:
-        return None
-    out = {str(k): params.as_float(v, f"{name}[{k!r}]") for k, v in mapping.items()}
-    return {k: v for k, v in out.items() if v is not None}
-
-
 class DriftDetectionOperator(MlopsBaseOperator):
     """Detect data, prediction or target drift between a reference and the current data.
 
@@ -224,7 +213,9 @@ class DriftDetectionOperator(MlopsBaseOperator):
             "method": params.as_str(self.method, "method"),
             "drift_threshold": params.as_float(self.drift_threshold, "drift_threshold"),
             "per_column_method": params.as_mapping(self.per_column_method, "per_column_method"),
-            "per_column_threshold": _floats(self.per_column_threshold, "per_column_threshold"),
+            "per_column_threshold": params.as_mapping(
+                self.per_column_threshold, "per_column_threshold"
+            ),
             "drift_share": params.as_float(
                 self.drift_share, "drift_share", default=0.5, minimum=0.0, maximum=1.0
             ),

@@ -39,6 +39,7 @@ from mlops_provider.core.monitoring.reference import (
     resolve_reference,
     training_record,
 )
+from mlops_provider.core.params import as_float, as_list
 from mlops_provider.core.profile import ReferenceProfile
 from mlops_provider.core.results import make_result
 from mlops_provider.core.runs import RunIdentity
@@ -229,15 +230,20 @@ def detect_options(
     method: str | None = None,
     drift_threshold: float | None = None,
     per_column_method: Mapping[str, str] | None = None,
-    per_column_threshold: Mapping[str, float] | None = None,
+    per_column_threshold: Mapping[str, Any] | None = None,
     drift_share: float = 0.5,
     drift_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of ``detect_drift`` (``drift_options`` holds the others).
 
-    :raises ParameterError: ``drift_options`` names an unknown or an already set argument.
+    :raises ParameterError: a threshold is not a number, or ``drift_options`` names an unknown
+        or an already set argument.
     """
     extra = dict(drift_options or {})
+    thresholds = {
+        str(k): as_float(v, f"per_column_threshold[{k!r}]")
+        for k, v in (per_column_threshold or {}).items()
+    }
     known = set(inspect.signature(detect_drift).parameters) - {"reference", "current"}
     wrong = sorted(set(extra) - (known - _OWN_OPTIONS))
     if wrong:
@@ -250,7 +256,7 @@ def detect_options(
         "method": method,
         "threshold": drift_threshold,
         "per_column_method": dict(per_column_method or {}) or None,
-        "per_column_threshold": dict(per_column_threshold or {}) or None,
+        "per_column_threshold": {k: v for k, v in thresholds.items() if v is not None} or None,
         "drift_share": drift_share,
         **extra,
     }
@@ -419,12 +425,6 @@ def _publish(
     )
 
 
-def _uris(value: str | Sequence[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
 def run_drift_check(
     current_data: str | Sequence[str],
     *,
@@ -459,12 +459,12 @@ def run_drift_check(
         ParameterError) before anything is written.
     """
     started = time.perf_counter()
-    current_uris = _uris(current_data)
+    current_uris = [str(u) for u in as_list(current_data, "current_data") or []]
     if not current_uris:
         raise ParameterError("current_data", "is empty: give the dataset URI to check")
     reference = resolve_drift_reference(
         client,
-        _uris(reference_data),
+        [str(u) for u in as_list(reference_data, "reference_data") or []],
         registered_model_name=registered_model_name,
         alias=alias,
         model_uri=model_uri,
