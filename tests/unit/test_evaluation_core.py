@@ -1,4 +1,5 @@
-"""core/evaluation: metrics, threshold parsing, the gate and the HTML report (no Airflow, no MLflow)."""
+"""core/evaluation: scoring, threshold parsing, the gate, the result and the HTML report (no
+Airflow, no MLflow). The metrics are core.metrics, checked here as evaluation uses them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
@@ -13,13 +15,15 @@ from mlops_provider.core.evaluation import (
     Check,
     EvaluationError,
     EvaluationResult,
-    ModelRef,
     ModelScores,
     apply_gate,
-    compute_metrics,
     parse_thresholds,
+    render_evaluation_report,
+    score_model,
 )
-from mlops_provider.core.evaluation_report import render_evaluation_report
+from mlops_provider.core.metrics import compute_metrics
+from mlops_provider.core.models import ModelVersion
+from mlops_provider.core.results import check_result
 
 RNG = np.random.default_rng(7)
 Y = RNG.integers(0, 2, 400)
@@ -29,7 +33,7 @@ PROBA = np.column_stack([1 - P, P])
 
 def test_binary_metrics_match_sklearn() -> None:
     pred = (P > 0.5).astype(int)
-    m = compute_metrics("classification", Y, pred, PROBA, [0, 1])
+    m = compute_metrics("classification", Y, y_pred=pred, proba=PROBA, classes=[0, 1])
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(Y, pred))
     assert m["precision"] == pytest.approx(skm.precision_score(Y, pred))
     assert m["recall"] == pytest.approx(skm.recall_score(Y, pred))
@@ -42,22 +46,21 @@ def test_positive_class_is_the_greater_label() -> None:
     y = np.array(["no", "yes", "yes", "no"])
     pred = np.array(["no", "yes", "no", "no"])
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
-    m = compute_metrics("classification", y, pred, proba, ["no", "yes"])
+    m = compute_metrics("classification", y, y_pred=pred, proba=proba, classes=["no", "yes"])
     assert m["recall"] == 0.5 and m["precision"] == 1.0 and m["roc_auc"] == 1.0
 
 
 def test_undefined_metrics_are_none() -> None:
     y = np.ones(10, dtype=int)
-    m = compute_metrics(
-        "classification", y, y, np.column_stack([np.zeros(10), np.ones(10)]), [0, 1]
-    )
+    proba = np.column_stack([np.zeros(10), np.ones(10)])
+    m = compute_metrics("classification", y, y_pred=y, proba=proba, classes=[0, 1])
     assert m["roc_auc"] is None and m["accuracy"] == 1.0
 
 
 def test_regression_metrics() -> None:
     y = np.array([1.0, 2.0, 3.0, 4.0])
     pred = np.array([1.5, 2.0, 2.5, 4.0])
-    m = compute_metrics("regression", y, pred)
+    m = compute_metrics("regression", y, y_pred=pred)
     assert m["mae"] == pytest.approx(0.25)
     assert m["rmse"] == pytest.approx(math.sqrt(0.125))
     assert m["r2"] == pytest.approx(skm.r2_score(y, pred))
@@ -67,7 +70,7 @@ def test_multiclass_metrics_are_macro() -> None:
     y = np.array([0, 1, 2, 2, 1, 0])
     pred = np.array([0, 2, 2, 2, 1, 0])
     proba = np.eye(3)[pred] * 0.8 + 0.2 / 3
-    m = compute_metrics("classification", y, pred, proba, [0, 1, 2])
+    m = compute_metrics("classification", y, y_pred=pred, proba=proba, classes=[0, 1, 2])
     assert m["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
     assert m["roc_auc"] is not None
 
@@ -117,10 +120,17 @@ def test_comparisons_with_the_champion() -> None:
     )
     ok, _, _ = _gate({"roc_auc": 0.811}, champ, thresholds)
     assert ok
-    # regression allowance
-    ok, checks, _ = _gate({"roc_auc": 0.795}, champ, {"roc_auc": {"max_regression": 0.01}})
-    assert ok and "regression 0.005 <= allowed 0.01" in checks[0].reason
-    ok, _, _ = _gate({"roc_auc": 0.78}, champ, {"roc_auc": {"max_regression": 0.01}})
+    # allowed degradation
+    ok, checks, _ = _gate({"roc_auc": 0.795}, champ, {"roc_auc": {"max_degradation": 0.01}})
+    assert ok and "degradation 0.005 <= allowed 0.01" in checks[0].reason
+    assert checks[0].check == "max_degradation"
+    ok, _, _ = _gate({"roc_auc": 0.78}, champ, {"roc_auc": {"max_degradation": 0.01}})
+    assert not ok
+    ok, checks, _ = _gate({"roc_auc": 0.78}, champ, {"roc_auc": {"max_relative_degradation": 0.03}})
+    assert (
+        ok and "relative degradation 2.50% from champion 0.8 <= allowed 3.00%" in checks[0].reason
+    )
+    ok, _, _ = _gate({"roc_auc": 0.77}, champ, {"roc_auc": {"max_relative_degradation": 0.03}})
     assert not ok
     # lower is better: a drop of rmse is an improvement
     ok, checks, _ = _gate({"rmse": 0.9}, champ, {"rmse": {"min_improvement": 0.05}}, "regression")
@@ -171,8 +181,12 @@ def _result(task: str, passed: bool, cand_metrics, champ_metrics) -> EvaluationR
         registered_model_name="churn",
         alias="champion",
         target="y",
-        candidate=ModelRef("models:/m-1", run_id="r1"),
-        champion=ModelRef("models:/churn/1", run_id="r0", version="1") if champ_metrics else None,
+        candidate=ModelVersion(uri="models:/m-1", run_id="r1", model_id="m-1"),
+        champion=(
+            ModelVersion(uri="models:/churn/1", name="churn", version="1", run_id="r0")
+            if champ_metrics
+            else None
+        ),
         candidate_metrics=cand_metrics,
         champion_metrics=champ_metrics,
         checks=[Check("roc_auc", "not_worse", passed, "roc_auc: <b>reason</b>")],
@@ -189,7 +203,7 @@ def test_classification_report_has_curves_for_both_models() -> None:
     cand = ModelScores(
         "classification",
         pred,
-        compute_metrics("classification", Y, pred, PROBA, [0, 1]),
+        compute_metrics("classification", Y, y_pred=pred, proba=PROBA, classes=[0, 1]),
         PROBA,
         [0, 1],
     )
@@ -197,7 +211,7 @@ def test_classification_report_has_curves_for_both_models() -> None:
     champ = ModelScores(
         "classification",
         pred,
-        compute_metrics("classification", Y, pred, other, [0, 1]),
+        compute_metrics("classification", Y, y_pred=pred, proba=other, classes=[0, 1]),
         other,
         [0, 1],
     )
@@ -216,9 +230,46 @@ def test_classification_report_has_curves_for_both_models() -> None:
 def test_regression_report_has_residual_plots_and_states_cold_start() -> None:
     y = RNG.normal(size=200)
     pred = y + RNG.normal(scale=0.3, size=200)
-    cand = ModelScores("regression", pred, compute_metrics("regression", y, pred))
+    cand = ModelScores("regression", pred, compute_metrics("regression", y, y_pred=pred))
     result = _result("regression", True, cand.metrics, None)
     html = render_evaluation_report(result, y, cand, None)
     assert len(re.findall(r"<img ", html)) == 1 and "residual" in html
     assert "none: no champion" in html
     assert result.to_dict()["champion"] is None and result.to_dict()["champion_version"] is None
+
+
+def test_score_model_with_string_labels() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x = RNG.normal(size=(200, 2))
+    y = np.where(x[:, 0] + RNG.normal(scale=0.5, size=200) > 0, "yes", "no")
+    frame = pd.DataFrame(x, columns=["a", "b"])
+    model = LogisticRegression().fit(frame, y)
+    scores = score_model(model, frame, y, "classification")
+    assert scores.classes == ["no", "yes"] and scores.positive_score is not None
+    assert scores.metrics["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(y == "yes", model.predict_proba(frame)[:, 1])
+    )
+
+
+def test_result_has_the_common_shape_and_keeps_the_old_keys() -> None:
+    rejected = _result("classification", False, {"roc_auc": 0.7}, {"roc_auc": 0.8})
+    rejected.checks = [
+        Check("roc_auc", "not_worse", False, "roc_auc: worse"),
+        Check("log_loss", "max", True, "log_loss: fine"),
+    ]
+    out = rejected.to_dict()
+    assert check_result(out) == []
+    assert (out["status"], out["passed"], out["reasons"]) == ("rejected", False, ["roc_auc: worse"])
+    assert out["model"] == {"name": None, "version": None, "run_id": "r1", "uri": "models:/m-1"}
+    assert out["mlflow_run_id"] == "r1" and out["rows"] == out["n_rows"] == 400
+    # keys earlier releases returned (PromoteModelOperator reads candidate / champion)
+    assert out["candidate"]["model_uri"] == "models:/m-1" and out["candidate"]["model_id"] == "m-1"
+    assert out["champion"]["version"] == "1" and out["champion"]["registered_model_name"] == "churn"
+    assert (out["candidate_run_id"], out["champion_version"], out["reason"]) == (
+        "r1",
+        "1",
+        "rejected: x",
+    )
+    accepted = _result("classification", True, {"roc_auc": 0.9}, None).to_dict()
+    assert (accepted["status"], accepted["reasons"]) == ("accepted", ["roc_auc: <b>reason</b>"])

@@ -14,17 +14,19 @@ import pandas as pd
 import pytest
 
 from include.simulator import ChurnSimulator
-from mlops_provider.core import io
+from mlops_provider.core import io, runs
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
 from mlops_provider.core.profile import ReferenceProfile
+from mlops_provider.core.results import check_result
 from mlops_provider.core.training import (
     REFERENCE_PROFILE_PATH,
     TASK_KEY_TAG,
     TrackingUnavailableError,
     TrainingConfig,
     TrainingInputError,
-    find_task_runs,
     infer_task,
+    normalize_frame,
     prepare_training,
     resolve_estimator,
     select_features,
@@ -64,6 +66,35 @@ def test_default_features_exclude_target_ids_and_timestamps(frame: pd.DataFrame)
         assert col in sel.excluded and col not in sel.feature_columns
     assert sel.categorical_columns == ["plan", "region", "payment_method", "device"]
     assert "tenure_months" in sel.numeric_columns and len(sel.feature_columns) == 13
+
+
+def test_entity_columns_are_never_features_and_there_is_no_domain_default(
+    frame: pd.DataFrame,
+) -> None:
+    data = frame.rename(columns={"customer_id": "customer"})
+    sel = select_features(data, TrainingConfig(target="churned"))
+    assert "customer" in sel.feature_columns  # no churn-specific default entity list
+    sel = select_features(data, TrainingConfig(target="churned", entity_columns=["customer"]))
+    assert sel.excluded["customer"] == "entity column" and "customer" not in sel.feature_columns
+
+
+def test_normalize_frame_gives_plain_dtypes() -> None:
+    nullable = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "b": pd.array([True, None, False], dtype="boolean"),
+            "s": pd.array(["a", None, "c"], dtype="string"),
+            "c": pd.Categorical(["x", None, "y"]),
+            "f": [1.0, 2.0, np.nan],
+        }
+    )
+    out = normalize_frame(nullable)
+    assert out["n"].dtype == np.float64 and np.isnan(out["n"].iloc[1])
+    assert out["b"].dtype == np.float64 and out["b"].iloc[0] == 1.0
+    assert out["s"].dtype == object and out["s"].iloc[1] is None
+    assert out["c"].dtype == object and out["c"].iloc[1] is None
+    plain = nullable[["f"]]
+    assert normalize_frame(plain) is plain
 
 
 def test_explicit_features_and_errors(frame: pd.DataFrame) -> None:
@@ -141,11 +172,13 @@ def test_bad_targets_and_sizes(frame: pd.DataFrame) -> None:
     with pytest.raises(TrainingInputError, match="single class"):
         prepare_training(frame.assign(churned=0), TrainingConfig(target="churned", **FAST))
     with pytest.raises(TrainingInputError, match="constant"):
-        prepare_training(frame.assign(y=1.5), TrainingConfig(target="y", task="regression"))
+        prepare_training(frame.assign(y=1.5), TrainingConfig(target="y", problem_type="regression"))
     with pytest.raises(TrainingInputError, match="between 0 and 1"):
         prepare_training(frame, TrainingConfig(target="churned", test_size=1.5, **FAST))
-    with pytest.raises(TrainingInputError, match="does not match estimator"):
-        prepare_training(frame, TrainingConfig(target="churned", task="regression", **FAST))
+    with pytest.raises(TrainingInputError, match="problem_type 'regression' does not match"):
+        prepare_training(frame, TrainingConfig(target="churned", problem_type="regression", **FAST))
+    with pytest.raises(InputError, match="problem_type must be 'classification' or"):
+        prepare_training(frame, TrainingConfig(target="churned", problem_type="ranking"))
     with pytest.raises(TrainingInputError, match="numeric_imputation"):
         prepare_training(frame, TrainingConfig(target="churned", numeric_imputation="avg", **FAST))
 
@@ -224,7 +257,7 @@ def dataset(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> st
 def _runs(store: MlflowTarget, experiment: str, key: str) -> list:
     client = make_client(store)
     exp = client.get_experiment_by_name(experiment)
-    return [] if exp is None else find_task_runs(client, exp.experiment_id, key)
+    return [] if exp is None else runs.find_runs(client, exp.experiment_id, {TASK_KEY_TAG: key})
 
 
 def test_train_and_log_records_everything(
@@ -245,6 +278,16 @@ def test_train_and_log_records_everything(
         feature_refs=["customer_activity:tenure_months"],
     )
     assert result.model_uri.startswith("models:/m-") and not result.reused
+    out = result.to_dict()
+    assert check_result(out) == [] and (out["status"], out["passed"]) == ("trained", True)
+    assert out["model"] == {
+        "name": None,
+        "version": None,
+        "run_id": result.run_id,
+        "uri": result.model_uri,
+    }
+    assert (out["mlflow_run_id"], out["rows"]) == (result.run_id, result.training_rows)
+    assert out["problem_type"] == out["task"] == "classification"
     client = make_client(store)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -285,6 +328,7 @@ def test_retry_reuses_a_finished_run_and_replaces_when_inputs_change(
     first = train_and_log(store, dataset, cfg, experiment_name="unit-retry", task_key=key)
     again = train_and_log(store, dataset, cfg, experiment_name="unit-retry", task_key=key)
     assert again.reused and again.run_id == first.run_id and again.model_uri == first.model_uri
+    assert again.to_dict()["status"] == "reused" and check_result(again.to_dict()) == []
     assert len(_runs(store, "unit-retry", key)) == 1
     changed = str(tmp_path / "changed.parquet")
     io.write_table(frame.iloc[:700], changed)

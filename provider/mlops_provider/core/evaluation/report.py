@@ -13,7 +13,8 @@ import numpy as np
 from mlops_provider.core import reports
 
 if TYPE_CHECKING:
-    from mlops_provider.core.evaluation import EvaluationResult, ModelScores
+    from mlops_provider.core.evaluation.run import EvaluationResult
+    from mlops_provider.core.evaluation.scores import ModelScores
 
 __all__ = ["render_evaluation_report"]
 
@@ -138,7 +139,7 @@ def render_evaluation_report(
             {"": "rule", "value": result.rule},
             {
                 "": "candidate",
-                "value": f"{result.candidate.model_uri} (run {result.candidate.run_id})",
+                "value": f"{result.candidate.uri} (run {result.candidate.run_id})",
             },
             {"": f"{result.alias} (compared with)", "value": champ_label},
             {"": "task / primary metric", "value": f"{result.task} / {result.primary_metric}"},

@@ -1,0 +1,188 @@
+"""The estimator (from a dotted path, a factory or an instance) and the logged Pipeline.
+
+The logged model is the whole Pipeline, so scoring takes the raw feature columns exactly as
+they are in the training data (training-serving parity)::
+
+    Pipeline([
+        ("preprocess", ColumnTransformer([
+            ("numeric", [SimpleImputer(numeric_imputation)] + [StandardScaler()], numeric),
+            ("categorical", [missing -> one sentinel, SimpleImputer(...), OneHotEncoder(
+                handle_unknown="ignore")], categorical),
+        ])),
+        ("estimator", <the estimator>),
+    ])
+
+Only scikit-learn classes are used in the preprocessing, so loading the model needs nothing
+from this provider. Missing categorical values may be ``None`` or ``NaN``; both are mapped to one
+sentinel first (scikit-learn's imputer sees only one kind of missing value at a time).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlops_provider.core.training.config import MISSING_CATEGORY, TrainingInputError
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+__all__ = ["build_pipeline", "resolve_estimator"]
+
+
+def _import_path(path: str) -> Any:
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise TrainingInputError(
+            f"estimator {path!r} is not a dotted path like 'sklearn.linear_model.LogisticRegression'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise TrainingInputError(
+            f"estimator {path!r}: module {module_name!r} cannot be imported ({err})"
+        ) from err
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise TrainingInputError(
+            f"estimator {path!r}: module {module_name!r} has no attribute {attr!r}"
+        ) from None
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _check_params(factory: Any, params: Mapping[str, Any], label: str) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    unknown = sorted(set(params) - set(signature.parameters))
+    if unknown:
+        valid = sorted(n for n in signature.parameters if n != "self")
+        raise TrainingInputError(
+            f"estimator {label} does not accept parameter(s) {unknown}; valid: {valid}"
+        )
+
+
+def _is_instance(obj: Any) -> bool:
+    return hasattr(obj, "fit") and not inspect.isclass(obj)
+
+
+def _build(spec: Any, factory: Any, params: dict[str, Any], label: str) -> Any:
+    """Clone an estimator instance or call a class/factory with ``params``."""
+    from sklearn.base import clone
+
+    if _is_instance(factory):
+        estimator = clone(factory)
+        if params:
+            estimator.set_params(**params)
+        return estimator
+    if not callable(factory):
+        raise TrainingInputError(
+            f"estimator must be a dotted path, a factory or an estimator, got {spec!r}"
+        )
+    _check_params(factory, params, label)
+    return factory(**params)
+
+
+def _validate(estimator: Any, label: str) -> None:
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+        raise TrainingInputError(
+            f"estimator {label} built {type(estimator).__name__}, which has no fit/predict"
+        )
+    validate = getattr(estimator, "_validate_params", None)
+    if callable(validate):  # scikit-learn's own parameter constraints, before any fitting
+        try:
+            validate()
+        except (TypeError, ValueError) as err:
+            raise TrainingInputError(f"estimator {label}: {err}") from err
+
+
+def resolve_estimator(spec: Any, params: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """Build the (unfitted) estimator; return it and its dotted path for the records.
+
+    :raises TrainingInputError: unknown path, not an estimator, invalid parameters.
+    """
+    params = dict(params or {})
+    if isinstance(spec, str):
+        factory, label = _import_path(spec.strip()), spec.strip()
+    elif _is_instance(spec):
+        factory, label = spec, _qualname(type(spec))
+    else:
+        factory, label = spec, _qualname(spec) if callable(spec) else ""
+    try:
+        estimator = _build(spec, factory, params, label)
+    except TrainingInputError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise TrainingInputError(f"estimator {label}: invalid parameters {params}: {err}") from err
+    _validate(estimator, label)
+    return estimator, label
+
+
+def _numeric_steps(numeric_imputation: str | float | None, scale_numeric: bool) -> Any:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps: list[tuple[str, Any]] = []
+    if isinstance(numeric_imputation, str):
+        steps.append(("impute", SimpleImputer(strategy=numeric_imputation)))
+    elif numeric_imputation is not None:
+        fill = float(numeric_imputation)
+        steps.append(("impute", SimpleImputer(strategy="constant", fill_value=fill)))
+    if scale_numeric:
+        steps.append(("scale", StandardScaler()))
+    return Pipeline(steps) if steps else "passthrough"
+
+
+def _categorical_steps(categorical_imputation: str | None) -> Any:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    marker = {"strategy": "constant", "fill_value": MISSING_CATEGORY}
+    steps: list[tuple[str, Any]] = [
+        # NaN and None both mean "missing"; the imputer handles one marker at a time.
+        ("nan_to_marker", SimpleImputer(missing_values=np.nan, **marker)),
+        ("none_to_marker", SimpleImputer(missing_values=None, **marker)),
+    ]
+    if categorical_imputation == "most_frequent":
+        steps.append(
+            ("impute", SimpleImputer(missing_values=MISSING_CATEGORY, strategy="most_frequent"))
+        )
+    steps.append(("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)))
+    return Pipeline(steps)
+
+
+def build_pipeline(
+    estimator: Any,
+    numeric_columns: Sequence[str],
+    categorical_columns: Sequence[str],
+    *,
+    numeric_imputation: str | float | None = "median",
+    categorical_imputation: str | None = "most_frequent",
+    scale_numeric: bool = True,
+) -> Pipeline:
+    """The full model: ColumnTransformer preprocessing + the estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    transformers = []
+    if numeric_columns:
+        numeric = _numeric_steps(numeric_imputation, scale_numeric)
+        transformers.append(("numeric", numeric, list(numeric_columns)))
+    if categorical_columns:
+        categorical = _categorical_steps(categorical_imputation)
+        transformers.append(("categorical", categorical, list(categorical_columns)))
+    preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])

@@ -1,0 +1,589 @@
+"""Training tracked in MLflow: :func:`train_and_log`.
+
+resolve (read and validate the data and the estimator, fingerprint them; no MLflow call yet)
+-> reach the tracking store and settle the runs of earlier tries (:mod:`mlops_provider.core.runs`)
+-> fit (:func:`~.fit.fit_prepared`) -> publish (one run: params, dataset inputs, the monitoring
+reference profile, the model, metrics, ``training/summary.json``).
+
+Retry safety: runs carry a deterministic ``mlops.task_key`` tag (``dag_id/run_id/task_id/
+map_index`` from the operator). Before training, runs of the same key are looked up: a RUNNING
+one (a try that died without cleaning up) is marked FAILED, a FINISHED one with the same
+fingerprint (same data digest and configuration) is reused without retraining. A try that fails
+after creating its run marks that run FAILED. When a new run finishes, older runs of the key are
+tagged ``mlops.superseded_by`` and a FINISHED older run loses its task-key tag, so each key has
+exactly one FINISHED run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mlops_provider.core import io, runs
+from mlops_provider.core.results import make_result
+from mlops_provider.core.training.config import (
+    DEFAULT_EXPERIMENT,
+    TrackingUnavailableError,
+    TrainingConfig,
+    TrainingInputError,
+)
+from mlops_provider.core.training.fit import (
+    FittedModel,
+    PreparedTraining,
+    fit_prepared,
+    prepare_training,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+    from mlflow.models.model import ModelInfo
+
+    from mlops_provider.core.mlflow_target import MlflowTarget
+
+__all__ = [
+    "MODEL_ARTIFACT",
+    "REFERENCE_PROFILE_PATH",
+    "SUMMARY_PATH",
+    "TASK_KEY_TAG",
+    "TrainingResult",
+    "train_and_log",
+]
+
+log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"
+REFERENCE_PROFILE_PATH = "monitoring/reference_profile.json"
+FEATURES_PATH = "training/features.json"
+SUMMARY_PATH = "training/summary.json"
+TASK_KEY_TAG = "mlops.task_key"
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced; ``to_dict()`` is the operator's result (docs/results.md)."""
+
+    run_id: str
+    experiment_id: str
+    experiment_name: str
+    model_uri: str
+    model_id: str
+    task: str
+    target: str
+    estimator: str
+    metrics: dict[str, float | None]
+    train_metrics: dict[str, float | None]
+    feature_columns: list[str]
+    numeric_columns: list[str]
+    categorical_columns: list[str]
+    training_rows: int
+    holdout_rows: int
+    dataset_digest: str
+    dataset_source: str
+    fingerprint: str
+    tracking_uri: str
+    reused: bool = False
+
+    @property
+    def run_model_uri(self) -> str:
+        return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
+
+    @property
+    def reference_profile_uri(self) -> str:
+        return f"runs:/{self.run_id}/{REFERENCE_PROFILE_PATH}"
+
+    @property
+    def status(self) -> str:
+        """``trained``, or ``reused`` (the finished run of an earlier try)."""
+        return "reused" if self.reused else "trained"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Common result keys (the model is the logged model, not registered), then the
+        training details."""
+        reasons = (
+            [f"run {self.run_id} of an earlier try had the same data and configuration"]
+            if self.reused
+            else []
+        )
+        model = {"name": None, "version": None, "run_id": self.run_id, "uri": self.model_uri}
+        return make_result(
+            status=self.status,
+            passed=True,
+            reasons=reasons,
+            model=model,
+            mlflow_run_id=self.run_id,
+            rows=self.training_rows,
+            mlflow_experiment_id=self.experiment_id,
+            problem_type=self.task,
+            run_model_uri=self.run_model_uri,
+            reference_profile_uri=self.reference_profile_uri,
+            **asdict(self),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> TrainingResult:
+        names = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in names}
+        values.update(overrides)
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- resolve
+
+
+@dataclass
+class _Inputs:
+    """The validated inputs of one training and their fingerprint."""
+
+    training_data: str
+    validation_data: str | None
+    frame: pd.DataFrame
+    valid_frame: pd.DataFrame | None
+    prepared: PreparedTraining
+    feature_refs: list[str]
+    fingerprint: str
+
+
+def _read(uri: str, conn_id: str | None, what: str) -> pa.Table:
+    try:
+        return io.read_table(uri, conn_id=conn_id)
+    except io.DatasetError as err:
+        raise TrainingInputError(f"{what}: {err}") from err
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _estimator_params(prepared: PreparedTraining) -> dict[str, str]:
+    return {k: _param_value(v) for k, v in prepared.estimator.get_params(deep=False).items()}
+
+
+def _fingerprint(
+    table: pa.Table, valid: pa.Table | None, prepared: PreparedTraining, feature_refs: list[str]
+) -> str:
+    """A digest of everything that decides the model: data, estimator, features, split."""
+    config = prepared.config
+    parts = {
+        "data": io.table_digest(table),
+        "validation": io.table_digest(valid) if valid is not None else None,
+        "estimator": prepared.estimator_path,
+        "params": _estimator_params(prepared),
+        "features": asdict(prepared.features),
+        "pipeline": prepared.pipeline_params,
+        "target": config.target,
+        "task": prepared.task,
+        "test_size": config.test_size,
+        "random_state": config.random_state,
+        "feature_refs": feature_refs,
+    }
+    text = json.dumps(parts, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _inputs(
+    training_data: str,
+    validation_data: str | None,
+    config: TrainingConfig,
+    conn_id: str | None,
+    feature_refs: Sequence[str] | None,
+) -> _Inputs:
+    table = _read(training_data, conn_id, "training data")
+    if table.num_rows == 0:
+        raise TrainingInputError(f"training data {training_data} has no rows")
+    valid = _read(validation_data, conn_id, "validation data") if validation_data else None
+    frame = table.to_pandas()
+    valid_frame = valid.to_pandas() if valid is not None else None
+    prepared = prepare_training(frame, config, valid_frame)
+    refs = [str(r) for r in (feature_refs or [])]
+    fingerprint = _fingerprint(table, valid, prepared, refs)
+    return _Inputs(
+        str(training_data), validation_data, frame, valid_frame, prepared, refs, fingerprint
+    )
+
+
+# --------------------------------------------------------------------------- the run ledger
+
+
+def _reach(target: MlflowTarget, experiment_name: str) -> tuple[MlflowClient, str]:
+    """A client and the experiment id (created if missing).
+
+    :raises TrackingUnavailableError: the tracking store does not answer.
+    """
+    from mlops_provider.core.mlflow_target import check_reachable, ensure_experiment, make_client
+
+    client = make_client(target)
+    ok, message = check_reachable(target, client)
+    if not ok:
+        raise TrackingUnavailableError(message)
+    return client, ensure_experiment(client, experiment_name, target.artifact_location)
+
+
+def _load_summary(client: MlflowClient, run_id: str) -> dict[str, Any] | None:
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, SUMMARY_PATH, tmp)
+            return dict(json.loads(Path(path).read_text()))
+    except Exception as err:  # a run without the summary is not reusable
+        log.info("run %s has no readable %s: %s", run_id, SUMMARY_PATH, err)
+        return None
+
+
+def _reusable(
+    client: MlflowClient, previous: Sequence[Run], fingerprint: str
+) -> TrainingResult | None:
+    """The result of a FINISHED earlier run with the same fingerprint, if there is one."""
+    for run in previous:
+        if run.info.status == "FINISHED" and run.data.tags.get("mlops.fingerprint") == fingerprint:
+            summary = _load_summary(client, run.info.run_id)
+            if summary is not None:
+                return TrainingResult.from_dict(summary, reused=True)
+    return None
+
+
+def _supersede(client: MlflowClient, previous: Sequence[Run], new_run_id: str, key: str) -> None:
+    """Older runs of the key point at the new one; a FINISHED one gives up the key."""
+    for run in previous:
+        run_id = run.info.run_id
+        if run_id == new_run_id:
+            continue
+        client.set_tag(run_id, "mlops.superseded_by", new_run_id)
+        if run.info.status == "FINISHED":
+            client.set_tag(run_id, "mlops.superseded_task_key", key)
+            client.delete_tag(run_id, TASK_KEY_TAG)
+
+
+def _fail(client: MlflowClient, run_id: str) -> None:
+    """Mark the run of this try FAILED (if the store still answers)."""
+    try:
+        runs.mark_failed(client, [client.get_run(run_id)], why="this try failed")
+    except Exception as err:  # the store may be what failed; the next try cleans up
+        log.warning("could not mark run %s FAILED (%s); the next try will", run_id, err)
+
+
+# --------------------------------------------------------------------------- publish
+
+
+def _serialization(pipeline: Any) -> dict[str, Any]:
+    """``log_model`` arguments for the safe skops format, trusting the types of our own model.
+
+    skops refuses to load types outside its allow-list (``numpy.dtype`` is referenced by the
+    encoders); the list of types this freshly fitted pipeline uses is recorded in the model's
+    flavor configuration so loading it later works. Models skops cannot serialize (custom code
+    in a factory) fall back to cloudpickle.
+    """
+    import mlflow.sklearn
+
+    try:
+        import skops.io
+
+        trusted = list(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+    except Exception as err:  # skops cannot represent the model: pickle it instead
+        log.warning("model cannot be saved with skops (%s); using cloudpickle", err)
+        return {"serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE}
+    return {
+        "serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        "skops_trusted_types": trusted or None,
+    }
+
+
+def _pip_requirements(estimator: Any, serialization_format: str) -> list[str]:
+    """Pinned requirements without MLflow's slow import-tracing inference."""
+    from importlib import metadata
+
+    import mlflow.sklearn
+
+    requirements = list(
+        mlflow.sklearn.get_default_pip_requirements(
+            include_cloudpickle=serialization_format == "cloudpickle",
+            include_skops=serialization_format == "skops",
+        )
+    )
+    package = type(estimator).__module__.split(".", 1)[0]
+    if package not in ("sklearn", "builtins", "__main__"):
+        for dist in metadata.packages_distributions().get(package, []):
+            try:
+                requirements.append(f"{dist}=={metadata.version(dist)}")
+            except metadata.PackageNotFoundError:
+                pass
+    return requirements
+
+
+def _run_tags(
+    inputs: _Inputs, tags: Mapping[str, Any] | None, task_key: str | None
+) -> dict[str, str]:
+    from mlops_provider import __version__
+
+    prepared = inputs.prepared
+    out = {
+        **{k: str(v) for k, v in (tags or {}).items() if v is not None},
+        "mlops.provider_version": __version__,
+        "mlops.target": prepared.config.target,
+        "mlops.task": prepared.task,
+        "mlops.estimator": prepared.estimator_path,
+        "mlops.training_data": inputs.training_data,
+        "mlops.fingerprint": inputs.fingerprint,
+        "mlops.feature_refs": json.dumps(inputs.feature_refs),
+    }
+    if task_key:
+        out[TASK_KEY_TAG] = task_key
+    return out
+
+
+def _params(inputs: _Inputs) -> dict[str, Any]:
+    prepared, config = inputs.prepared, inputs.prepared.config
+    params = {
+        "estimator": prepared.estimator_path,
+        "task": prepared.task,
+        "target": config.target,
+        "holdout": prepared.holdout,
+        "test_size": config.test_size if prepared.holdout == "split" else "",
+        "random_state": config.random_state,
+        "validation_data": inputs.validation_data or "",
+        **config.pipeline_params,
+        "n_features": len(prepared.features.feature_columns),
+        "training_rows": len(prepared.x_train),
+        "holdout_rows": len(prepared.x_holdout),
+    }
+    params.update({f"estimator.{k}": v for k, v in _estimator_params(prepared).items()})
+    return {k: "" if v is None else v for k, v in params.items()}
+
+
+def _log_datasets(inputs: _Inputs) -> str:
+    """The training (and validation) data as MLflow dataset inputs; returns the digest."""
+    import mlflow
+    import mlflow.data
+
+    target = inputs.prepared.config.target
+    with warnings.catch_warnings():  # schema hints about int columns, source guessing
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            inputs.frame,
+            source=inputs.training_data,
+            name=io.dataset_name(inputs.training_data),
+            targets=target,
+        )
+        mlflow.log_input(dataset, context="training")
+        if inputs.valid_frame is not None and inputs.validation_data:
+            validation = mlflow.data.from_pandas(
+                inputs.valid_frame,
+                source=str(inputs.validation_data),
+                name=io.dataset_name(inputs.validation_data),
+                targets=target,
+            )
+            mlflow.log_input(validation, context="validation")
+    return str(dataset.digest)
+
+
+def _profile(inputs: _Inputs, run_id: str, digest: str) -> str:
+    """The monitoring reference profile of the training features (JSON)."""
+    from mlops_provider.core.profile import ReferenceProfile
+    from mlops_provider.core.times import utcnow
+
+    prepared = inputs.prepared
+    features = prepared.features
+    profile = ReferenceProfile.from_data(
+        prepared.data,
+        columns=features.feature_columns,
+        numeric_columns=features.numeric_columns,
+        categorical_columns=features.categorical_columns,
+        metadata={
+            "run_id": run_id,
+            "source": inputs.training_data,
+            "dataset_digest": digest,
+            "target": prepared.config.target,
+            "task": prepared.task,
+            "created_at": utcnow().isoformat(timespec="seconds"),
+        },
+    )
+    return profile.to_json()
+
+
+def _log_model(fitted: FittedModel, pip_requirements: Sequence[str] | None) -> ModelInfo:
+    """The Pipeline with its signature and input example (integer columns declared as doubles:
+    a scoring batch may hold missing values)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    example = fitted.prepared.x_train.head(5)
+    example = example.astype(
+        {c: "float64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])}
+    )
+    serialization = _serialization(fitted.pipeline)
+    requirements = pip_requirements or _pip_requirements(
+        fitted.prepared.estimator, serialization["serialization_format"]
+    )
+    return mlflow.sklearn.log_model(
+        fitted.pipeline,
+        name=MODEL_ARTIFACT,
+        signature=infer_signature(example, fitted.pipeline.predict(example)),
+        input_example=example,
+        pip_requirements=list(requirements),
+        **serialization,
+    )
+
+
+def _log_metrics(fitted: FittedModel, model_id: str) -> None:
+    """Holdout metrics under plain names, training metrics as ``train_*``, linked to the model."""
+    import mlflow
+
+    metrics = {k: v for k, v in fitted.metrics.items() if v is not None}
+    metrics.update({f"train_{k}": v for k, v in fitted.train_metrics.items() if v is not None})
+    mlflow.log_metrics(metrics, model_id=model_id)
+
+
+def _result(
+    inputs: _Inputs,
+    fitted: FittedModel,
+    run: Run,
+    info: ModelInfo,
+    digest: str,
+    *,
+    experiment_name: str,
+    tracking_uri: str,
+) -> TrainingResult:
+    prepared, features = inputs.prepared, inputs.prepared.features
+    return TrainingResult(
+        run_id=run.info.run_id,
+        experiment_id=str(run.info.experiment_id),
+        model_uri=info.model_uri,
+        model_id=str(info.model_id),
+        task=prepared.task,
+        target=prepared.config.target,
+        estimator=prepared.estimator_path,
+        metrics=fitted.metrics,
+        train_metrics=fitted.train_metrics,
+        feature_columns=features.feature_columns,
+        numeric_columns=features.numeric_columns,
+        categorical_columns=features.categorical_columns,
+        training_rows=len(prepared.x_train),
+        holdout_rows=len(prepared.x_holdout),
+        dataset_digest=digest,
+        dataset_source=inputs.training_data,
+        fingerprint=inputs.fingerprint,
+        experiment_name=experiment_name,
+        tracking_uri=tracking_uri,
+    )
+
+
+def _publish(
+    target: MlflowTarget,
+    client: MlflowClient,
+    run: Run,
+    inputs: _Inputs,
+    fitted: FittedModel,
+    *,
+    experiment_name: str,
+    pip_requirements: Sequence[str] | None,
+) -> TrainingResult:
+    """Log everything on the (new) run; a failure marks it FAILED before raising."""
+    import mlflow
+
+    from mlops_provider.core.mlflow_target import activated
+
+    run_id = run.info.run_id
+    features = {**asdict(inputs.prepared.features), "target": fitted.prepared.config.target}
+    try:
+        with activated(target), mlflow.start_run(run_id=run_id):
+            runs.log_results(client, run_id, params=_params(inputs))
+            digest = _log_datasets(inputs)
+            texts = {
+                FEATURES_PATH: json.dumps({**features, "task": fitted.task}, indent=2),
+                REFERENCE_PROFILE_PATH: _profile(inputs, run_id, digest),
+            }
+            runs.log_results(client, run_id, texts=texts)
+            info = _log_model(fitted, pip_requirements)
+            _log_metrics(fitted, str(info.model_id))
+            result = _result(
+                inputs,
+                fitted,
+                run,
+                info,
+                digest,
+                experiment_name=experiment_name,
+                tracking_uri=target.tracking_uri,
+            )
+            summary = json.dumps(result.to_dict(), indent=2, default=str)
+            runs.log_results(
+                client,
+                run_id,
+                tags={"mlops.model_id": info.model_id},
+                texts={SUMMARY_PATH: summary},
+            )
+    except BaseException:
+        _fail(client, run_id)
+        raise
+    return result
+
+
+def train_and_log(
+    target: MlflowTarget,
+    training_data: str,
+    config: TrainingConfig,
+    *,
+    experiment_name: str = DEFAULT_EXPERIMENT,
+    task_key: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    validation_data: str | None = None,
+    conn_id: str | None = None,
+    feature_refs: Sequence[str] | None = None,
+    run_name: str | None = None,
+    pip_requirements: Sequence[str] | None = None,
+) -> TrainingResult:
+    """Train on ``training_data`` and log params, metrics, dataset, profile and model to MLflow.
+
+    Order: read and validate the data and the estimator (no MLflow call yet) -> reach the
+    tracking store -> settle runs of earlier tries of ``task_key`` (reuse a FINISHED one with the
+    same fingerprint) -> fit -> create the run and log everything.
+
+    :param task_key: the identity of the work across retries (``RunIdentity.key``).
+    :param tags: extra run tags (the Airflow lineage).
+    :raises TrainingInputError: bad data, estimator or configuration (nothing was logged).
+    :raises InputError: an unknown ``problem_type`` (nothing was logged).
+    :raises TrackingUnavailableError: the tracking store does not answer.
+    """
+    inputs = _inputs(training_data, validation_data, config, conn_id, feature_refs)
+    client, experiment_id = _reach(target, experiment_name)
+    key = {TASK_KEY_TAG: task_key} if task_key else None
+    previous = runs.find_runs(client, experiment_id, key) if key else []
+    runs.mark_failed(client, previous, why="left by an earlier try")
+    reused = _reusable(client, previous, inputs.fingerprint)
+    if reused is not None:
+        log.info("reusing run %s of an earlier try (same data and configuration)", reused.run_id)
+        if task_key:
+            _supersede(client, previous, reused.run_id, task_key)
+        return reused
+    fitted = fit_prepared(inputs.prepared)
+    run = client.create_run(
+        experiment_id, run_name=run_name, tags=_run_tags(inputs, tags, task_key)
+    )
+    log.info(
+        "MLflow run %s created in experiment %s (%s)",
+        run.info.run_id,
+        experiment_name,
+        experiment_id,
+    )
+    result = _publish(
+        target,
+        client,
+        run,
+        inputs,
+        fitted,
+        experiment_name=experiment_name,
+        pip_requirements=pip_requirements,
+    )
+    if task_key:
+        _supersede(client, previous, result.run_id, task_key)
+    log.info("run %s finished: %s", result.run_id, fitted.metrics)
+    return result
