@@ -3,7 +3,8 @@
 The DAG trains three candidates: A (weak: two features), B (all features), C (a constant-prior
 dummy, worse than anything). A is evaluated on a cold start and promoted; B beats A and is
 promoted; C loses to B and is not promoted; a strict gate on C fails the task; evaluation data
-lacking a column fails its task.
+lacking a column fails its task. The candidate may be named by every model URI form: the alias
+(``models:/churn@champion``), a version, a run's artifact path and the logged model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from include.dag_runner import run_dag, task_states, xcom
 from include.simulator import ChurnSimulator
 from mlops_provider.core import io
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
+from mlops_provider.core.results import check_result
+from mlops_provider.exceptions import MlopsProviderDeprecationWarning
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +114,25 @@ def lifecycle_run(airflow_db, mlops_home: Path):
             registered_model_name="churn",
             evaluation_data=broken_uri,
         )
-        train_a >> eval_a >> promote_a >> eval_b >> promote_b >> [eval_c, strict_c, missing]
+        # every model URI form names a candidate; the old threshold key still works
+        with pytest.warns(MlopsProviderDeprecationWarning, match="'max_regression'"):
+            by_alias = EvaluateModelOperator(
+                task_id="eval_alias",
+                model_uri="models:/churn@champion",
+                thresholds={"roc_auc": {"max_regression": 0.0}},
+                **ev,
+            )
+        by_version = EvaluateModelOperator(
+            task_id="eval_version", model_uri="models:/churn/1", **ev
+        )
+        by_run = EvaluateModelOperator(
+            task_id="eval_run",
+            model_uri="runs:/{{ ti.xcom_pull(task_ids='train_b')['run_id'] }}/model",
+            thresholds='{"roc_auc": {"max_degradation": 0.0}}',  # JSON text, as templates give
+            **ev,
+        )
+        forms = [by_alias, by_version, by_run]
+        train_a >> eval_a >> promote_a >> eval_b >> promote_b >> [eval_c, strict_c, missing, *forms]
         [train_b, train_c] >> eval_b
         eval_c >> promote_c
     dr = run_dag(dag, DAY)
@@ -125,8 +146,14 @@ def test_evaluation_gates_the_lifecycle(lifecycle_run) -> None:
     assert failed == {"strict_c", "eval_missing"}, states
     client = make_client(MlflowTarget(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"))
 
+    for task_id in ("eval_a", "eval_b", "eval_c", "eval_alias", "eval_version", "eval_run"):
+        assert check_result(xcom(dr, task_id)) == [], task_id
+    assert_every_model_uri_form_is_a_candidate(dr)
+
     a = xcom(dr, "eval_a")
     assert a["passed"] and a["cold_start"] and a["champion"] is None
+    assert (a["status"], a["model"]["uri"]) == ("accepted", xcom(dr, "train_a")["model_uri"])
+    assert a["model"]["name"] is None and a["model"]["run_id"] == xcom(dr, "train_a")["run_id"]
     assert "does not exist yet" in a["cold_start_reason"] and "cold start" in a["rule"]
     skipped = [c for c in a["checks"] if c["check"] == "min_improvement"]
     assert skipped and "cold start" in skipped[0]["reason"]
@@ -146,6 +173,10 @@ def test_evaluation_gates_the_lifecycle(lifecycle_run) -> None:
     c = xcom(dr, "eval_c")
     assert not c["passed"] and c["champion_version"] == "2"
     assert "default rule" in c["rule"] and "roc_auc" in c["reason"]
+    # record_rejection in the reference training DAG reads these
+    assert c["status"] == "rejected" and len(c["reasons"]) == 1
+    assert c["reasons"][0].startswith("roc_auc: candidate 0.5 is worse than champion")
+    assert c["rows"] == c["n_rows"] > 0 and c["champion"]["version"] == "2"
     assert c["metrics"]["roc_auc"]["candidate"] == pytest.approx(0.5)
     pc = xcom(dr, "promote_c")
     assert pc["promoted"] is False and pc["version"] == "3"
@@ -163,15 +194,19 @@ def test_evaluation_gates_the_lifecycle(lifecycle_run) -> None:
     local = client.download_artifacts(run_id, "evaluation/result.json", str(home / "dl"))
     assert json.loads(Path(local).read_text())["passed"] is True
     report = Path(b["report_uri"])
-    assert report.exists() and report.parent.name == f"dt={dr.data_interval_start:%Y-%m-%d}"
+    assert report.exists() and report.name == "report.html" and report.parent.name == "eval_b"
+    assert report.parent.parent.name == f"dt={dr.data_interval_start:%Y-%m-%d}"
     assert report.is_relative_to(home / "data" / "reports" / "evaluation" / "churn")
+    assert json.loads((report.parent / "result.json").read_text())["status"] == "accepted"
     html = report.read_text()
     assert "ROC" in html and html.count("<img ") == 2
     assert xcom(dr, "eval_b", key="_link_ReportLink") == report.resolve().as_uri()
     assert (home / "data" / "reports" / "strict_c.html").exists()  # written before the rejection
+    assert (home / "data" / "reports" / "strict_c.json").exists()  # its JSON twin
 
     # the failed tasks' errors, reproduced directly: clear and naming the problem
     from mlops_provider.core.evaluation import EvaluationDataError, evaluate_candidate
+    from mlops_provider.core.models import ModelNotFoundError
 
     target = MlflowTarget(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     with pytest.raises(EvaluationDataError, match=r"lacks column\(s\) \['plan'\]"):
@@ -181,10 +216,34 @@ def test_evaluation_gates_the_lifecycle(lifecycle_run) -> None:
             registered_model_name="churn",
             evaluation_data=broken_uri,
         )
-    with pytest.raises(Exception, match="not found"):
+    with pytest.raises(ModelNotFoundError, match="logged model m-0000000000 does not exist"):
         evaluate_candidate(
             target,
             model_uri="models:/m-0000000000",
             registered_model_name="churn",
             evaluation_data=broken_uri,
         )
+
+
+def assert_every_model_uri_form_is_a_candidate(dr) -> None:
+    """models:/name@alias (rejected before), models:/name/version and runs:/ candidates."""
+    b_run = xcom(dr, "train_b")["run_id"]
+    alias = xcom(dr, "eval_alias")  # the champion (version 2 = B) against itself
+    assert alias["passed"] and alias["status"] == "accepted"
+    assert alias["model"] == {
+        "name": "churn",
+        "version": "2",
+        "run_id": b_run,
+        "uri": "models:/churn/2",
+        "alias": "champion",
+    }
+    assert alias["champion_version"] == "2" and alias["thresholds"] == {
+        "roc_auc": {"max_degradation": 0.0}
+    }
+    assert [c["check"] for c in alias["checks"]] == ["max_degradation"]
+    version = xcom(dr, "eval_version")  # A (version 1) is worse than the champion B
+    assert version["model"]["version"] == "1" and version["model"]["uri"] == "models:/churn/1"
+    assert version["status"] == "rejected" and version["reasons"]
+    by_run = xcom(dr, "eval_run")
+    assert by_run["model"]["uri"] == f"runs:/{b_run}/model" and by_run["model"]["run_id"] == b_run
+    assert by_run["passed"] and by_run["mlflow_run_id"] == b_run

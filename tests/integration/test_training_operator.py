@@ -11,9 +11,11 @@ import pytest
 
 from include.dag_runner import run_dag, task_states, xcom
 from include.simulator import ChurnSimulator
-from mlops_provider.core import io
+from mlops_provider.core import io, runs
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
+from mlops_provider.core.results import check_result
 from mlops_provider.core.training import REFERENCE_PROFILE_PATH, TASK_KEY_TAG
+from mlops_provider.exceptions import MlopsProviderDeprecationWarning
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +57,8 @@ def make_dag(dag_id: str, tasks: dict[str, dict], **default_args):
 
 
 def runs_for(client, experiment: str, key: str) -> list:
-    from mlops_provider.core.training import find_task_runs
-
     exp = client.get_experiment_by_name(experiment)
-    return [] if exp is None else find_task_runs(client, exp.experiment_id, key)
+    return [] if exp is None else runs.find_runs(client, exp.experiment_id, {TASK_KEY_TAG: key})
 
 
 def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path) -> None:
@@ -88,6 +88,17 @@ def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path) -> 
                 "training_rows", "dataset_digest", "reference_profile_uri"):  # fmt: skip
         assert key in out, key
     assert out["task"] == "classification" and out["model_uri"].startswith("models:/m-")
+    # the common result shape (docs/results.md): the model is the logged, unregistered model
+    assert check_result(out) == [] and (out["status"], out["passed"]) == ("trained", True)
+    assert out["model"] == {
+        "name": None,
+        "version": None,
+        "run_id": out["run_id"],
+        "uri": out["model_uri"],
+    }
+    assert (out["mlflow_run_id"], out["rows"]) == (out["run_id"], out["training_rows"])
+    assert out["problem_type"] == "classification" and out["reasons"] == []
+    assert xcom(dr, "train", key="model_uri") == out["model_uri"]
     assert out["metrics"]["roc_auc"] > 0.6 and out["training_rows"] > 500
     assert "customer_id" not in out["feature_columns"] and "churned" not in out["feature_columns"]
 
@@ -245,3 +256,29 @@ def test_unreachable_server_then_real_server(
     assert out["tracking_uri"] == mlflow_server.url
     link = xcom(dr, "train", key="_link_MlflowRunLink")
     assert link == f"{mlflow_server.url}/#/experiments/{out['experiment_id']}/runs/{out['run_id']}"
+
+
+def test_deprecated_parameter_names_still_work(airflow_db, mlops_home: Path) -> None:
+    uri = write_training_set(mlops_home / "data", days=2)
+    with pytest.warns(MlopsProviderDeprecationWarning, match="'task' is deprecated") as caught:
+        dag = make_dag(
+            "train_old_names",
+            {
+                "train": {
+                    "training_data": uri,
+                    "target": "churned",
+                    "experiment_name": "it-old-names",
+                    "task": "classification",
+                    "id_columns": ["plan"],
+                    **FAST,
+                }
+            },
+        )
+    assert any("'id_columns' is deprecated" in str(w.message) for w in caught)
+    (op,) = dag.tasks
+    assert (op.problem_type, op.entity_columns) == ("classification", ["plan"])
+    dr = run_dag(dag, DAY)
+    assert task_states(dr) == {"train": "success"}
+    out = xcom(dr, "train")
+    assert check_result(out) == [] and out["problem_type"] == "classification"
+    assert "plan" not in out["feature_columns"]  # an entity column, never a feature
