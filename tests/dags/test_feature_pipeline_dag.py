@@ -40,13 +40,17 @@ def test_clean_days_materialize_and_bad_day_is_quarantined(feature_dag, mlops_ho
     first = run_dag(dag, DAY1)
     assert set(task_states(first).values()) == {"success"}
     summary = xcom(first, "validate_raw")
-    assert summary["success"] is True and summary["row_count"] == len(sim.activity(DAY1))
+    assert (summary["status"], summary["passed"]) == ("passed", True)
+    assert summary["rows"] == len(sim.activity(DAY1))
     materialized = xcom(first, "materialize")
     assert materialized["window"]["start"].startswith("2026-01-01")
 
     bad = run_dag(dag, DAY2)
     states = task_states(bad)
     assert states["validate_raw"] == "failed"
+    rejected = xcom(bad, "validate_raw")  # pushed before the task fails
+    assert (rejected["status"], rejected["passed"]) == ("quarantined", False)
+    assert any("monthly_charges" in reason for reason in rejected["reasons"])
     assert states["publish"] == "upstream_failed" and states["materialize"] == "upstream_failed"
     quarantine = Path(common.QUARANTINE_URI) / "raw" / "dt=2026-01-02"
     assert (quarantine / "validation_result.json").exists() and (
