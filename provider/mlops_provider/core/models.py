@@ -42,7 +42,9 @@ __all__ = [
     "cold_start_reason",
     "input_columns",
     "is_not_found",
+    "OpenedModel",
     "load",
+    "opened",
     "model_version_from_entity",
     "no_progress_bars",
     "parse_model_uri",
@@ -371,31 +373,60 @@ def no_progress_bars() -> Iterator[None]:
             os.environ[key] = saved
 
 
-def load(
+@dataclass(frozen=True)
+class OpenedModel:
+    """A downloaded, loaded model: its local directory, MLmodel metadata, flavor and object."""
+
+    local_path: str
+    mlmodel: Any
+    flavor: Literal["sklearn", "pyfunc"]
+    model: Any
+
+
+def _download(uri: str, directory: str) -> str:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with no_progress_bars():
+            return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=directory))
+    except MlflowException as err:
+        if is_not_found(err):
+            raise ModelNotFoundError(f"model {uri}: no artifacts to load ({err})") from err
+        raise
+
+
+@contextlib.contextmanager
+def opened(
     model: ModelVersion | str, *, flavor: Literal["auto", "sklearn", "pyfunc"] = "auto"
-) -> Any:
-    """Load a model: the native scikit-learn object when the model has that flavor (and
-    ``flavor`` allows it), else the pyfunc model. The tracking target must be active
-    (``mlflow_target.activated``) for a remote store.
+) -> Iterator[OpenedModel]:
+    """Download a model once and load it: the native scikit-learn object when the model has
+    that flavor (and ``flavor`` allows it), else the pyfunc model. The artifacts stay on disk
+    for the block (a pyfunc model may read them lazily). A remote store must be active
+    (``mlflow_target.activated``).
 
     :raises ModelNotFoundError: nothing can be downloaded from the URI.
     """
     import mlflow
-    from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
     uri = model.uri if isinstance(model, ModelVersion) else str(model)
-    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp, no_progress_bars():
-        try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
-        except MlflowException as err:
-            if is_not_found(err):
-                raise ModelNotFoundError(f"model {uri}: no artifacts to load ({err})") from err
-            raise
-        flavors = Model.load(local).flavors or {}
-        if flavor == "sklearn" or (flavor == "auto" and "sklearn" in flavors):
-            return mlflow.sklearn.load_model(local)
-        return mlflow.pyfunc.load_model(local)
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        local = _download(uri, tmp)
+        mlmodel = Model.load(local)
+        native = flavor == "sklearn" or (flavor == "auto" and "sklearn" in (mlmodel.flavors or {}))
+        loaded = mlflow.sklearn.load_model(local) if native else mlflow.pyfunc.load_model(local)
+        yield OpenedModel(local, mlmodel, "sklearn" if native else "pyfunc", loaded)
+
+
+def load(model: ModelVersion | str, *, flavor: Literal["auto", "sklearn"] = "auto") -> Any:
+    """Load a model that needs nothing on disk once loaded (a scikit-learn model; use
+    :func:`opened` for a pyfunc model that reads its artifacts lazily).
+
+    :raises ModelNotFoundError: nothing can be downloaded from the URI.
+    """
+    with opened(model, flavor=flavor) as handle:
+        return handle.model
 
 
 def input_columns(model_uri: str, model: Any = None) -> list[str]:

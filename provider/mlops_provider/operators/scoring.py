@@ -43,14 +43,9 @@ _MODEL_KEYS = (
 
 
 def _interval(context: Context) -> tuple[datetime, datetime]:
-    """``(start, end)`` of the run's data interval (see ``_base.data_interval``); a run with
-    neither an interval nor a logical date is keyed by its ``run_after``, so a retry on another
-    day writes the same partition. The end defaults to the start."""
-    from mlops_provider.core.times import parse_time
-
+    """``(start, end)`` of the run's data interval (``_base.data_interval``); the end defaults
+    to the start."""
     start, end = data_interval(context)
-    if context.get("data_interval_start") is None and context.get("logical_date") is None:
-        start = parse_time(getattr(context.get("dag_run"), "run_after", None)) or start
     return start, end or start
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,10 +22,7 @@ from mlops_provider.core.errors import InputError, ParameterError
 from mlops_provider.core.mlflow_target import MlflowTarget, activated
 from mlops_provider.core.models import (
     DEFAULT_ALIAS,
-    ModelNotFoundError,
     ModelVersion,
-    is_not_found,
-    no_progress_bars,
 )
 
 log = logging.getLogger(__name__)
@@ -320,23 +316,6 @@ def _input_contract(
     return inputs, source
 
 
-def _download(resolved: ModelVersion, directory: str) -> str:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        with no_progress_bars():
-            return str(
-                mlflow.artifacts.download_artifacts(artifact_uri=resolved.uri, dst_path=directory)
-            )
-    except MlflowException as err:
-        if is_not_found(err):
-            raise ModelNotFoundError(
-                f"{resolved.describe()}: no artifacts to load ({err})"
-            ) from err
-        raise
-
-
 @contextlib.contextmanager
 def open_model(
     resolved: ModelVersion,
@@ -347,7 +326,7 @@ def open_model(
     """Download the model once and load it (native scikit-learn flavor when available).
 
     The artifacts live in a temporary directory for the duration of the block (a pyfunc model
-    may read them lazily), which is why this does not use :func:`core.models.load`.
+    may read them lazily): :func:`mlops_provider.core.models.opened`.
 
     :param resolved: the concrete model (:func:`mlops_provider.core.models.resolve`).
     :param feature_columns: restrict/override the model's input columns (types still come
@@ -356,35 +335,29 @@ def open_model(
         no ``feature_columns`` were given.
     :raises ModelNotFoundError: the model has no artifacts.
     """
-    import mlflow
-    from mlflow.models import Model
+    from mlops_provider.core.models import opened
 
-    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp, activated(target):
+    with activated(target):
         started = time.perf_counter()
-        local = _download(resolved, tmp)
-        mlmodel = Model.load(local)
-        flavor: Literal["sklearn", "pyfunc"] = (
-            "sklearn" if "sklearn" in (mlmodel.flavors or {}) else "pyfunc"
-        )
-        if flavor == "sklearn":
-            estimator = mlflow.sklearn.load_model(local)
-            prediction_type, classes = _sklearn_outputs(estimator)
-        else:
-            estimator = mlflow.pyfunc.load_model(local)
-            prediction_type, classes = _pyfunc_prediction_type(mlmodel), None
-        log.info(
-            "Loaded %s as the %s flavor in %.1f s",
-            resolved.describe(),
-            "native scikit-learn" if flavor == "sklearn" else "pyfunc",
-            time.perf_counter() - started,
-        )
-        inputs, source = _input_contract(resolved, mlmodel, estimator, flavor, feature_columns)
-        yield LoadedModel(
-            resolved=resolved,
-            flavor=flavor,
-            estimator=estimator,
-            inputs=inputs,
-            classes=classes,
-            prediction_type=prediction_type,
-            signature_source=source,
-        )
+        with opened(resolved) as handle:
+            mlmodel, flavor, estimator = handle.mlmodel, handle.flavor, handle.model
+            if flavor == "sklearn":
+                prediction_type, classes = _sklearn_outputs(estimator)
+            else:
+                prediction_type, classes = _pyfunc_prediction_type(mlmodel), None
+            log.info(
+                "Loaded %s as the %s flavor in %.1f s",
+                resolved.describe(),
+                "native scikit-learn" if flavor == "sklearn" else "pyfunc",
+                time.perf_counter() - started,
+            )
+            inputs, source = _input_contract(resolved, mlmodel, estimator, flavor, feature_columns)
+            yield LoadedModel(
+                resolved=resolved,
+                flavor=flavor,
+                estimator=estimator,
+                inputs=inputs,
+                classes=classes,
+                prediction_type=prediction_type,
+                signature_source=source,
+            )
