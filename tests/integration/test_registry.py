@@ -22,6 +22,7 @@ from mlops_provider.core import registry
 from mlops_provider.core.mlflow_target import MlflowTarget, ensure_experiment, make_client
 from mlops_provider.core.models import alias_holder
 from mlops_provider.core.registry import history
+from mlops_provider.core.results import check_result
 
 pytestmark = pytest.mark.integration
 
@@ -357,6 +358,14 @@ def test_operators_in_a_dag_with_a_retried_promotion(
     assert ti.try_number == 2
     out = xcom(dr, "promote")
     assert (out["promoted"], out["version"], out["previous_version"]) == (True, "2", "1")
+    assert check_result(out) == [] and (out["status"], out["passed"]) == ("promoted", True)
+    assert out["model"] == {
+        "name": name,
+        "version": "2",
+        "run_id": candidate["candidate"]["run_id"],
+        "uri": f"models:/{name}/2",
+        "alias": "champion",
+    }
     assert str(xcom(dr, "promote", key="version")) == "2"
     assert versions_of_run(client, name, candidate["candidate"]["run_id"]) == ["2"]
     assert versions_of_run(client, name, failing["candidate"]["run_id"]) == []
@@ -365,6 +374,8 @@ def test_operators_in_a_dag_with_a_retried_promotion(
     )
     back = xcom(dr, "rollback")
     assert (back["action"], back["version"], back["previous_version"]) == ("rollback", "1", "2")
+    assert check_result(back) == [] and (back["status"], back["passed"]) == ("rolled_back", True)
+    assert back["model"]["version"] == "1" and back["reasons"] == ["canary errors"]
     assert back["reason"] == "canary errors"
     assert aliases(client, name) == {"champion": "1"}
     history = registry.alias_history(client, name, "champion")
@@ -374,3 +385,108 @@ def test_operators_in_a_dag_with_a_retried_promotion(
         ("rollback", "1"),
     ]
     assert history[1].by == f"registry_ops/{dr.run_id}/promote/-1"
+
+
+def test_results_have_the_common_shape_for_every_outcome(embedded) -> None:
+    client, exp = embedded
+    name = "shapes"
+    cold_reject = registry.promote(
+        client, name, fake_candidate(client, exp, name, passed=False), by="d/r0/promote/-1"
+    ).to_result()
+    assert check_result(cold_reject) == []
+    assert (cold_reject["status"], cold_reject["passed"], cold_reject["model"]) == (
+        "rejected",
+        False,
+        None,
+    )
+    first = fake_candidate(client, exp, name)
+    promoted = registry.promote(client, name, first, by="d/r1/promote/-1").to_result()
+    assert check_result(promoted) == [] and (promoted["status"], promoted["passed"]) == (
+        "promoted",
+        True,
+    )
+    assert (
+        promoted["model"]["version"] == "2"
+        and promoted["model"]["run_id"] == first["candidate"]["run_id"]
+    )
+    assert promoted["reasons"] == ["evaluation passed: test gate"] and promoted["rows"] is None
+    # the candidate the champion was evaluated against is the champion itself: unchanged
+    same = dict(first, champion={"version": "2"})
+    unchanged = registry.promote(client, name, same, by="d/r2/promote/-1").to_result()
+    assert check_result(unchanged) == [] and unchanged["status"] == "unchanged"
+    assert unchanged["passed"] is True and unchanged["promoted"] is False
+    worse = fake_candidate(client, exp, name, champion="2", passed=False)
+    rejected = registry.promote(client, name, worse, by="d/r3/promote/-1").to_result()
+    assert check_result(rejected) == [] and (rejected["status"], rejected["passed"]) == (
+        "rejected",
+        False,
+    )
+    # model: what the alias points at afterwards (the champion), version: the candidate's
+    assert rejected["model"]["version"] == "2" and rejected["version"] == "3"
+    back = registry.rollback(client, name, to_version=3, reason="try v3", by="d/r4/rb/-1")
+    rolled = back.to_result()
+    assert check_result(rolled) == [] and rolled["status"] == "rolled_back"
+    assert rolled["model"]["version"] == "3" and rolled["model"]["uri"] == f"models:/{name}/3"
+
+
+def test_promotion_reads_an_evaluation_in_the_common_result_shape(embedded) -> None:
+    """EvaluateModelOperator's result in docs/results.md's shape: the candidate under
+    ``model``, the reasons as a list, no deprecated keys."""
+    client, exp = embedded
+    name = "common-shape"
+    old = fake_candidate(client, exp, name)
+    common = {
+        "status": "accepted",
+        "passed": True,
+        "reasons": ["roc_auc 0.81 >= 0.6"],
+        "model": {
+            "name": None,
+            "version": None,
+            "run_id": old["candidate"]["run_id"],
+            "uri": old["candidate"]["model_uri"],
+        },
+        "champion": None,
+        "registered_model_name": name,
+        "alias": "champion",
+    }
+    result = registry.promote(client, name, common, by="d/r/promote/-1")
+    assert result.promoted and result.version == "1"
+    assert result.reason == "evaluation roc_auc 0.81 >= 0.6"
+    assert aliases(client, name) == {"champion": "1"}
+
+
+def test_rollback_takes_every_model_uri_form(embedded) -> None:
+    client, exp = embedded
+    name = "rollback-uris"
+    runs = []
+    for champion in (None, "1", "2"):
+        evaluation = fake_candidate(client, exp, name, champion=champion)
+        runs.append(evaluation["candidate"])
+        registry.promote(client, name, evaluation, by=f"d/{champion}/promote/-1")
+    assert aliases(client, name) == {"champion": "3", "previous_champion": "2"}
+    steps = [
+        (f"models:/{name}/1", "1"),
+        (f"runs:/{runs[1]['run_id']}/model", "2"),  # the version registered from the run
+        (f"models:/{name}@previous_champion", "1"),  # v2 replaced v1: previous_champion = 1
+        (runs[2]["model_uri"], "3"),  # models:/m-<id>
+    ]
+    for i, (uri, expected) in enumerate(steps):
+        result = registry.rollback(client, name, to_version=uri, reason=uri, by=f"d/{i}/rb/-1")
+        assert result.version == expected and aliases(client, name)["champion"] == expected, uri
+    registry.promote(client, "other", fake_candidate(client, exp, "other"), by="o")
+    with pytest.raises(registry.PromotionRefusedError, match="not of 'rollback-uris'"):
+        registry.rollback(client, name, to_version="models:/other/1", reason="x", by="x")
+    with pytest.raises(registry.PromotionRefusedError, match="has no version 9"):
+        registry.rollback(client, name, to_version="9", reason="x", by="y")
+
+
+def test_registry_operators_follow_the_vocabulary() -> None:
+    from mlops_provider.operators.registry import PromoteModelOperator, RollbackModelOperator
+
+    promote = PromoteModelOperator(task_id="p", registered_model_name="m", evaluation={})
+    rollback = RollbackModelOperator(task_id="r", registered_model_name="m", reason="why")
+    for op in (promote, rollback):
+        assert op.mlflow_conn_id == "mlflow_default"
+        assert {"registered_model_name", "alias", "mlflow_conn_id"} <= set(op.template_fields)
+    assert rollback.alias == "champion" and promote.alias is None  # None: the evaluation's
+    assert "to_version" in rollback.template_fields

@@ -16,6 +16,7 @@ import pytest
 
 from include.dag_runner import run_dag, sync_dag, task_states, xcom
 from mlops_provider.assets import retrain_request_asset
+from mlops_provider.core.results import check_result
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.operators.retraining import RetrainDecisionOperator, RetrainRequestOperator
 
@@ -34,11 +35,14 @@ def registry_home(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) ->
         yield home
 
 
-def _register_champion(name: str, promoted_at: datetime) -> str:
+def _register_champion(
+    name: str, promoted_at: datetime, run_tags: dict[str, str] | None = None
+) -> str:
     """Register a version (a run with holdout metrics) and make it the champion."""
     client = MlflowHook().client
     exp_id = MlflowHook().get_or_create_experiment("retrain-tests-training")
-    run = client.create_run(exp_id, tags={"mlops.data_interval_end": promoted_at.isoformat()})
+    tags = {"mlops.data_interval_end": promoted_at.isoformat(), **(run_tags or {})}
+    run = client.create_run(exp_id, tags=tags)
     client.log_metric(run.info.run_id, "roc_auc", 0.8)
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
@@ -163,6 +167,11 @@ def test_asset_mode_emits_exactly_one_event_only_when_decided(registry_home: Pat
     assert task_states(run)["report"] == "success"
     decision = xcom(run, "decide")
     assert decision["retrain"] is False and decision["reasons"] == []
+    assert check_result(decision) == [] and (decision["status"], decision["passed"]) == (
+        "no_retrain",
+        True,
+    )
+    assert decision["model"]["version"] == version and decision["model"]["alias"] == "champion"
     assert _events(asset.uri) == []
 
     # Day 2: drift -> one event whose extra carries the reasons; the training DAG is queued.
@@ -170,6 +179,10 @@ def test_asset_mode_emits_exactly_one_event_only_when_decided(registry_home: Pat
     assert task_states(run)["decide"] == "success"
     decision = xcom(run, "decide")
     assert decision["retrain"] is True and decision["suppressed_by"] is None
+    assert check_result(decision) == [] and (decision["status"], decision["passed"]) == (
+        "retrain",
+        False,
+    )
     events = _events(asset.uri)
     assert len(events) == 1
     extra = events[0]["extra"]
@@ -293,6 +306,7 @@ def test_branch_mode_with_request_operator(registry_home: Path) -> None:
         "success",
     )
     assert xcom(run, "decide")["branch"] == ["no_retraining"]
+    assert check_result(xcom(run, "decide")) == []
     assert _events(asset.uri) == []
     tags = MlflowHook().client.get_registered_model(model).tags
     assert "mlops.retrain.last_request_at" not in tags
@@ -309,7 +323,14 @@ def test_branch_mode_with_request_operator(registry_home: Path) -> None:
     # The request operator recorded the request (the decision does not in branch mode).
     tags = MlflowHook().client.get_registered_model(model).tags
     assert tags["mlops.retrain.last_request_at"] == "2026-01-12T00:00:00+00:00"
-    assert xcom(run, "request")["requested"] is True
+    requested = xcom(run, "request")
+    assert requested["requested"] is True and requested["recorded"] is True
+    assert check_result(requested) == [] and (requested["status"], requested["passed"]) == (
+        "requested",
+        True,
+    )
+    assert requested["model"]["version"] == requested["champion_version"] == "1"
+    assert requested["reasons"] == decision["reasons"]
 
 
 def test_invalid_policy_fails_the_task(registry_home: Path) -> None:
@@ -329,3 +350,133 @@ def test_operator_arguments_are_checked_at_parse_time() -> None:
         RetrainDecisionOperator(task_id="y", registered_model_name="m", mode="branch")
     op = RetrainDecisionOperator(task_id="z", registered_model_name="m")
     assert [a.uri for a in op.outlets] == ["mlops://retrain-request/"]
+
+
+def test_operator_arguments_follow_the_vocabulary() -> None:
+    decide = RetrainDecisionOperator(task_id="d", registered_model_name="m")
+    assert decide.target is None  # the champion's mlops.target: no domain default
+    assert (decide.alias, decide.mlflow_conn_id, decide.aws_conn_id) == (
+        "champion",
+        "mlflow_default",
+        "aws_default",
+    )
+    assert {"registered_model_name", "alias", "labels_data", "target", "aws_conn_id"} <= set(
+        decide.template_fields
+    )
+    request = RetrainRequestOperator(task_id="r", registered_model_name="m")
+    assert (request.alias, request.mlflow_conn_id) == ("champion", "mlflow_default")
+
+
+def _labels(root: Path, days: int, column: str) -> str:
+    """Label partitions ``dt=2026-01-0<d>`` with 4 labelled rows a day in ``column``."""
+    import pyarrow as pa
+
+    from mlops_provider.core import io
+
+    base = root / "labels"
+    for d in range(1, days + 1):
+        day = datetime(2026, 1, d, tzinfo=UTC)
+        table = pa.table(
+            {
+                "customer_id": [1, 2, 3, 4],
+                column: [True, False, True, False],
+                "event_timestamp": [day] * 4,
+                "label_available_at": [day + timedelta(hours=1)] * 4,
+            }
+        )
+        io.write_table(table, str(base / f"dt={day.date()}" / "part.parquet"))
+    return str(base)
+
+
+def test_data_volume_counts_the_label_the_champion_was_trained_on(
+    registry_home: Path, tmp_path: Path
+) -> None:
+    """No ``target`` given: the label column is the champion's ``mlops.target`` (the provider
+    used to count a ``churned`` column whatever the model predicted)."""
+    labels = _labels(tmp_path, 5, column="upgraded")
+    model = "retrain-volume"
+    trained_until = {"mlops.training_data_end": "2026-01-02T00:00:00+00:00"}
+    _register_champion(model, START, {"mlops.target": "upgraded", **trained_until})
+    policy = {"min_new_labels": 10, "drift": False, "cooldown": "0s"}
+    with _plain_dag("retrain_volume") as dag:
+        RetrainDecisionOperator(
+            task_id="decide", registered_model_name=model, labels_data=labels, policy=policy
+        )
+    run = run_dag(dag, date(2026, 1, 5))
+    decision = xcom(run, "decide")
+    assert task_states(run)["decide"] == "success", decision
+    assert decision["evaluations"]["data_volume"]["details"]["new_labels"] == 16  # Jan 2..5
+    assert decision["reasons"][0].startswith("data volume: 16 new labelled rows")
+    assert decision["champion"]["target"] == "upgraded"
+
+    unknown = "retrain-volume-no-target"
+    _register_champion(unknown, START, trained_until)  # a run without mlops.target
+    with _plain_dag("retrain_volume_no_target") as dag:
+        RetrainDecisionOperator(
+            task_id="decide", registered_model_name=unknown, labels_data=labels, policy=policy
+        )
+    assert task_states(run_dag(dag, date(2026, 1, 5)))["decide"] == "failed"
+
+
+def test_unknown_label_column_is_an_error_naming_target(
+    registry_home: Path, tmp_path: Path
+) -> None:
+    from mlops_provider.core.errors import ParameterError
+    from mlops_provider.core.retraining import run_retrain_decision
+
+    labels = _labels(tmp_path, 2, column="upgraded")
+    model = "retrain-volume-unknown"
+    _register_champion(model, START)
+    with pytest.raises(ParameterError, match=r"parameter target: .*no 'mlops\.target' tag"):
+        run_retrain_decision(
+            MlflowHook().client,
+            model,
+            policy={"min_new_labels": 1},
+            labels_data=labels,
+            now=datetime(2026, 1, 3, tzinfo=UTC),
+        )
+    decision = run_retrain_decision(
+        MlflowHook().client,
+        model,
+        policy={"min_new_labels": 1},
+        labels_data=labels,
+        target="upgraded",
+        now=datetime(2026, 1, 3, tzinfo=UTC),
+        record=False,
+    )
+    assert decision.retrain and decision.champion is not None
+
+
+def _plain_dag(dag_id: str) -> Any:
+    from airflow.sdk import DAG, CronDataIntervalTimetable
+
+    return DAG(
+        dag_id,
+        schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+        start_date=START,
+        catchup=False,
+    )
+
+
+def test_request_operator_given_a_no_retrain_decision_skips_with_a_result(
+    registry_home: Path,
+) -> None:
+    model = "retrain-request-skip"
+    asset = retrain_request_asset(model)
+    holder = {"name": model, "version": "1", "run_id": "r1", "uri": f"models:/{model}/1"}
+    with _plain_dag("retrain_request_skip") as dag:
+        RetrainRequestOperator(
+            task_id="request",
+            registered_model_name=model,
+            decision={"retrain": False, "reasons": [], "model": holder},
+            retrain_asset=asset,
+        )
+    run = run_dag(dag, date(2026, 1, 10))
+    assert task_states(run)["request"] == "skipped"
+    skipped = xcom(run, "request")  # pushed before skipping
+    assert check_result(skipped) == [] and (skipped["status"], skipped["passed"]) == (
+        "skipped",
+        True,
+    )
+    assert skipped["requested"] is False and skipped["model"] == holder
+    assert skipped["champion_version"] == "1" and _events(asset.uri) == []
