@@ -156,7 +156,7 @@ with DAG(
         task_id="train",
         training_data=TRAINING_SET_URI,
         target=TARGET,
-        id_columns=[*ENTITY_COLUMNS, TIMESTAMP_COLUMN],
+        entity_columns=ENTITY_COLUMNS,
         estimator="sklearn.ensemble.HistGradientBoostingClassifier",
         estimator_params={"max_iter": 150, "learning_rate": 0.08, "random_state": 7},
         feature_refs="{{ ti.xcom_pull(task_ids='training_set')['feature_refs'] }}",
