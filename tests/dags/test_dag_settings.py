@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import runpy
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,13 @@ def test_monitoring_python_tasks_use_the_aws_connection_setting(
     rows = dags["mlops_batch_scoring"].get_task("input_rows")
     assert rows.python_callable("s3://lake/features/dt=2026-01-08") == 10
     assert calls[0]["conn_id"] == "lake_s3"
+
+
+def test_dags_use_no_deprecated_parameter(load_dags: Loader) -> None:
+    """The reference DAGs speak the vocabulary (docs/vocabulary.md), not the old names."""
+    from mlops_provider.exceptions import MlopsProviderDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MlopsProviderDeprecationWarning)
+        dags, _ = load_dags()
+    assert set(dags) == {p.stem for p in DAG_FILES}
