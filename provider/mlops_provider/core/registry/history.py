@@ -32,6 +32,7 @@ __all__ = [
     "latest_event",
     "new_event",
     "previous_alias",
+    "received_tags",
     "record_event",
     "set_previous",
 ]
@@ -155,6 +156,18 @@ def new_event(
         forced=forced,
         extra={k: v for k, v in extra.items() if v is not None},
     )
+
+
+def received_tags(event: AliasEvent, reason: str, *, forced: bool = False) -> dict[str, str]:
+    """The tags of the version that received the alias (a promotion or a rollback)."""
+    return {
+        "mlops.promoted_at": event.at,
+        "mlops.promoted_by": event.by,
+        "mlops.promotion_reason": reason,
+        "mlops.promotion_forced": str(forced).lower(),
+        "mlops.promoted_alias": event.alias,
+        "mlops.promotion_status": "promoted",
+    }
 
 
 def record_event(

@@ -196,25 +196,16 @@ def plan_promotion(
     return "move"
 
 
-def _record_promotion(
-    client: MlflowClient, name: str, alias: str, event: AliasEvent, by: str
-) -> None:
+def _record_promotion(client: MlflowClient, name: str, event: AliasEvent) -> None:
     """Record a promotion event: tags on the promoted version and on the version it replaced."""
     history.record_event(
         client,
         name,
         event,
-        version_tags={
-            "mlops.promoted_at": event.at,
-            "mlops.promoted_by": by,
-            "mlops.promotion_reason": event.reason,
-            "mlops.promotion_forced": str(event.forced).lower(),
-            "mlops.promoted_alias": alias,
-            "mlops.promotion_status": "promoted",
-        },
+        version_tags=history.received_tags(event, event.reason, forced=event.forced),
         replaced_tags={
             "mlops.demoted_at": event.at,
-            "mlops.demoted_by": by,
+            "mlops.demoted_by": event.by,
             "mlops.replaced_by_version": event.version,
         },
     )
@@ -291,7 +282,7 @@ def _complete_earlier_promotion(
     if ev.champion_version is not None:
         history.set_previous(client, name, alias, ev.champion_version)
     event = _promotion_event(ev, alias, version, ev.champion_version, by, why, forced, retry=True)
-    _record_promotion(client, name, alias, event, by)
+    _record_promotion(client, name, event)
     return event
 
 
@@ -302,7 +293,7 @@ def _move_alias(
     client.set_registered_model_alias(name, alias, event.version)
     if current is not None:
         history.set_previous(client, name, alias, current)
-    _record_promotion(client, name, alias, event, event.by)
+    _record_promotion(client, name, event)
 
 
 def promote(

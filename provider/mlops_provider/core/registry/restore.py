@@ -128,14 +128,7 @@ def _move_back(client: MlflowClient, name: str, event: AliasEvent) -> None:
         client,
         name,
         event,
-        version_tags={
-            "mlops.promoted_at": event.at,
-            "mlops.promoted_by": event.by,
-            "mlops.promotion_reason": f"rollback: {event.reason}",
-            "mlops.promotion_forced": "false",
-            "mlops.promoted_alias": event.alias,
-            "mlops.promotion_status": "promoted",
-        },
+        version_tags=history.received_tags(event, f"rollback: {event.reason}"),
         replaced_tags={
             "mlops.rolled_back_at": event.at,
             "mlops.rolled_back_by": event.by,
