@@ -78,13 +78,15 @@ def pipelines() -> dict[str, Any]:
 
 
 def register(hook: MlflowHook, pipe: Any, X: pd.DataFrame, name: str) -> str:  # noqa: N803
-    """Log ``pipe`` in a run of ``hook``'s store, register it as ``name``; the new version."""
+    """Log ``pipe`` in a run of ``hook``'s store (recording its entity column, as training
+    does), register it as ``name``; the new version."""
     import mlflow
     from mlflow.models import infer_signature
 
     with hook.activated():
         mlflow.set_experiment("scoring-operator-tests")
         with mlflow.start_run():
+            mlflow.set_tag("mlops.entity_columns", '["customer_id"]')
             info = mlflow.sklearn.log_model(
                 pipe,
                 name="model",

@@ -61,8 +61,12 @@ def log_and_register(
     name: str,
     *,
     pyfunc: bool = False,
+    entity_columns: list[str] | None = None,
 ) -> str:
-    """Log ``model`` in a run, register it under ``name``; return the new version."""
+    """Log ``model`` in a run (recording ``entity_columns`` as training does), register it
+    under ``name``; return the new version."""
+    import json
+
     import mlflow
     from mlflow.models import infer_signature
 
@@ -70,6 +74,8 @@ def log_and_register(
     with activated(target):
         mlflow.set_experiment("scoring-tests")
         with mlflow.start_run():
+            if entity_columns is not None:
+                mlflow.set_tag("mlops.entity_columns", json.dumps(entity_columns))
             example = X.head(3)
             if pyfunc:
                 info = mlflow.pyfunc.log_model(
@@ -129,8 +135,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory, sim: ChurnSimulator) -> d
     v1_model = make_pipeline("hgb").fit(X, y["churned"])
     v2_model = make_pipeline("logreg").fit(X, y["churned"])
     client = make_client(target)
-    v1 = log_and_register(target, v1_model, X, "churn")
-    v2 = log_and_register(target, v2_model, X, "churn")
+    v1 = log_and_register(target, v1_model, X, "churn", entity_columns=["customer_id"])
+    v2 = log_and_register(target, v2_model, X, "churn", entity_columns=["customer_id"])
     client.set_registered_model_alias("churn", "champion", v1)
     numeric = X[NUMERIC_FEATURES]
     from sklearn.linear_model import LogisticRegression
@@ -481,6 +487,33 @@ def test_passthrough_columns_and_csv_input(
     assert frame["plan"].tolist() == source["plan"].tolist()
     expected = registry["models"][registry["v1"]].predict_proba(source[FEATURE_COLUMNS])[:, 1]
     np.testing.assert_allclose(frame["probability"].to_numpy(), expected, rtol=1e-12)
+
+
+def test_entity_columns_default_to_what_training_recorded(
+    registry: dict[str, Any], sim: ChurnSimulator, tmp_path: Path
+) -> None:
+    """No domain default: a model whose training run recorded no entity columns copies none
+    (churn's runs recorded ``customer_id``, which the other tests rely on)."""
+    source = sim.activity(DAY)
+    path = tmp_path / "activity.parquet"
+    source.to_parquet(path, index=False)
+    result = sc.score(
+        "models:/charges/1",
+        target=registry["target"],
+        output_uri=out_uri(tmp_path),
+        input_data=str(path),
+    )
+    frame = io.read_pandas(result.output_uri)
+    assert "customer_id" not in frame.columns
+    recorded = sc.score(
+        "models:/churn@champion",
+        target=registry["target"],
+        output_uri=out_uri(tmp_path / "recorded"),
+        input_data=str(path),
+    )
+    assert io.read_pandas(recorded.output_uri)["customer_id"].tolist() == (
+        source["customer_id"].tolist()
+    )
 
 
 def test_partitioned_input_with_differing_int_widths(

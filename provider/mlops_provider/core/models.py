@@ -18,6 +18,7 @@ Registry stages (``models:/name/Production``) are refused with a hint to use an 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -40,7 +41,11 @@ __all__ = [
     "ModelVersion",
     "alias_holder",
     "cold_start_reason",
+    "ENTITY_COLUMNS_TAG",
+    "TARGET_TAG",
+    "TrainingRecord",
     "input_columns",
+    "training_record",
     "is_not_found",
     "OpenedModel",
     "load",
@@ -427,6 +432,57 @@ def load(model: ModelVersion | str, *, flavor: Literal["auto", "sklearn"] = "aut
     """
     with opened(model, flavor=flavor) as handle:
         return handle.model
+
+
+#: Training run tag naming the label column.
+TARGET_TAG = "mlops.target"
+#: Training run tag naming the entity (identifier) columns, a JSON list.
+ENTITY_COLUMNS_TAG = "mlops.entity_columns"
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a model's training run recorded about its data (``None``: not recorded)."""
+
+    run_id: str | None = None
+    target: str | None = None
+    entity_columns: tuple[str, ...] | None = None
+
+
+def _entity_columns(text: str | None, run_id: str) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        log.warning("run %s: tag %s is not a list of names: %r", run_id, ENTITY_COLUMNS_TAG, text)
+        return None
+    return tuple(value)
+
+
+def training_record(client: MlflowClient, run_id: str | None) -> TrainingRecord:
+    """The label and entity columns the training run ``run_id`` recorded (an empty record for
+    ``None`` or a run that does not exist)."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return TrainingRecord()
+    try:
+        tags = dict(client.get_run(run_id).data.tags)
+    except MlflowException as err:
+        if not is_not_found(err):
+            raise
+        log.warning("training run %s does not exist: nothing recorded", run_id)
+        return TrainingRecord(run_id)
+    return TrainingRecord(
+        run_id,
+        target=tags.get(TARGET_TAG) or None,
+        entity_columns=_entity_columns(tags.get(ENTITY_COLUMNS_TAG), run_id),
+    )
 
 
 def input_columns(model_uri: str, model: Any = None) -> list[str]:

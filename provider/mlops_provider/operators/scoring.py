@@ -125,7 +125,8 @@ class BatchScoringOperator(MlopsBaseOperator):
     :param output_uri: base URI of the predictions; the partition ``dt=<date>`` is added.
         (templated)
     :param entity_columns: id columns copied to every output row; they must be in the input
-        (default ``["customer_id"]``; ``[]`` for none; a single name is accepted). (templated)
+        (default: the columns the model's training run recorded, tag ``mlops.entity_columns``;
+        ``[]`` for none; a single name is accepted). (templated)
     :param passthrough_columns: other input columns copied to the output (e.g.
         ``["event_timestamp"]``). (templated)
     :param feature_columns: the model's input columns when the model has no signature

@@ -15,15 +15,19 @@ For a model that is not registered the run is the logged model's source run.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlops_provider.core import models
 from mlops_provider.core.errors import ParameterError
+from mlops_provider.core.models import (
+    ENTITY_COLUMNS_TAG,
+    TARGET_TAG,
+    TrainingRecord,
+    training_record,
+)
 from mlops_provider.core.monitoring.errors import MonitoringError
 from mlops_provider.core.profile import DriftInputError, ReferenceProfile
 
@@ -44,10 +48,6 @@ log = logging.getLogger(__name__)
 
 #: Where the training run of a model stores the monitoring reference profile.
 REFERENCE_PROFILE_ARTIFACT = "monitoring/reference_profile.json"
-#: Training run tag naming the label column.
-TARGET_TAG = "mlops.target"
-#: Training run tag naming the entity (identifier) columns, a JSON list.
-ENTITY_COLUMNS_TAG = "mlops.entity_columns"
 
 
 def resolve_reference(
@@ -112,48 +112,3 @@ def load_reference_profile(
                 f"{what}: artifact {artifact_path!r} of run {model.run_id} is not a valid "
                 f"reference profile: {err}"
             ) from err
-
-
-@dataclass(frozen=True)
-class TrainingRecord:
-    """What a model's training run recorded about its data (``None``: not recorded)."""
-
-    run_id: str | None = None
-    target: str | None = None
-    entity_columns: tuple[str, ...] | None = None
-
-
-def _entity_columns(text: str | None, run_id: str) -> tuple[str, ...] | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = [part.strip() for part in text.split(",") if part.strip()]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        log.warning("run %s: tag %s is not a list of names: %r", run_id, ENTITY_COLUMNS_TAG, text)
-        return None
-    return tuple(value)
-
-
-def training_record(client: MlflowClient, run_id: str | None) -> TrainingRecord:
-    """The label and entity columns the training run ``run_id`` recorded (an empty record for
-    ``None`` or a run that does not exist)."""
-    from mlflow.exceptions import MlflowException
-
-    if not run_id:
-        return TrainingRecord()
-    try:
-        tags = dict(client.get_run(run_id).data.tags)
-    except MlflowException as err:
-        if not models.is_not_found(err):
-            raise
-        log.warning("training run %s does not exist: nothing recorded", run_id)
-        return TrainingRecord(run_id)
-    return TrainingRecord(
-        run_id,
-        target=tags.get(TARGET_TAG) or None,
-        entity_columns=_entity_columns(tags.get(ENTITY_COLUMNS_TAG), run_id),
-    )

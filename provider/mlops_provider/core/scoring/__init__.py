@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 from mlops_provider.core.models import ModelVersion, parse_model_uri, resolve
 from mlops_provider.core.scoring.batch import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_ENTITY_COLUMNS,
     MODEL_COLUMNS,
     RESERVED_COLUMNS,
     InputInfo,
@@ -65,7 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "DEFAULT_ENTITY_COLUMNS",
     "MODEL_COLUMNS",
     "RESERVED_COLUMNS",
     "SHARD_BY",

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from mlops_provider.core import io, times
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
-from mlops_provider.core.models import ModelVersion, resolve
+from mlops_provider.core.models import ModelVersion, resolve, training_record
 from mlops_provider.core.results import make_result
 from mlops_provider.core.scoring.model import (
     InputColumn,
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "DEFAULT_ENTITY_COLUMNS",
     "MODEL_COLUMNS",
     "RESERVED_COLUMNS",
     "InputInfo",
@@ -74,7 +73,6 @@ __all__ = [
 #: working set of one batch (Arrow input + pandas copy + transformed matrix + predictions) at
 #: a few tens of MB for a dozen features, so the peak memory does not depend on the input size.
 DEFAULT_BATCH_SIZE = 131_072
-DEFAULT_ENTITY_COLUMNS: tuple[str, ...] = ("customer_id",)
 MODEL_COLUMNS = ("model_name", "model_version", "model_run_id", "scored_at")
 RESERVED_COLUMNS = ("prediction", "probability", *MODEL_COLUMNS)
 _MAX_PROBLEMS = 10
@@ -403,7 +401,7 @@ def score_batches(
     output_uri: str,
     *,
     input_schema: pa.Schema,
-    entity_columns: Sequence[str] = DEFAULT_ENTITY_COLUMNS,
+    entity_columns: Sequence[str] = (),
     passthrough_columns: Sequence[str] = (),
     batch_size: int = DEFAULT_BATCH_SIZE,
     total_rows: int | None = None,
@@ -609,8 +607,8 @@ class _Request:
     on_resolved: Callable[[ModelVersion], None] | None
     progress_every: float
 
-    def check(self) -> tuple[list[str], list[str]]:
-        """Check the request; the entity and pass-through columns to copy."""
+    def check(self) -> None:
+        """Check the request before anything is read or written."""
         sources = {
             "input_data": self.input_data,
             "input_table": self.input_table,
@@ -625,9 +623,12 @@ class _Request:
             raise ScoringInputError("Feast input (feast_entity_data) needs a feast_store")
         if self.batch_size < 1:
             raise ScoringInputError(f"batch_size must be >= 1, got {self.batch_size}")
-        entity = list(
-            DEFAULT_ENTITY_COLUMNS if self.entity_columns is None else self.entity_columns
-        )
+        if self.entity_columns is not None:
+            self.copied(list(self.entity_columns))
+        _check_output_location(self.output_uri, self.conn_id)
+
+    def copied(self, entity: list[str]) -> tuple[list[str], list[str]]:
+        """The entity and pass-through columns to copy to every output row."""
         passthrough = [c for c in self.passthrough_columns if c not in entity]
         clashes = [
             c
@@ -639,8 +640,15 @@ class _Request:
                 f"entity/pass-through column(s) {clashes} clash with output columns "
                 f"{list(RESERVED_COLUMNS)}"
             )
-        _check_output_location(self.output_uri, self.conn_id)
         return entity, passthrough
+
+    def entity_for(self, client: MlflowClient, model: ModelVersion) -> list[str]:
+        """``entity_columns`` as given, else those the model's training run recorded."""
+        if self.entity_columns is not None:
+            return list(self.entity_columns)
+        recorded = training_record(client, model.run_id).entity_columns
+        log.info("Entity columns recorded by the training run: %s", list(recorded or []))
+        return list(recorded or [])
 
 
 def _check_output_location(output_uri: str, conn_id: str | None) -> None:
@@ -761,10 +769,12 @@ def _log_done(
 def _run(req: _Request) -> ScoringResult:
     """:func:`score`: resolve -> compute -> publish."""
     # resolve: the request, the output location, the model (once), the input
-    entity, passthrough = req.check()
+    req.check()
     scored_at = times.to_utc(req.scored_at, what="scored_at") if req.scored_at else times.utcnow()
     started = time.perf_counter()
-    resolved = resolve(req.client or make_client(req.target), req.model_uri)
+    client = req.client or make_client(req.target)
+    resolved = resolve(client, req.model_uri)
+    entity, passthrough = req.copied(req.entity_for(client, resolved))
     log.info("Model %s resolved to %s", req.model_uri, resolved.describe())
     if req.on_resolved is not None:
         req.on_resolved(resolved)
@@ -817,7 +827,7 @@ def score(
     feature_service: str | None = None,
     features: Sequence[str] | None = None,
     as_of: datetime | None = None,
-    entity_columns: Sequence[str] | None = DEFAULT_ENTITY_COLUMNS,
+    entity_columns: Sequence[str] | None = None,
     passthrough_columns: Sequence[str] = (),
     feature_columns: Sequence[str] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -843,7 +853,8 @@ def score(
         ``features``; rows without an ``event_timestamp`` are scored ``as_of``, default
         ``scored_at``), see :func:`historical_features`.
     :param entity_columns: id columns copied to every output row (must exist in the input);
-        ``None`` means the default ``["customer_id"]``, ``[]`` none.
+        ``None`` means those the model's training run recorded (tag ``mlops.entity_columns``,
+        none when it recorded none), ``[]`` none.
     :param passthrough_columns: more input columns copied to the output.
     :param feature_columns: override the model's input columns (default: its signature).
     :param batch_size: rows per prediction call (see :data:`DEFAULT_BATCH_SIZE`).

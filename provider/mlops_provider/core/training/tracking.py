@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlops_provider.core import io, runs
+from mlops_provider.core.models import ENTITY_COLUMNS_TAG, TARGET_TAG
 from mlops_provider.core.results import make_result
 from mlops_provider.core.training.config import (
     DEFAULT_EXPERIMENT,
@@ -329,13 +330,16 @@ def _run_tags(
     out = {
         **{k: str(v) for k, v in (tags or {}).items() if v is not None},
         "mlops.provider_version": __version__,
-        "mlops.target": prepared.config.target,
+        TARGET_TAG: prepared.config.target,
         "mlops.task": prepared.task,
         "mlops.estimator": prepared.estimator_path,
         "mlops.training_data": inputs.training_data,
         "mlops.fingerprint": inputs.fingerprint,
         "mlops.feature_refs": json.dumps(inputs.feature_refs),
     }
+    if prepared.config.entity_columns:
+        # monitoring joins predictions with labels on these (core.monitoring.reference)
+        out[ENTITY_COLUMNS_TAG] = json.dumps([str(c) for c in prepared.config.entity_columns])
     if task_key:
         out[TASK_KEY_TAG] = task_key
     return out
