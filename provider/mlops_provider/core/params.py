@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,9 @@ from mlops_provider.core.errors import ParameterError
 
 __all__ = [
     "as_bool",
+    "as_names",
+    "as_uri",
+    "required",
     "as_float",
     "as_int",
     "as_list",
@@ -131,3 +135,27 @@ def as_mapping(
     if not isinstance(value, Mapping):
         raise ParameterError(name, f"expected a mapping (dict or JSON object), got {value!r}")
     return dict(value)
+
+
+def as_names(value: Any, name: str) -> list[str] | None:
+    """A list of names (columns, feature refs): a list, a JSON/literal list, ``"a,b"`` or one
+    name; ``None`` when blank."""
+    names = as_list(value, name)
+    return None if names is None else [str(v) for v in names]
+
+
+def as_uri(value: Any, name: str) -> str | None:
+    """A dataset URI: a string or a path; ``None`` when blank."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return as_str(value, name)
+
+
+def required(value: Any, name: str, what: str = "a value") -> Any:
+    """``value`` when it is not ``None``.
+
+    :raises ParameterError: ``value`` is ``None`` (``"parameter <name>: <what> is required"``).
+    """
+    if value is None:
+        raise ParameterError(name, f"{what} is required")
+    return value

@@ -20,7 +20,6 @@ from mlops_provider.operators._base import (
     data_interval,
     run_identity,
 )
-from mlops_provider.operators.training import _required
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -205,17 +204,27 @@ class EvaluateModelOperator(MlopsBaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params
         from mlops_provider.core.evaluation import evaluate_candidate
         from mlops_provider.core.params import as_bool, as_mapping, as_str
 
-        name = _required(self.registered_model_name, "registered_model_name")
+        name = params.required(
+            params.as_str(self.registered_model_name, "registered_model_name"),
+            "registered_model_name",
+        )
         thresholds = as_mapping(self.thresholds, "thresholds")
         report = _report_location(as_str(self.report_uri, "report_uri"), name, context)
         result = evaluate_candidate(
             self.hook.target,
-            model_uri=_required(self.model_uri, "model_uri"),
+            model_uri=params.required(
+                params.as_str(self.model_uri, "model_uri"), "model_uri", "a model URI"
+            ),
             registered_model_name=name,
-            evaluation_data=_required(self.evaluation_data, "evaluation_data"),
+            evaluation_data=params.required(
+                params.as_uri(self.evaluation_data, "evaluation_data"),
+                "evaluation_data",
+                "a dataset URI",
+            ),
             alias=str(as_str(self.alias, "alias", default="champion")),
             target_column=as_str(self.target, "target"),
             thresholds=_renamed_thresholds(thresholds, type(self).__name__),

@@ -8,7 +8,6 @@ result (docs/results.md); core errors become :class:`~mlops_provider.exceptions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -47,30 +46,6 @@ def _interval(context: Context) -> tuple[datetime, datetime]:
     to the start."""
     start, end = data_interval(context)
     return start, end or start
-
-
-def _uri(value: Any, name: str) -> str | None:
-    """A dataset URI parameter (a string or a path); ``None`` when blank."""
-    from mlops_provider.core import params
-
-    return os.fspath(value) if isinstance(value, os.PathLike) else params.as_str(value, name)
-
-
-def _required_uri(value: Any, name: str) -> str:
-    from mlops_provider.core.errors import ParameterError
-
-    uri = _uri(value, name)
-    if not uri:
-        raise ParameterError(name, "a dataset URI is required")
-    return uri
-
-
-def _columns(value: Any, name: str) -> list[str] | None:
-    """A list of column names (a list, a JSON/literal list, ``"a,b"`` or one name)."""
-    from mlops_provider.core import params
-
-    names = params.as_list(value, name)
-    return None if names is None else [str(n) for n in names]
 
 
 def _model_uri(op: BatchScoringOperator | PlanScoringShardsOperator) -> str:
@@ -236,16 +211,18 @@ class BatchScoringOperator(MlopsBaseOperator):
         """The Feast arguments of ``score`` (the store only when Feast is the one input)."""
         from mlops_provider.core import params
 
-        entity_data = _uri(self.feast_entity_data, "feast_entity_data")
+        entity_data = params.as_uri(self.feast_entity_data, "feast_entity_data")
         if not entity_data:
             return {}
-        if _uri(self.input_data, "input_data"):  # both inputs: core refuses before any work
+        if params.as_uri(
+            self.input_data, "input_data"
+        ):  # both inputs: core refuses before any work
             return {"feast_entity_data": entity_data}
         return {
             "feast_store": self.feast_hook.store,
             "feast_entity_data": entity_data,
             "feature_service": params.as_str(self.feature_service, "feature_service"),
-            "features": _columns(self.features, "features"),
+            "features": params.as_names(self.features, "features"),
             "as_of": as_of,
         }
 
@@ -254,7 +231,12 @@ class BatchScoringOperator(MlopsBaseOperator):
 
         start, end = _interval(context)
         shard = self._shard(context)
-        output = io.partition_uri(_required_uri(self.output_uri, "output_uri"), start)
+        output = io.partition_uri(
+            params.required(
+                params.as_uri(self.output_uri, "output_uri"), "output_uri", "a dataset URI"
+            ),
+            start,
+        )
         if shard is not None:
             output = scoring.shard_uri(output, shard)
         result = scoring.score(
@@ -262,11 +244,12 @@ class BatchScoringOperator(MlopsBaseOperator):
             target=self.hook.target,
             client=self.hook.client,
             output_uri=output,
-            input_data=_uri(self.input_data, "input_data"),
+            input_data=params.as_uri(self.input_data, "input_data"),
             **self._feast(end),
-            entity_columns=_columns(self.entity_columns, "entity_columns"),
-            passthrough_columns=_columns(self.passthrough_columns, "passthrough_columns") or [],
-            feature_columns=_columns(self.feature_columns, "feature_columns"),
+            entity_columns=params.as_names(self.entity_columns, "entity_columns"),
+            passthrough_columns=params.as_names(self.passthrough_columns, "passthrough_columns")
+            or [],
+            feature_columns=params.as_names(self.feature_columns, "feature_columns"),
             batch_size=params.as_int(
                 self.batch_size, "batch_size", default=scoring.DEFAULT_BATCH_SIZE, minimum=1
             )
@@ -377,9 +360,11 @@ class PlanScoringShardsOperator(MlopsBaseOperator):
         from mlops_provider.core import io, params, scoring
 
         start, _ = _interval(context)
-        output = _uri(self.output_uri, "output_uri")
+        output = params.as_uri(self.output_uri, "output_uri")
         return scoring.plan_scoring(
-            _required_uri(self.input_data, "input_data"),
+            params.required(
+                params.as_uri(self.input_data, "input_data"), "input_data", "a dataset URI"
+            ),
             _model_uri(self),
             client=self.hook.client,
             by=params.as_str(self.shard_by, "shard_by", default="auto") or "auto",
@@ -473,7 +458,12 @@ class VerifyScoringOperator(MlopsBaseOperator):
             raise ParameterError("expected_rows", "the number of input rows is required")
         version = params.as_int(self.expected_model_version, "expected_model_version", minimum=1)
         return scoring.verify_scoring(
-            io.partition_uri(_required_uri(self.output_uri, "output_uri"), start),
+            io.partition_uri(
+                params.required(
+                    params.as_uri(self.output_uri, "output_uri"), "output_uri", "a dataset URI"
+                ),
+                start,
+            ),
             expected_rows,
             expected_model_version=None if version is None else str(version),
             expected_model_name=params.as_str(self.expected_model_name, "expected_model_name"),

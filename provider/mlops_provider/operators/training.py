@@ -18,7 +18,7 @@ from mlops_provider.operators._base import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["TRAINING_XCOM_KEYS", "TrainModelOperator", "lineage_tags", "push_keys", "task_identity"]
+__all__ = ["TRAINING_XCOM_KEYS", "TrainModelOperator", "lineage_tags"]
 
 #: Also pushed under their own XCom keys so ``task.output["model_uri"]`` works in DAGs.
 TRAINING_XCOM_KEYS = (
@@ -35,29 +35,6 @@ TRAINING_XCOM_KEYS = (
     "reference_profile_uri",
 )
 _RENAMED = {"task": "problem_type", "id_columns": "entity_columns"}
-
-
-def task_identity(context: Context) -> dict[str, Any]:
-    """``dag_id``, ``run_id``, ``task_id``, ``map_index``, ``try_number`` and the ``key``
-    ``dag_id/run_id/task_id/map_index`` that stays the same across retries
-    (:func:`mlops_provider.operators._base.run_identity` as a dict)."""
-    ident = run_identity(context)
-    return {
-        "dag_id": ident.dag_id,
-        "run_id": ident.run_id,
-        "task_id": ident.task_id,
-        "map_index": ident.map_index,
-        "try_number": ident.try_number,
-        "key": ident.key,
-    }
-
-
-def push_keys(context: Context, result: Mapping[str, Any], keys: Sequence[str]) -> None:
-    """Push ``result[key]`` under XCom key ``key`` (``task.output[key]`` then resolves)."""
-    ti = context["ti"]
-    for key in keys:
-        if key in result:
-            ti.xcom_push(key=key, value=result[key])
 
 
 def lineage_tags(context: Context) -> dict[str, str]:
@@ -80,23 +57,6 @@ def _parsed(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     return parse_text(value) if value.strip() else None
-
-
-def _required(value: Any, name: str) -> str:
-    from mlops_provider.core.errors import ParameterError
-    from mlops_provider.core.params import as_str
-
-    text = as_str(value, name)
-    if text is None:
-        raise ParameterError(name, "is required")
-    return text
-
-
-def _names(value: Any, name: str) -> list[str] | None:
-    from mlops_provider.core.params import as_list
-
-    names = as_list(value, name)
-    return None if names is None else [str(v) for v in names]
 
 
 class TrainModelOperator(MlopsBaseOperator):
@@ -248,6 +208,7 @@ class TrainModelOperator(MlopsBaseOperator):
 
     def _config(self) -> Any:
         """The :class:`~mlops_provider.core.training.TrainingConfig` of the rendered fields."""
+        from mlops_provider.core import params
         from mlops_provider.core.params import as_bool, as_int, as_mapping, as_str
         from mlops_provider.core.training import TrainingConfig
 
@@ -255,12 +216,12 @@ class TrainModelOperator(MlopsBaseOperator):
         if isinstance(estimator, str):
             estimator = as_str(estimator, "estimator")
         return TrainingConfig(
-            target=_required(self.target, "target"),
+            target=params.required(params.as_str(self.target, "target"), "target"),
             estimator=estimator,
             estimator_params=as_mapping(self.estimator_params, "estimator_params") or {},
-            feature_columns=_names(self.feature_columns, "feature_columns"),
-            entity_columns=_names(self.entity_columns, "entity_columns"),
-            categorical_columns=_names(self.categorical_columns, "categorical_columns"),
+            feature_columns=params.as_names(self.feature_columns, "feature_columns"),
+            entity_columns=params.as_names(self.entity_columns, "entity_columns"),
+            categorical_columns=params.as_names(self.categorical_columns, "categorical_columns"),
             numeric_imputation=_parsed(self.numeric_imputation),
             categorical_imputation=as_str(self.categorical_imputation, "categorical_imputation"),
             scale_numeric=bool(as_bool(self.scale_numeric, "scale_numeric", default=True)),
@@ -270,20 +231,23 @@ class TrainModelOperator(MlopsBaseOperator):
         )
 
     def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params
         from mlops_provider.core.params import as_list, as_str
         from mlops_provider.core.training import DEFAULT_EXPERIMENT, train_and_log
 
         ident = self.identity(context)
         result = train_and_log(
             self.hook.target,
-            _required(self.training_data, "training_data"),
+            params.required(
+                params.as_uri(self.training_data, "training_data"), "training_data", "a dataset URI"
+            ),
             self._config(),
             experiment_name=as_str(self.experiment_name, "experiment_name") or DEFAULT_EXPERIMENT,
             task_key=ident.key,
             tags=lineage_tags(context),
             validation_data=as_str(self.validation_data, "validation_data"),
             conn_id=as_str(self.aws_conn_id, "aws_conn_id"),
-            feature_refs=_names(self.feature_refs, "feature_refs"),
+            feature_refs=params.as_names(self.feature_refs, "feature_refs"),
             run_name=as_str(self.run_name, "run_name", default=f"{ident.dag_id}.{ident.task_id}"),
             pip_requirements=as_list(self.pip_requirements, "pip_requirements"),
         )

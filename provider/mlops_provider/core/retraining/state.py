@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core.models import (
     DEFAULT_ALIAS,
+    TARGET_TAG,
     ModelVersion,
     alias_holder,
     is_not_found,
@@ -47,8 +48,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROMOTED_AT_TAG = "mlops.promoted_at"
-#: The label column the champion was trained on (a tag of its training run).
-TARGET_TAG = "mlops.target"
 #: Version or run tags that may hold the end of the champion's training data (first found wins).
 TRAINING_END_TAGS = (
     "mlops.training_data_end",
