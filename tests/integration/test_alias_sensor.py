@@ -89,22 +89,6 @@ def test_trigger_serializes_and_fires_once(store) -> None:
     )
 
 
-def test_trigger_serialized_by_an_earlier_release_resumes() -> None:
-    """Earlier releases named the interval ``poll_interval``; the vocabulary's name is
-    ``poke_interval`` (the sensor's), and a trigger row written before still deserializes."""
-    from mlops_provider.triggers.mlflow import ModelAliasTrigger
-
-    old = ModelAliasTrigger(
-        registered_model_name="churn",
-        alias="champion",
-        tracking_uri="sqlite:///x.db",
-        poll_interval=7.0,
-    )
-    assert old.poke_interval == 7.0
-    _, kwargs = old.serialize()
-    assert kwargs["poke_interval"] == 7.0 and "poll_interval" not in kwargs
-
-
 def test_trigger_reports_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
     from mlops_provider.triggers.mlflow import ModelAliasTrigger
     from tests.conftest import free_port

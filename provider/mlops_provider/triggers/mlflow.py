@@ -26,8 +26,7 @@ class ModelAliasTrigger(BaseTrigger):
     :param mlflow_conn_id: connection whose credentials are used for the URIs (optional).
     :param not_version: fire only when the alias points at another version.
     :param newer_than: ISO time; fire only when the holder changed after it.
-    :param poke_interval: seconds between checks (``poll_interval``, the name of earlier
-        releases, is accepted too so that triggers they serialized still resume).
+    :param poke_interval: seconds between checks (the sensor's ``poke_interval``).
 
     Event payload: ``{"status": "success", "result": {...}}`` (the sensor's XCom) or
     ``{"status": "error", "message": "..."}``.
@@ -44,11 +43,8 @@ class ModelAliasTrigger(BaseTrigger):
         not_version: str | None = None,
         newer_than: str | None = None,
         poke_interval: float = 60.0,
-        poll_interval: float | None = None,
     ) -> None:
         super().__init__()
-        if poll_interval is not None:
-            poke_interval = poll_interval
         self.registered_model_name = registered_model_name
         self.alias = alias
         self.tracking_uri = tracking_uri
