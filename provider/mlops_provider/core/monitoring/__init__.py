@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-# Kept for core.retraining until it imports io.list_partitions itself.
-from mlops_provider.core.io import list_partitions
 from mlops_provider.core.monitoring.columns import (
     DEFAULT_EXCLUDED_COLUMNS,
     DEFAULT_EXCLUDED_PATTERNS,
@@ -94,7 +92,6 @@ __all__ = [
     "excluded",
     "join_predictions_with_labels",
     "limits",
-    "list_partitions",
     "load_reference_profile",
     "metric_plan",
     "performance_result",
