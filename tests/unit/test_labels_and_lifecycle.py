@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ast
+import re
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -113,3 +115,49 @@ def test_lifecycle_table_and_report() -> None:
     assert "2026-01-02" in table and "0.600" in table and "yes" in table
     html = render_lifecycle_report(records, facts={"champion": "1"})
     assert html.count("<img") == 1 and "dataset drift: 60% of columns drifted" in html
+
+
+DOMAIN_WORDS = re.compile(r"churn|customer", re.IGNORECASE)
+PROVIDER = Path(__file__).resolve().parents[2] / "provider" / "mlops_provider"
+
+
+def _strings(node: ast.AST) -> list[str]:
+    return [
+        n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+
+
+def _domain_defaults(path: Path, root: Path = PROVIDER.parent) -> list[str]:
+    """Parameter defaults and module-level constants of ``path`` naming the demo domain
+    (docstrings and examples in them are not defaults)."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for default in [*node.args.defaults, *node.args.kw_defaults]:
+                if default is not None:
+                    found += [f"{node.name}(... = {s!r})" for s in _strings(default)]
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            found += [
+                f"{ast.unparse(node).split('=')[0].strip()} = {s!r}" for s in _strings(node.value)
+            ]
+    rel = path.relative_to(root)
+    return [f"{rel}: {item}" for item in found if DOMAIN_WORDS.search(item.split(":", 1)[-1])]
+
+
+def test_the_provider_has_no_demo_domain_defaults() -> None:
+    """The churn demo lives in dags/ and include/: no provider default names its target,
+    entity, feature view, model or assets, and its lifecycle report is not in the provider."""
+    found = [item for path in sorted(PROVIDER.rglob("*.py")) for item in _domain_defaults(path)]
+    assert found == []
+    assert not (PROVIDER / "core" / "lifecycle.py").exists()
+    import mlops_provider.assets as assets
+
+    assert not any(DOMAIN_WORDS.search(str(getattr(assets, n))) for n in assets.__all__)
+
+
+def test_domain_defaults_are_found(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text('TARGET = "churned"\n\ndef f(x=("customer_id",)):\n    """churn"""\n')
+    assert len(_domain_defaults(probe, tmp_path)) == 2
