@@ -51,7 +51,12 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lake = tmp_path_factory.mktemp("lake")
     for day in DAYS:
         raw = SIM.write_day(lake, day)["raw"]
-        feat.publish_partition(str(Path(raw).parent), str(lake / "features" / VIEW), day)
+        feat.publish_partition(
+            str(Path(raw).parent),
+            str(lake / "features" / VIEW),
+            day,
+            entity_columns=["customer_id"],
+        )
     return lake
 
 

@@ -520,7 +520,9 @@ def test_scores_point_in_time_features_from_feast(
     features_root = mlops_home / "data" / "features" / "customer_activity"
     for day in days:
         raw_file = SIM.write_day(lake, day)["raw"]
-        feat.publish_partition(str(Path(raw_file).parent), str(features_root), day)
+        feat.publish_partition(
+            str(Path(raw_file).parent), str(features_root), day, entity_columns=["customer_id"]
+        )
     feat.apply_repo(FeastHook().store)
     ids = list(range(100_001, 100_301))
     entities = tmp_path / "entities.parquet"

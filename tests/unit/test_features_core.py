@@ -52,7 +52,9 @@ def published(sim: ChurnSimulator, tmp_path_factory: pytest.TempPathFactory) -> 
     source = lake / "features" / VIEW
     for day in DAYS:
         raw = sim.write_day(lake, day)["raw"]
-        feat.publish_partition(str(Path(raw).parent), str(source), day)
+        feat.publish_partition(
+            str(Path(raw).parent), str(source), day, entity_columns=["customer_id"]
+        )
     return source
 
 
@@ -131,12 +133,14 @@ def test_publish_partition_rerun_replaces_and_selects_columns(
 ) -> None:
     raw = Path(sim.write_day(tmp_path / "lake", DAYS[0])["raw"]).parent
     target = str(tmp_path / "features" / VIEW)
-    first = feat.publish_partition(str(raw), target, "2026-01-01")
+    first = feat.publish_partition(str(raw), target, "2026-01-01", entity_columns=["customer_id"])
     expected_rows = len(sim.activity(DAYS[0]))
     assert check_result(first) == [] and first["status"] == "published"
     assert first["rows"] == expected_rows and first["replaced"] is False
     assert first["uri"].endswith("dt=2026-01-01")
-    again = feat.publish_partition(str(raw), target, DAYS[0], columns=["plan", "tenure_months"])
+    again = feat.publish_partition(
+        str(raw), target, DAYS[0], columns=["plan", "tenure_months"], entity_columns=["customer_id"]
+    )
     assert again["replaced"] is True
     table = io.read_table(again["uri"])
     assert table.num_rows == expected_rows  # replaced, not appended
@@ -154,23 +158,37 @@ def test_publish_partition_rejects_missing_columns_and_schema_changes(
     target = str(tmp_path / "features" / VIEW)
     day1 = sim.activity(DAYS[0])
     io.write_table(day1, str(tmp_path / "d1.parquet"))
-    feat.publish_partition(str(tmp_path / "d1.parquet"), target, DAYS[0])
+    feat.publish_partition(
+        str(tmp_path / "d1.parquet"), target, DAYS[0], entity_columns=["customer_id"]
+    )
 
     with pytest.raises(io.DatasetFormatError, match="missing column"):
-        feat.publish_partition(str(tmp_path / "d1.parquet"), target, DAYS[1], columns=["nope"])
+        feat.publish_partition(
+            str(tmp_path / "d1.parquet"),
+            target,
+            DAYS[1],
+            columns=["nope"],
+            entity_columns=["customer_id"],
+        )
     no_ts = day1.drop(columns=[TIMESTAMP_COLUMN])
     io.write_table(no_ts, str(tmp_path / "no_ts.parquet"))
     with pytest.raises(io.DatasetFormatError, match="event_timestamp"):
-        feat.publish_partition(str(tmp_path / "no_ts.parquet"), target, DAYS[1])
+        feat.publish_partition(
+            str(tmp_path / "no_ts.parquet"), target, DAYS[1], entity_columns=["customer_id"]
+        )
 
     day2 = sim.activity(DAYS[1])
     day2["tenure_months"] = day2["tenure_months"].astype("float64")
     io.write_table(day2, str(tmp_path / "d2.parquet"))
     with pytest.raises(io.DatasetFormatError, match=r"tenure_months: double \(was int64\)"):
-        feat.publish_partition(str(tmp_path / "d2.parquet"), target, DAYS[1])
+        feat.publish_partition(
+            str(tmp_path / "d2.parquet"), target, DAYS[1], entity_columns=["customer_id"]
+        )
     assert feat.published_days(target) == [DAYS[0]]  # nothing half-published
     with pytest.raises(io.DatasetNotFound):
-        feat.publish_partition(str(tmp_path / "missing"), target, DAYS[1])
+        feat.publish_partition(
+            str(tmp_path / "missing"), target, DAYS[1], entity_columns=["customer_id"]
+        )
 
 
 # ------------------------------------------------------------------------------------------

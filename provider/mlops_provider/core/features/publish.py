@@ -86,8 +86,8 @@ def publish_partition(
     features_root: str,
     day: date | datetime | str,
     *,
+    entity_columns: Sequence[str],
     columns: Sequence[str] | None = None,
-    entity_columns: Sequence[str] = ("customer_id",),
     timestamp_column: str = ENTITY_TIMESTAMP_COLUMN,
     conn_id: str | None = None,
     batch_size: int = 65_536,
@@ -103,6 +103,8 @@ def publish_partition(
     :param source_uri: the validated raw partition (file or directory).
     :param features_root: the feature source directory, e.g. ``.../features/customer_activity``.
     :param day: the partition day (date, datetime or ``YYYY-MM-DD``).
+    :param entity_columns: the entity key columns of the feature view (required: the source
+        must hold them).
     :param columns: feature columns to keep (entity and timestamp columns are always kept);
         default: every column of the source.
     :param conn_id: storage connection for remote URIs (e.g. ``aws_default``).
