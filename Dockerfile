@@ -33,5 +33,4 @@ COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 
 # dags/mlops_common.py finds include/ under MLOPS_PROJECT_ROOT (the provider never guesses).
-ENV MLOPS_PROJECT_ROOT=/opt/airflow \
-    MLOPS_FEATURE_REPO=/opt/airflow/include/feature_repo
+ENV MLOPS_PROJECT_ROOT=/opt/airflow

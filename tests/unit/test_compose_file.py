@@ -1,0 +1,394 @@
+"""The production stack's docker-compose.yaml, checked without Docker.
+
+Images cannot be pulled here, so the file itself is checked: it parses, every long-running
+service has a healthcheck and every one-shot service is awaited with
+``service_completed_successfully``, image tags are pinned, the Airflow, Python and MLflow
+versions of the images are uv.lock's, every Airflow service uses the shared block, the worker
+scales, and the connection settings agree with the native stack's (``make stack``,
+``stack/stack.py``): same connection ids, conn types, fields and extra keys, same Feast overrides
+shape, same buckets, same ``MLOPS_*`` variables. Where ``docker-compose`` (Debian's package) or
+``docker compose`` is installed, its offline ``config`` validation runs too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import tomllib
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yaml"
+AIRFLOW_DOCKERFILE = ROOT / "Dockerfile"
+MLFLOW_DOCKERFILE = ROOT / "docker" / "mlflow" / "Dockerfile"
+
+EXPECTED_SERVICES = {
+    "postgres",
+    "redis",
+    "minio",
+    "minio-init",
+    "mlflow",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+}
+ONE_SHOT = {"minio-init", "airflow-init"}
+CONNECTIONS = {"mlflow_default": "mlflow", "aws_default": "aws", "feast_default": "feast"}
+BUCKETS = {"mlops-lake", "mlops-mlflow"}
+#: Variables shared by the Airflow processes of both stacks (names only; values differ by host).
+SHARED_PREFIXES = ("MLOPS_", "AIRFLOW_CONN_", "FEAST_", "AWS_")
+_DEFAULTED = re.compile(r"\$\{(\w+):?-([^}]*)\}")
+
+
+@cache
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict), "docker-compose.yaml is not a mapping"
+    return data
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return dict(compose()["services"])
+
+
+def common() -> dict[str, Any]:
+    return dict(compose()["x-airflow-common"])
+
+
+def interpolate(text: str) -> str:
+    """Compose's ``${VAR:-default}`` with the defaults (what runs without an .env file)."""
+    return _DEFAULTED.sub(lambda m: m.group(2), text)
+
+
+@cache
+def lock_versions() -> dict[str, str]:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    return {pkg["name"]: pkg["version"] for pkg in lock["package"] if "version" in pkg}
+
+
+def dockerfile_args(path: Path) -> dict[str, str]:
+    """``ARG NAME=default`` of a Dockerfile (a later default must repeat an earlier one)."""
+    args: dict[str, str] = {}
+    for name, value in re.findall(r"^ARG\s+(\w+)=(\S+)\s*$", path.read_text(), re.MULTILINE):
+        assert args.setdefault(name, value) == value, f"{path.name}: ARG {name} defined twice"
+    return args
+
+
+def dockerfile_from(path: Path) -> list[str]:
+    """The images a Dockerfile builds FROM, with its ARG defaults substituted."""
+    args = dockerfile_args(path)
+    images = re.findall(r"^FROM\s+(\S+)", path.read_text(), re.MULTILINE)
+    return [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image) for image in images]
+
+
+def airflow_services() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in services().items() if name.startswith("airflow-")}
+
+
+def environment(service: str) -> dict[str, str]:
+    env = services()[service].get("environment", {})
+    assert isinstance(env, dict), f"{service}: environment must be a mapping"
+    return {key: interpolate(str(value)) for key, value in env.items()}
+
+
+def connections(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    prefix = "AIRFLOW_CONN_"
+    return {k[len(prefix) :].lower(): json.loads(v) for k, v in env.items() if k.startswith(prefix)}
+
+
+def command_text(service: str) -> str:
+    command = services()[service].get("command", "")
+    return command if isinstance(command, str) else " ".join(map(str, command))
+
+
+def mlflow_option(option: str) -> str:
+    match = re.search(rf"--{option}[= ](\S+)", command_text("mlflow"))
+    assert match, f"mlflow server has no --{option}"
+    return match.group(1)
+
+
+# ---------------------------------------------------------------- structure
+
+
+def test_file_parses_and_has_the_topology() -> None:
+    assert set(services()) == EXPECTED_SERVICES
+    for name, svc in services().items():
+        assert "image" in svc or "build" in svc, f"{name}: neither image nor build"
+
+
+def test_every_long_running_service_has_a_healthcheck() -> None:
+    for name, svc in services().items():
+        if name in ONE_SHOT:
+            assert "healthcheck" not in svc and "restart" not in svc, f"{name} is one-shot"
+            continue
+        check = svc.get("healthcheck")
+        assert check and check.get("test"), f"{name}: no healthcheck"
+        assert svc.get("restart") == "always", f"{name}: not restarted"
+
+
+def test_depends_on_waits_for_health_or_completion() -> None:
+    for name, svc in services().items():
+        depends = svc.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on must name conditions"
+        for target, spec in depends.items():
+            assert target in services(), f"{name} depends on unknown {target}"
+            wanted = "service_completed_successfully" if target in ONE_SHOT else "service_healthy"
+            assert spec == {"condition": wanted}, f"{name} -> {target}: {spec}"
+
+
+def test_airflow_services_use_the_common_block() -> None:
+    block = common()
+    assert set(airflow_services()) == {n for n in EXPECTED_SERVICES if n.startswith("airflow-")}
+    for name, svc in airflow_services().items():
+        assert svc["image"] == block["image"] and svc["build"] == block["build"], name
+        assert svc["volumes"] == block["volumes"], name
+        env = svc["environment"]
+        assert {k: env.get(k) for k in block["environment"]} == block["environment"], name
+        for target, spec in block["depends_on"].items():
+            assert svc["depends_on"].get(target) == spec, f"{name} -> {target}"
+        if name != "airflow-init":
+            assert svc["user"] == block["user"], name
+            assert svc["depends_on"].get("airflow-init") == {
+                "condition": "service_completed_successfully"
+            }, name
+
+
+def test_airflow_init_migrates_and_creates_the_login() -> None:
+    env = environment("airflow-init")
+    assert env["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert env["_AIRFLOW_WWW_USER_CREATE"] == "true"
+    assert env["_AIRFLOW_WWW_USER_USERNAME"] and env["_AIRFLOW_WWW_USER_PASSWORD"]
+    assert "providers list" in command_text("airflow-init"), "init checks the provider"
+
+
+def test_the_worker_scales() -> None:
+    worker = services()["airflow-worker"]
+    assert "container_name" not in worker, "a container_name prevents --scale airflow-worker=N"
+    assert "ports" not in worker, "a published port prevents --scale airflow-worker=N"
+    assert "celery worker" in command_text("airflow-worker")
+    assert common()["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_mounted_and_copied_paths_exist() -> None:
+    for name, svc in {"x-airflow-common": common(), **services()}.items():
+        for volume in svc.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+    for source in re.findall(
+        r"^COPY\s+(?:--\S+\s+)*(.+)\s+\S+$", AIRFLOW_DOCKERFILE.read_text(), re.M
+    ):
+        for path in source.split():
+            assert (ROOT / path).exists(), f"Dockerfile copies missing {path}"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for kept in ("provider", "dags", "include", "pyproject.toml", "README.md"):
+        assert kept not in ignored, f".dockerignore drops {kept}, which the image needs"
+
+
+# ---------------------------------------------------------------- versions
+
+
+def image_refs() -> list[str]:
+    refs = [interpolate(str(svc["image"])) for svc in services().values() if "image" in svc]
+    return refs + dockerfile_from(AIRFLOW_DOCKERFILE) + dockerfile_from(MLFLOW_DOCKERFILE)
+
+
+def test_every_image_tag_is_pinned() -> None:
+    for ref in image_refs():
+        name, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "")
+        assert name and tag, f"{ref}: no tag"
+        assert tag != "latest" and not tag.startswith("latest"), f"{ref}: not pinned"
+        assert re.search(r"\d", tag), f"{ref}: tag names no version"
+
+
+def test_airflow_image_matches_uv_lock() -> None:
+    airflow = lock_versions()["apache-airflow"]
+    args = dockerfile_args(AIRFLOW_DOCKERFILE)
+    assert args["AIRFLOW_VERSION"] == airflow
+    assert args["PYTHON_VERSION"] == "3.11"
+    assert dockerfile_from(AIRFLOW_DOCKERFILE) == [f"apache/airflow:{airflow}-python3.11"]
+    assert '"apache-airflow==${AIRFLOW_VERSION}"' in AIRFLOW_DOCKERFILE.read_text()
+    build_args = common()["build"]["args"]
+    assert build_args["AIRFLOW_VERSION"] == airflow and build_args["PYTHON_VERSION"] == "3.11"
+    assert interpolate(common()["image"]).endswith(f":{airflow}")
+
+
+def test_mlflow_and_feast_match_uv_lock() -> None:
+    lock = lock_versions()
+    airflow_args = dockerfile_args(AIRFLOW_DOCKERFILE)
+    mlflow_args = dockerfile_args(MLFLOW_DOCKERFILE)
+    assert airflow_args["MLFLOW_VERSION"] == mlflow_args["MLFLOW_VERSION"] == lock["mlflow"]
+    assert airflow_args["FEAST_VERSION"] == lock["feast"]
+    assert mlflow_args["PSYCOPG2_VERSION"] == lock["psycopg2-binary"]
+    assert mlflow_args["BOTO3_VERSION"] == lock["boto3"]
+    assert common()["build"]["args"]["MLFLOW_VERSION"] == lock["mlflow"]
+    assert common()["build"]["args"]["FEAST_VERSION"] == lock["feast"]
+    assert services()["mlflow"]["build"]["args"]["MLFLOW_VERSION"] == lock["mlflow"]
+    assert interpolate(services()["mlflow"]["image"]).endswith(f":{lock['mlflow']}")
+
+
+# ---------------------------------------------------------------- connections and wiring
+
+
+def compose_environment() -> dict[str, str]:
+    return {k: interpolate(str(v)) for k, v in common()["environment"].items()}
+
+
+def host_port(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    return parts.hostname or "", parts.port
+
+
+def test_connections_point_at_the_services() -> None:
+    conns = connections(compose_environment())
+    assert {cid: c["conn_type"] for cid, c in conns.items()} == CONNECTIONS
+    mlflow = conns["mlflow_default"]
+    assert mlflow["host"] in services() and mlflow["schema"] == "http"
+    assert str(mlflow["port"]) == mlflow_option("port")
+    aws = conns["aws_default"]
+    assert host_port(aws["extra"]["endpoint_url"]) == ("minio", 9000)
+    minio_env = environment("minio")
+    assert (aws["login"], aws["password"]) == (
+        minio_env["MINIO_ROOT_USER"],
+        minio_env["MINIO_ROOT_PASSWORD"],
+    )
+
+
+def feast_overrides(env: dict[str, str]) -> dict[str, Any]:
+    extra = connections(env)["feast_default"]["extra"]
+    value = extra["feature_store_yaml"]
+    parsed = yaml.safe_load(value) if isinstance(value, str) else value
+    assert isinstance(parsed, dict), "feature_store_yaml must be a mapping"
+    return parsed
+
+
+def test_feast_connection_uses_redis_and_the_lake(tmp_path: Path, monkeypatch: Any) -> None:
+    from mlops_provider.core.feast_config import load_repo_config
+
+    extra = connections(compose_environment())["feast_default"]["extra"]
+    mounts = dict(str(v).split(":")[1::-1] for v in common()["volumes"] if str(v).startswith("."))
+    repo = Path(extra["repo_path"])
+    source = next(
+        ROOT / src / repo.relative_to(dst)
+        for dst, src in mounts.items()
+        if repo.is_relative_to(dst)
+    )
+    overrides = feast_overrides(compose_environment())
+    assert overrides["online_store"]["type"] == "redis"
+    assert host_port(overrides["online_store"]["connection_string"].split(",")[0])[0] == "redis"
+    assert urlsplit(overrides["registry"]["path"]).netloc in BUCKETS
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    config = load_repo_config(source, overrides)  # Feast validates the merged configuration
+    assert config.online_store.type == "redis"
+
+
+def test_buckets_lake_and_artifacts() -> None:
+    created = set(re.findall(r"mc mb (?:--\S+ )*\w+/([\w.-]+)", command_text("minio-init")))
+    assert created == BUCKETS
+    env = compose_environment()
+    lake = urlsplit(env["MLOPS_LAKE_URI"])
+    assert lake.scheme == "s3" and lake.netloc in BUCKETS
+    artifacts = urlsplit(mlflow_option("artifacts-destination"))
+    assert artifacts.scheme == "s3" and artifacts.netloc in BUCKETS - {lake.netloc}
+    assert env["MLOPS_AWS_CONN_ID"] in CONNECTIONS
+    assert host_port(env["MLOPS_FEATURES_S3_ENDPOINT"]) == ("minio", 9000)
+
+
+def test_mlflow_server_uses_postgres_and_its_own_database() -> None:
+    store = urlsplit(mlflow_option("backend-store-uri"))
+    assert store.scheme.startswith("postgresql") and store.hostname == "postgres"
+    database = store.path.lstrip("/")
+    init_sql = "\n".join(p.read_text() for p in (ROOT / "docker" / "postgres").glob("*.sql"))
+    assert re.search(rf"CREATE DATABASE {database}\b", init_sql)
+    assert database != environment("postgres")["POSTGRES_DB"], "MLflow shares Airflow's DB"
+    assert mlflow_option("allowed-hosts").split(",").count("mlflow:5000") == 1
+
+
+# ---------------------------------------------------------------- the native stack
+
+
+def shape(env: dict[str, str]) -> dict[str, Any]:
+    """What both stacks must share: names, types and keys, not hosts, ports or secrets."""
+    conns = connections(env)
+    overrides = feast_overrides(env)
+    return {
+        "variables": sorted(k for k in env if k.startswith(SHARED_PREFIXES)),
+        "connections": {
+            cid: {
+                "conn_type": conn["conn_type"],
+                "fields": sorted(conn),
+                "extra": sorted(conn.get("extra", {})),
+            }
+            for cid, conn in conns.items()
+        },
+        "feast": {
+            "keys": sorted(overrides),
+            "online_store": overrides["online_store"]["type"],
+            "registry": overrides["registry"],
+            "repo": Path(conns["feast_default"]["extra"]["repo_path"]).parts[-2:],
+        },
+        "lake": env["MLOPS_LAKE_URI"],
+        "aws_conn_id": env["MLOPS_AWS_CONN_ID"],
+        "executor": env["AIRFLOW__CORE__EXECUTOR"],
+    }
+
+
+def native_stack(tmp_path: Path, monkeypatch: Any) -> Any:
+    try:
+        from stack import stack
+    except ModuleNotFoundError as err:
+        if err.name not in ("stack", "stack.stack"):
+            raise
+        pytest.skip("stack/stack.py (the native stack of `make stack`) is not in this checkout")
+    monkeypatch.setenv("MLOPS_STACK_HOME", str(tmp_path / "stack"))
+    return stack
+
+
+def test_settings_match_the_native_stack(tmp_path: Path, monkeypatch: Any) -> None:
+    stack = native_stack(tmp_path, monkeypatch)
+    native = {k: str(v) for k, v in stack.stack_environment().items()}
+    assert shape(compose_environment()) == shape(native)
+
+
+def test_buckets_match_the_native_stack(tmp_path: Path, monkeypatch: Any) -> None:
+    stack = native_stack(tmp_path, monkeypatch)
+    settings = stack.Settings()
+    assert {settings.lake_bucket, settings.mlflow_bucket} == BUCKETS
+    artifacts = urlsplit(mlflow_option("artifacts-destination"))
+    assert artifacts.netloc == settings.mlflow_bucket
+
+
+# ---------------------------------------------------------------- docker compose itself
+
+
+def compose_cli() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+
+
+def test_docker_compose_validates_the_file() -> None:
+    """Offline validation by Compose itself (schema, conditions, references, interpolation)."""
+    command = [*compose_cli(), "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rendered = yaml.safe_load(done.stdout)
+    assert set(rendered["services"]) == EXPECTED_SERVICES
+    assert "container_name" not in rendered["services"]["airflow-worker"]
