@@ -392,3 +392,33 @@ def test_docker_compose_validates_the_file() -> None:
     rendered = yaml.safe_load(done.stdout)
     assert set(rendered["services"]) == EXPECTED_SERVICES
     assert "container_name" not in rendered["services"]["airflow-worker"]
+
+
+# ---------------------------------------------------------------- the README
+
+
+def readme_production() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"^## Production\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert match, "README.md has no Production section"
+    return match.group(1)
+
+
+def test_readme_production_section_matches_the_file() -> None:
+    section = readme_production()
+    for name in EXPECTED_SERVICES:
+        short = name.removeprefix("airflow")
+        assert f"`{name}`" in section or f"`{short}`" in section, f"README omits {name}"
+    assert f"FROM {dockerfile_from(AIRFLOW_DOCKERFILE)[0]}" in section.replace("`", "")
+    for bucket in BUCKETS:
+        assert f"`{bucket}`" in section
+    init = environment("airflow-init")
+    login = f"`{init['_AIRFLOW_WWW_USER_USERNAME']}` / `{init['_AIRFLOW_WWW_USER_PASSWORD']}`"
+    assert login in section
+    published = {p.split(":")[0] for svc in services().values() for p in svc.get("ports", [])}
+    for port in published - {"9000"}:
+        assert f"http://localhost:{port}" in section, f"README omits port {port}"
+    for variable in ("MLOPS_LAKE_URI", "MLOPS_AWS_CONN_ID", "MLOPS_PROJECT_ROOT", *CONNECTIONS):
+        assert variable in section, f"README omits {variable}"
+    for target in ("make stack", "make stack-demo", "make stack-down", "--scale airflow-worker"):
+        assert target in section, f"README omits {target}"
