@@ -103,6 +103,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Artifact root for experiments this provider creates.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "ui_url": {
+                        "label": "UI URL",
+                        "description": "MLflow UI address for links, if browsers reach it "
+                        "elsewhere than the tracking URI.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "insecure_tls": {
                         "label": "Skip TLS verification",
                         "schema": {"type": ["boolean", "null"], "default": False},

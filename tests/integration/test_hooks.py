@@ -102,6 +102,52 @@ def test_basic_auth_and_extra_uris(monkeypatch, tmp_path: Path) -> None:
     assert (target.username, target.password) == ("alice", "pw")
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        (False, False),
+        ("true", True),
+        (True, True),
+    ],
+)
+def test_insecure_tls_text_false_keeps_verification_on(monkeypatch, value, expected) -> None:
+    """``bool("false")`` is True: TLS verification must not be switched off by the text
+    "false" (JSON extra or URI form)."""
+    _set_conn(
+        monkeypatch,
+        "mlflow_tls",
+        conn_type="mlflow",
+        host="mlflow.internal",
+        extra={"tracking_uri": "https://mlflow.internal:8443", "insecure_tls": value},
+    )
+    assert MlflowHook(mlflow_conn_id="mlflow_tls").target.insecure_tls is expected
+
+
+def test_ui_url_is_what_links_are_built_on(monkeypatch) -> None:
+    """Inside a container network the tracking URI names a service a browser cannot reach;
+    the ``ui_url`` extra is the address links use."""
+    from mlops_provider.links.mlflow import model_version_url
+
+    _set_conn(
+        monkeypatch,
+        "mlflow_compose",
+        conn_type="mlflow",
+        host="mlflow",
+        port=5000,
+        extra={"ui_url": "http://localhost:5000"},
+    )
+    target = MlflowHook(mlflow_conn_id="mlflow_compose").target
+    assert target.tracking_uri == "http://mlflow:5000"
+    assert model_version_url(target.ui_base_uri, "churn", 3) == (
+        "http://localhost:5000/#/models/churn/versions/3"
+    )
+    plain = MlflowHook(tracking_uri="http://mlflow.internal:5000").target
+    assert plain.ui_base_uri == "http://mlflow.internal:5000"
+
+
 def test_unreachable_server_reports_failure(monkeypatch) -> None:
     from tests.conftest import free_port
 

@@ -39,6 +39,8 @@ class MlflowTarget:
     :param registry_uri: model registry URI, defaults to the tracking URI
     :param artifact_location: artifact root used for experiments created through this target
     :param source: where the settings came from (``connection``, ``environment``, ``embedded``)
+    :param ui_url: address of the MLflow UI as a browser reaches it, when it differs from the
+        tracking URI (a service name inside a container network); links use it.
     """
 
     tracking_uri: str
@@ -49,6 +51,12 @@ class MlflowTarget:
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     insecure_tls: bool = False
+    ui_url: str | None = None
+
+    @property
+    def ui_base_uri(self) -> str:
+        """What UI links are built on: ``ui_url``, else the tracking URI."""
+        return self.ui_url or self.tracking_uri
 
     @property
     def effective_registry_uri(self) -> str:

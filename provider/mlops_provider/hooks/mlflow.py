@@ -74,6 +74,7 @@ class MlflowHook(BaseHook):
         """The resolved tracking/registry location (see the class docstring for the order)."""
         from mlops_provider.core import config
         from mlops_provider.core.mlflow_target import MlflowTarget
+        from mlops_provider.core.params import as_bool
 
         conn = None if self._tracking_uri else self._connection()
         extra: dict[str, Any] = {}
@@ -109,7 +110,8 @@ class MlflowHook(BaseHook):
             username=username,
             password=password,
             token=token,
-            insecure_tls=bool(extra.get("insecure_tls", False)),
+            insecure_tls=bool(as_bool(extra.get("insecure_tls"), "insecure_tls", default=False)),
+            ui_url=extra.get("ui_url") or None,
         )
         self.log.info(
             "MLflow tracking URI %s (from %s), registry URI %s",

@@ -201,7 +201,7 @@ class MlopsBaseOperator(BaseOperator):
             ReportLink.persist(context, report_url(str(result["report_uri"])))
         if not self.mlflow_conn_id:
             return
-        tracking_uri = self.mlflow_hook.target.tracking_uri
+        tracking_uri = self.mlflow_hook.target.ui_base_uri
         run_id, experiment_id = result.get("mlflow_run_id"), result.get("mlflow_experiment_id")
         if MlflowRunLink in kinds and run_id and experiment_id:
             MlflowRunLink.persist(context, run_url(tracking_uri, str(experiment_id), str(run_id)))
