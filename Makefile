@@ -48,3 +48,14 @@ bench: setup
 
 clean:
 	rm -rf $(DEMO_HOME) .pytest-airflow
+
+# The production topology as processes on this machine (see stack/stack.py); state in .stack/.
+.PHONY: stack stack-down stack-status
+stack: setup
+	$(PY) -m stack.stack up
+
+stack-down:
+	$(PY) -m stack.stack down
+
+stack-status:
+	$(PY) -m stack.stack status
