@@ -42,8 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MARKER = "MLOPS_STACK_MARKER"
 """Environment variable set in every process of the stack: ``down`` finds stragglers by it."""
-AIRFLOW_DB = "mlops_airflow"
-MLFLOW_DB = "mlops_mlflow"
 DAG_IDS = (
     "mlops_feature_pipeline",
     "mlops_training_pipeline",
@@ -86,6 +84,12 @@ class Settings:
     )
     mlflow_bucket: str = field(
         default_factory=lambda: os.environ.get("MLOPS_STACK_MLFLOW_BUCKET", "mlops-mlflow")
+    )
+    airflow_db: str = field(
+        default_factory=lambda: os.environ.get("MLOPS_STACK_AIRFLOW_DB", "mlops_airflow")
+    )
+    mlflow_db: str = field(
+        default_factory=lambda: os.environ.get("MLOPS_STACK_MLFLOW_DB", "mlops_mlflow")
     )
     admin_user: str = field(default_factory=lambda: os.environ.get("MLOPS_STACK_USER", "admin"))
     admin_password: str = field(
@@ -193,9 +197,9 @@ def _airflow_config(s: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.api_url}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.admin_user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(s.airflow_home / "passwords.json"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": s.pg_uri(AIRFLOW_DB),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": s.pg_uri(s.airflow_db),
         "AIRFLOW__CELERY__BROKER_URL": s.redis_uri(s.broker_db),
-        "AIRFLOW__CELERY__RESULT_BACKEND": s.pg_uri(AIRFLOW_DB, "db+postgresql+psycopg2"),
+        "AIRFLOW__CELERY__RESULT_BACKEND": s.pg_uri(s.airflow_db, "db+postgresql+psycopg2"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(s.worker_concurrency),
         "AIRFLOW__API__BASE_URL": s.api_url,
         "AIRFLOW__API__WORKERS": "1",
@@ -264,7 +268,7 @@ def services(s: Settings) -> list[Service]:
     }
     mlflow_argv = [
         str(BIN / "mlflow"), "server",
-        "--backend-store-uri", s.pg_uri(MLFLOW_DB),
+        "--backend-store-uri", s.pg_uri(s.mlflow_db),
         "--artifacts-destination", f"s3://{s.mlflow_bucket}/artifacts",
         "--host", "127.0.0.1", "--port", str(s.mlflow_port), "--workers", "1",
     ]  # fmt: skip
@@ -456,7 +460,7 @@ def ensure_databases(s: Settings) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            for name in (AIRFLOW_DB, MLFLOW_DB):
+            for name in (s.airflow_db, s.mlflow_db):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{name}"')

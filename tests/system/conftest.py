@@ -1,0 +1,109 @@
+"""System tests: the native production stack (``stack/stack.py``) started for the session.
+
+The stack runs on its own state folder, ports, Redis db numbers and PostgreSQL databases, so a
+user's ``make stack`` is left alone; it starts from empty databases and is ALWAYS stopped at the
+end of the session, also when a test fails or the start itself fails. Without PostgreSQL or
+Redis the tests skip loudly, and fail under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_STACK = {
+    "MLOPS_STACK_HOME": str(ROOT / ".stack-test"),
+    "MLOPS_STACK_API_PORT": "28090",
+    "MLOPS_STACK_MLFLOW_PORT": "25010",
+    "MLOPS_STACK_S3_PORT": "25011",
+    "MLOPS_STACK_WORKER_LOG_PORT": "28795",
+    "MLOPS_STACK_TRIGGER_LOG_PORT": "28796",
+    "MLOPS_STACK_BROKER_DB": "4",
+    "MLOPS_STACK_FEAST_DB": "5",
+    "MLOPS_STACK_AIRFLOW_DB": "mlops_airflow_systest",
+    "MLOPS_STACK_MLFLOW_DB": "mlops_mlflow_systest",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "system: starts the native production stack (make stack) and drives Airflow"
+    )
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _stack_cli(command: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | TEST_STACK
+    return subprocess.run(
+        [sys.executable, "-m", "stack.stack", command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def _reset(settings: Any) -> None:
+    """Empty state: no databases, no state folder (the compat libraries are kept)."""
+    import psycopg2
+
+    conn = psycopg2.connect(settings.pg_uri("postgres", "postgresql"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in (settings.airflow_db, settings.mlflow_db):
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    conn.close()
+    for child in settings.home.glob("*"):
+        if child.name != "pylib":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Any]:
+    """The running stack's ``Settings``; stopped at the end of the session whatever happens."""
+    from stack import stack as native
+    from tests.conftest import service_up
+
+    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
+        if not service_up("127.0.0.1", port):
+            message = f"{name} is not answering at 127.0.0.1:{port}"
+            if _in_ci():
+                pytest.fail(f"{message} (CI=true: a missing service is a failure)")
+            pytest.skip(f"{message}: the system tests need it")
+    saved = {k: os.environ.get(k) for k in TEST_STACK}
+    os.environ.update(TEST_STACK)
+    settings = native.Settings()
+    try:
+        _stack_cli("down")
+        _reset(settings)
+        started = time.monotonic()
+        result = _stack_cli("up")
+        print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
+        assert result.returncode == 0, f"make stack failed:\n{result.stdout}\n{result.stderr}"
+        print(f"stack up in {time.monotonic() - started:.0f} s")
+        yield settings
+    finally:
+        result = _stack_cli("down")
+        print(result.stdout, result.stderr, sep="\n")
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    assert result.returncode == 0, f"make stack-down left processes:\n{result.stdout}"
+    assert not native._marked(settings), "processes of the stack are still running"
