@@ -199,6 +199,14 @@ MLFLOW_FIELDS = {
     "Scheme (http or https)": "http",
 }
 
+MLFLOW_EXTRA_FIELDS = (
+    "Tracking URI",
+    "Registry URI",
+    "Artifact location",
+    "UI URL",
+    "Skip TLS verification",
+)
+
 
 def test_mlflow_connection_form_shows_the_relabelled_fields(page: Any, ui: UiServer) -> None:
     from playwright.sync_api import expect
@@ -212,7 +220,7 @@ def test_mlflow_connection_form_shows_the_relabelled_fields(page: Any, ui: UiSer
         expect(dialog.get_by_label(default_label, exact=True)).to_have_count(0)
     screenshot(page, "connection-mlflow")
     dialog.get_by_role("button", name="Extra Fields", exact=True).click()
-    for extra in ("Tracking URI", "Registry URI", "Artifact location", "Skip TLS verification"):
+    for extra in MLFLOW_EXTRA_FIELDS:
         expect(dialog.get_by_text(extra, exact=True)).to_be_visible()
     screenshot(page, "connection-mlflow-extra")
 
