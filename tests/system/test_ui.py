@@ -23,25 +23,6 @@ import pytest
 from tests.system.ui_server import REFERENCE_DAGS, UiServer, airflow_ui
 
 
-def _register_markers() -> None:
-    """Register ``system``/``ui`` for ``--strict-markers`` until pyproject lists them.
-
-    A test module cannot define ``pytest_configure``; this reaches the running config through
-    ``pytest.mark`` instead. Remove it once ``[tool.pytest.ini_options] markers`` has both.
-    """
-    config = getattr(pytest.mark, "_config", None)
-    if config is None:
-        return
-    known = {line.split(":")[0].strip() for line in config.getini("markers")}
-    for name, text in (
-        ("system", "runs a real Airflow deployment (api-server, dag-processor, ...)"),
-        ("ui", "drives the Airflow UI in a real browser (Debian's chromium)"),
-    ):
-        if name not in known:
-            config.addinivalue_line("markers", f"{name}: {text}")
-
-
-_register_markers()
 pytestmark = [pytest.mark.system, pytest.mark.ui]
 
 ROOT = Path(__file__).resolve().parents[2]
