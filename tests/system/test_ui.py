@@ -22,7 +22,6 @@ import pytest
 
 from tests.system.ui_server import REFERENCE_DAGS, UiServer, airflow_ui
 
-
 pytestmark = [pytest.mark.system, pytest.mark.ui]
 
 ROOT = Path(__file__).resolve().parents[2]
