@@ -653,6 +653,10 @@ def up(s: Settings) -> int:
     s.home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     say(f"MLOps stack (state in {s.home})")
+    if all(running_pid(s, svc.name) for svc in services(s)):
+        say("  already running (`make stack-status`), nothing started")
+        _summary(s)
+        return 0
     try:
         _start_everything(s)
     except BaseException as err:
@@ -660,11 +664,15 @@ def up(s: Settings) -> int:
         stop_all(s)
         return 1
     say(f"\nStack up in {time.monotonic() - started:.0f} s.")
+    _summary(s)
+    return 0
+
+
+def _summary(s: Settings) -> None:
     say(f"  Airflow UI   {s.api_url}  (login {s.admin_user} / {s.admin_password})")
     say(f"  MLflow UI    {s.mlflow_url}")
     say(f"  S3 (moto)    {s.s3_url}  lake {s.lake_uri}, artifacts s3://{s.mlflow_bucket}/artifacts")
     say(f"  logs         {s.home / 'logs'};  stop with `make stack-down`")
-    return 0
 
 
 def down(s: Settings) -> int:

@@ -8,7 +8,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -179,4 +179,4 @@ def test_feast_used_redis_online_store_and_s3_registry(stack: Any) -> None:
     registry = client.head_object(Bucket=stack.lake_bucket, Key="feast/registry.db")
     assert registry["ContentLength"] > 0
     online = redis.Redis(host=stack.redis_host, port=stack.redis_port, db=stack.feast_db)
-    assert online.dbsize() > 0, f"no Feast keys in redis db {stack.feast_db}"
+    assert cast(int, online.dbsize()) > 0, f"no Feast keys in redis db {stack.feast_db}"
