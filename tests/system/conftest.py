@@ -57,8 +57,8 @@ def _stack_cli(command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _reset(settings: Any) -> None:
-    """Empty state: no databases, no state folder (the compat libraries are kept)."""
+def drop_databases(settings: Any) -> None:
+    """Drop the stack's PostgreSQL databases (their connections first)."""
     import psycopg2
 
     conn = psycopg2.connect(settings.pg_uri("postgres", "postgresql"))
@@ -71,15 +71,19 @@ def _reset(settings: Any) -> None:
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
     conn.close()
+
+
+def _reset(settings: Any) -> None:
+    """Empty state: no databases, no state folder (the compat libraries are kept)."""
+    drop_databases(settings)
     for child in settings.home.glob("*"):
         if child.name != "pylib":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Any]:
-    """The running stack's ``Settings``; stopped at the end of the session whatever happens."""
-    from stack import stack as native
+def stack_services() -> None:
+    """PostgreSQL and Redis answer: else skip loudly, or fail under CI."""
     from tests.conftest import service_up
 
     for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
@@ -88,6 +92,13 @@ def stack() -> Iterator[Any]:
             if _in_ci():
                 pytest.fail(f"{message} (CI=true: a missing service is a failure)")
             pytest.skip(f"{message}: the system tests need it")
+
+
+@pytest.fixture(scope="session")
+def stack(stack_services: None) -> Iterator[Any]:
+    """The running stack's ``Settings``; stopped at the end of the session whatever happens."""
+    from stack import stack as native
+
     saved = {k: os.environ.get(k) for k in TEST_STACK}
     os.environ.update(TEST_STACK)
     settings = native.Settings()

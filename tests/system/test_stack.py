@@ -3,7 +3,11 @@ the Celery worker, S3 (moto) and Feast on Redis."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -56,6 +60,43 @@ def _wait(what: str, check: Any, timeout: float, every: float = 3) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+def test_failed_start_stops_what_it_started(stack_services: None) -> None:
+    """MLflow cannot bind its port: ``up`` fails, stops moto (already started), leaves nothing."""
+    from stack import stack as native
+
+    from .conftest import ROOT, TEST_STACK, drop_databases
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        overrides = TEST_STACK | {
+            "MLOPS_STACK_HOME": str(ROOT / ".stack-test-failed"),
+            "MLOPS_STACK_S3_PORT": "25021",
+            "MLOPS_STACK_MLFLOW_PORT": str(taken.getsockname()[1]),
+            "MLOPS_STACK_AIRFLOW_DB": "mlops_airflow_failtest",
+            "MLOPS_STACK_MLFLOW_DB": "mlops_mlflow_failtest",
+        }
+        env = os.environ | overrides
+        result = subprocess.run(
+            [sys.executable, "-m", "stack.stack", "up"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    saved = dict(os.environ)
+    os.environ.update(overrides)
+    try:
+        settings = native.Settings()
+        left = native._marked(settings)
+        drop_databases(settings)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Start failed: mlflow" in result.stdout, result.stdout
+    assert "stopping moto" in result.stdout, result.stdout
+    assert not left, f"processes of the failed stack still run: {left}"
+    assert not any(settings.home.glob("pids/*.pid")), "pid files left behind"
 
 
 def test_reference_dags_parse_without_import_errors(api: Api) -> None:
