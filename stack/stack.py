@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -253,8 +252,6 @@ def process_environment(s: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(stack_environment(s, create_secrets=True))
     env[MARKER] = str(s.home.resolve())
-    if (s.home / "pylib").is_dir():
-        env["PYTHONPATH"] = f"{s.home / 'pylib'}{os.pathsep}{env['PYTHONPATH']}"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -510,32 +507,24 @@ def _celery_compatible() -> bool:
     return True
 
 
-def ensure_compat_libs(s: Settings) -> None:
-    """Libraries the project's environment lacks for this topology, put in ``<state>/pylib``.
-
-    The stack's processes have ``<state>/pylib`` first on their ``PYTHONPATH``. Nothing is
-    installed when the environment already fits:
-
-    - ``asyncpg``: Airflow 3's async metadata engine on PostgreSQL (the official image has it);
-    - ``celery<5.7``: celery 5.7 dropped ``celery.backends.database.retry``, which
-      apache-airflow-providers-celery 3.26 imports (the scheduler cannot load CeleryExecutor).
-    """
+def check_environment() -> None:
+    """Refuse to start when the environment lacks what this topology needs (uv.lock has it:
+    run ``make setup``): ``asyncpg`` (Airflow 3's async metadata engine on PostgreSQL) and a
+    celery that apache-airflow-providers-celery can load (celery 5.7 dropped
+    ``celery.backends.database.retry``)."""
     import importlib.util
 
-    target = s.home / "pylib"
-    wanted: list[tuple[str, list[str]]] = []
-    if not importlib.util.find_spec("asyncpg") and not (target / "asyncpg").is_dir():
-        wanted.append(("asyncpg>=0.30", []))
-    if not _celery_compatible() and not (target / "celery").is_dir():
-        wanted.append(("celery>=5.5,<5.7", ["--no-deps"]))
-    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    for requirement, flags in wanted:
-        say(f"  {requirement} is missing from the environment: installing it into {target}")
-        subprocess.run(
-            [uv, "pip", "install", "--quiet", "--python", sys.executable,
-             "--target", str(target), *flags, requirement],
-            check=True,
-        )  # fmt: skip
+    problems = []
+    if not importlib.util.find_spec("asyncpg"):
+        problems.append("asyncpg is not installed")
+    if not _celery_compatible():
+        problems.append("celery lacks celery.backends.database.retry (celery>=5.5,<5.7 needed)")
+    if problems:
+        raise SystemExit(
+            "the environment cannot run the stack: "
+            + "; ".join(problems)
+            + " (run `make setup` to install uv.lock's versions)"
+        )
 
 
 def write_auth_files(s: Settings) -> None:
@@ -640,7 +629,7 @@ def _start_everything(s: Settings) -> None:
     say("Shared servers")
     ensure_shared_servers(s)
     ensure_databases(s)
-    ensure_compat_libs(s)
+    check_environment()
     write_auth_files(s)
     checks = _health_checks(s)
     by_name = {svc.name: svc for svc in services(s)}
