@@ -152,6 +152,7 @@ def connections(s: Settings) -> dict[str, dict[str, Any]]:
             "host": "127.0.0.1",
             "port": s.mlflow_port,
             "schema": "http",
+            "extra": {"ui_url": f"http://127.0.0.1:{s.mlflow_port}"},
         },
         "aws_default": {
             "conn_type": "aws",

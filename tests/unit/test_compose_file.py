@@ -256,6 +256,10 @@ def test_connections_point_at_the_services() -> None:
     mlflow = conns["mlflow_default"]
     assert mlflow["host"] in services() and mlflow["schema"] == "http"
     assert str(mlflow["port"]) == mlflow_option("port")
+    # links must open in a browser on the host: the published port, not the service name
+    published = {p.split(":")[1]: p.split(":")[0] for p in services()["mlflow"]["ports"]}
+    ui_host, ui_port = host_port(mlflow["extra"]["ui_url"])
+    assert ui_host == "localhost" and str(ui_port) == published[mlflow_option("port")]
     aws = conns["aws_default"]
     assert host_port(aws["extra"]["endpoint_url"]) == ("minio", 9000)
     minio_env = environment("minio")
@@ -420,5 +424,5 @@ def test_readme_production_section_matches_the_file() -> None:
         assert f"http://localhost:{port}" in section, f"README omits port {port}"
     for variable in ("MLOPS_LAKE_URI", "MLOPS_AWS_CONN_ID", "MLOPS_PROJECT_ROOT", *CONNECTIONS):
         assert variable in section, f"README omits {variable}"
-    for target in ("make stack", "make stack-demo", "make stack-down", "--scale airflow-worker"):
+    for target in ("make stack", "make stack-status", "make stack-down", "--scale airflow-worker"):
         assert target in section, f"README omits {target}"
