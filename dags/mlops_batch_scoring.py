@@ -16,6 +16,7 @@ from mlops_common import (
     AWS_CONN_ID,
     DAY,
     DEFAULT_ARGS,
+    DEFERRABLE_SENSORS,
     ENTITY_COLUMNS,
     EXPECTATIONS_DIR,
     FEATURE_REPO,
@@ -25,6 +26,7 @@ from mlops_common import (
     PREDICTIONS_ASSET,
     PREDICTIONS_URI,
     REPORTS_URI,
+    SENSOR_POKE_INTERVAL,
     START_DATE,
 )
 
@@ -46,9 +48,10 @@ with DAG(
         task_id="features_ready",
         feature_view=FEATURE_VIEW,
         repo_path=FEATURE_REPO,
-        poke_interval=300,
+        poke_interval=SENSOR_POKE_INTERVAL,
         timeout=12 * 3600,
-        mode="reschedule",
+        deferrable=DEFERRABLE_SENSORS,
+        mode="poke" if DEFERRABLE_SENSORS else "reschedule",
     )
 
     @task

@@ -78,5 +78,22 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=2),
 }
 
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+DEFERRABLE_SENSORS = _flag(
+    os.environ.get("MLOPS_DEFERRABLE_SENSORS")
+    or os.environ.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE")
+    or "false"
+)
+"""Sensors wait in the triggerer (``deferrable=True``) instead of ``mode="reschedule"``.
+
+``$MLOPS_DEFERRABLE_SENSORS``, else Airflow's ``[operators] default_deferrable`` as set in the
+environment (read without importing Airflow's configuration, to keep DAG parsing cheap)."""
+SENSOR_POKE_INTERVAL = float(os.environ.get("MLOPS_SENSOR_POKE_INTERVAL") or 300)
+"""Seconds between two checks of the feature freshness sensor (in both modes)."""
+
 DAY = "{{ data_interval_start | ds }}"
 """The day a data-interval run processes, as YYYY-MM-DD (templated)."""

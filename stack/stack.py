@@ -49,6 +49,11 @@ DAG_IDS = (
 )
 
 
+AWS_KEY = "stack-access-key"
+AWS_SECRET = "stack-secret-key"  # moto accepts any key: dummy credentials
+AWS_REGION = "us-east-1"
+
+
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
@@ -97,6 +102,16 @@ class Settings:
     worker_concurrency: int = field(
         default_factory=lambda: _env_int("MLOPS_STACK_WORKER_CONCURRENCY", 2)
     )
+    aws_secret: str = field(
+        default_factory=lambda: os.environ.get("MLOPS_STACK_AWS_SECRET") or AWS_SECRET
+    )
+    """The S3 secret key of ``aws_default`` (moto accepts any): the system test sets a sentinel."""
+    deferrable: bool = field(
+        default_factory=lambda: (
+            os.environ.get("MLOPS_STACK_DEFERRABLE", "").lower() in ("1", "true", "yes")
+        )
+    )
+    """Airflow's ``[operators] default_deferrable``: the reference DAGs' sensors defer."""
 
     @property
     def api_url(self) -> str:
@@ -123,11 +138,6 @@ class Settings:
 
     def redis_uri(self, db: int) -> str:
         return f"redis://{self.redis_host}:{self.redis_port}/{db}"
-
-
-AWS_KEY = "stack-access-key"
-AWS_SECRET = "stack-secret-key"  # moto accepts any key: dummy credentials
-AWS_REGION = "us-east-1"
 
 
 def feast_overrides(s: Settings) -> dict[str, Any]:
@@ -157,7 +167,7 @@ def connections(s: Settings) -> dict[str, dict[str, Any]]:
         "aws_default": {
             "conn_type": "aws",
             "login": AWS_KEY,
-            "password": AWS_SECRET,
+            "password": s.aws_secret,
             "extra": {"endpoint_url": s.s3_url, "region_name": AWS_REGION},
         },
         "feast_default": {
@@ -213,6 +223,7 @@ def _airflow_config(s: Settings, create_secrets: bool) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(s.worker_log_port),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(s.trigger_log_port),
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(s.deferrable),
     }
 
 
@@ -233,12 +244,13 @@ def stack_environment(s: Settings | None = None, *, create_secrets: bool = False
             "MLOPS_PROJECT_ROOT": str(ROOT),
             "MLOPS_HOME": str(s.home / "mlops"),
             "MLOPS_TASK_RETRIES": os.environ.get("MLOPS_TASK_RETRIES", "0"),
+            "MLOPS_SENSOR_POKE_INTERVAL": os.environ.get("MLOPS_SENSOR_POKE_INTERVAL", "300"),
             # Feast reads the s3:// offline data and registry with boto3/s3fs, outside Airflow
             # connections: it needs the endpoint and credentials in the environment.
             "MLOPS_FEATURES_S3_ENDPOINT": s.s3_url,
             "FEAST_S3_ENDPOINT_URL": s.s3_url,
             "AWS_ACCESS_KEY_ID": AWS_KEY,
-            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+            "AWS_SECRET_ACCESS_KEY": s.aws_secret,
             "AWS_DEFAULT_REGION": AWS_REGION,
             "GX_ANALYTICS_ENABLED": "False",
             "PYTHONPATH": str(ROOT),
@@ -486,7 +498,7 @@ def s3_client(s: Settings | None = None) -> Any:
         "s3",
         endpoint_url=s.s3_url,
         aws_access_key_id=AWS_KEY,
-        aws_secret_access_key=AWS_SECRET,
+        aws_secret_access_key=s.aws_secret,
         region_name=AWS_REGION,
     )
 

@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+SECRET_SENTINEL = "sentinel-7f3c9e1b-aws-secret-never-logged"
+"""The test stack's ``aws_default`` secret key (moto accepts any): it must appear in no task log,
+XCom value or report."""
 TEST_STACK = {
     "MLOPS_STACK_HOME": str(ROOT / ".stack-test"),
     "MLOPS_STACK_API_PORT": "28090",
@@ -31,6 +34,9 @@ TEST_STACK = {
     "MLOPS_STACK_FEAST_DB": "5",
     "MLOPS_STACK_AIRFLOW_DB": "mlops_airflow_systest",
     "MLOPS_STACK_MLFLOW_DB": "mlops_mlflow_systest",
+    "MLOPS_STACK_AWS_SECRET": SECRET_SENTINEL,
+    "MLOPS_STACK_DEFERRABLE": "true",
+    "MLOPS_SENSOR_POKE_INTERVAL": "5",
 }
 
 
