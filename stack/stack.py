@@ -379,16 +379,29 @@ def _group_members(pgid: int) -> list[int]:
     return pids
 
 
+def _is_ours(entry: Path, marker: bytes, home: str) -> bool:
+    """Whether a /proc entry is a process of this stack: it carries the marker, or it is an
+    Airflow process working in the state folder (Airflow's task supervisors rename themselves
+    with setproctitle, which overwrites the environment block /proc shows)."""
+    if marker in (entry / "environ").read_bytes().split(b"\0"):
+        return True
+    cwd = os.readlink(entry / "cwd")
+    if cwd != home and not cwd.startswith(home + os.sep):
+        return False
+    command = (entry / "cmdline").read_bytes().split(b"\0")[0]
+    return command.startswith(b"airflow") or b"/bin/airflow" in command
+
+
 def _marked(s: Settings) -> list[int]:
-    """Live processes carrying this stack's marker (descendants that left their group)."""
-    marker = f"{MARKER}={s.home.resolve()}".encode()
+    """Live processes of this stack that left their process group (see :func:`_is_ours`)."""
+    home = str(s.home.resolve())
+    marker = f"{MARKER}={home}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            if marker in environ and _start_time(int(entry.name)):
+            if _is_ours(entry, marker, home) and _start_time(int(entry.name)):
                 found.append(int(entry.name))
         except OSError:
             continue
