@@ -13,6 +13,7 @@ shape, same buckets, same ``MLOPS_*`` variables. Where ``docker-compose`` (Debia
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -355,6 +356,10 @@ def native_stack(tmp_path: Path, monkeypatch: Any) -> Any:
         if err.name not in ("stack", "stack.stack"):
             raise
         pytest.skip("stack/stack.py (the native stack of `make stack`) is not in this checkout")
+    # the stack as `make stack` starts it: no overrides left by a system test in this session
+    for name in list(os.environ):
+        if name.startswith(("MLOPS_STACK_", "MLOPS_SENSOR_", "MLOPS_DEFERRABLE")):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("MLOPS_STACK_HOME", str(tmp_path / "stack"))
     return stack
 
