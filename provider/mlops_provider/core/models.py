@@ -25,10 +25,11 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlops_provider.core.errors import InputError, NotFoundError
+from mlops_provider.core.times import from_ms
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -176,7 +177,7 @@ class ModelVersion:
         """Registration time (UTC), when known."""
         if not self.creation_timestamp:
             return None
-        return datetime.fromtimestamp(self.creation_timestamp / 1000.0, tz=timezone.utc)
+        return from_ms(self.creation_timestamp)
 
     def describe(self) -> str:
         """``model churn version 3 (run abc, resolved from models:/churn@champion)``."""
