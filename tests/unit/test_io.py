@@ -73,11 +73,29 @@ def test_interrupted_partition_write_leaves_no_partial_output(tmp_path: Path) ->
     # the previous content is intact and no staging directory is left behind
     assert io.read_table(part).num_rows == 3
     assert os.listdir(tmp_path / "out") == ["dt=2026-01-01"]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
     fresh = str(tmp_path / "out" / "dt=2026-01-02")
     with pytest.raises(RuntimeError):
         io.write_partition(batches(), fresh)
     assert not os.path.exists(fresh)
+
+
+def test_a_partition_being_written_is_invisible_to_dataset_readers(tmp_path: Path) -> None:
+    """Feast's file offline store reads the whole dataset with dask, which lists hidden
+    directories too: a partition staged by a concurrent writer must not be inside the dataset
+    (it failed with ``KeyError: '.staging-dt'`` when two days were published in parallel)."""
+    import dask.dataframe as dd
+
+    root = tmp_path / "features" / "customer_activity"
+    io.write_partition(_table(3), str(root / "dt=2026-01-01"))
+    with io.PartitionWriter(str(root / "dt=2026-01-02")) as writer:
+        writer.write(_table(5))
+        assert sorted(os.listdir(root)) == ["dt=2026-01-01"]
+        assert len(dd.read_parquet(str(root)).compute()) == 3
+    assert sorted(os.listdir(root)) == ["dt=2026-01-01", "dt=2026-01-02"]
+    assert len(dd.read_parquet(str(root)).compute()) == 8
+    assert os.listdir(tmp_path / "features") == ["customer_activity"]
 
 
 def test_empty_partition_keeps_schema(tmp_path: Path) -> None:

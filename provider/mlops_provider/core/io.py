@@ -373,14 +373,27 @@ def _as_table(data: Any) -> pa.Table:
 
 
 def _staging_sibling(loc: Location) -> Location:
-    parent = posixpath.dirname(loc.path.rstrip("/"))
-    name = posixpath.basename(loc.path.rstrip("/"))
-    staged = posixpath.join(parent, f"{_STAGING_PREFIX}{name}-{uuid.uuid4().hex[:12]}")
-    base_uri = loc.uri.rstrip("/").rsplit("/", 1)[0] if "/" in loc.uri else "."
+    """Where a write to ``loc`` is staged before its commit: hidden, on the same filesystem.
+
+    Beside the target, except for a partition of a hive-partitioned dataset
+    (``.../<dataset>/dt=2026-01-05``): its staging goes beside the dataset's directory
+    (``.../.staging-<dataset>-dt=2026-01-05-<id>``), outside it, so that readers listing the
+    dataset recursively while another partition is being written (Feast's file offline store
+    through dask, which does not skip hidden directories) never meet a half-written one.
+    """
+    path = loc.path.rstrip("/")
+    segments = path.split("/")
+    first = next((i for i, seg in enumerate(segments) if i and _is_partition_segment(seg)), None)
+    keep = len(segments) - 1 if first is None else first - 1
+    name = "-".join(segments[keep:])
+    leaf = f"{_STAGING_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
+    parent = "/".join(segments[:keep])
+    uri_parts = loc.uri.rstrip("/").split("/")
+    base_uri = "/".join(uri_parts[: len(uri_parts) - (len(segments) - keep)]) or "."
     return Location(
-        uri=join_uri(base_uri, posixpath.basename(staged)),
+        uri=join_uri(base_uri, leaf),
         fs=loc.fs,
-        path=staged,
+        path=posixpath.join(parent, leaf) if parent else leaf,
         protocol=loc.protocol,
     )
 
