@@ -217,6 +217,7 @@ def _airflow_config(s: Settings, create_secrets: bool) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": s.redis_uri(s.broker_db),
         "AIRFLOW__CELERY__RESULT_BACKEND": s.pg_uri(s.airflow_db, "db+postgresql+psycopg2"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(s.worker_concurrency),
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "mlops_provider.worker.CELERY_CONFIG",
         "AIRFLOW__API__BASE_URL": s.api_url,
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__SECRET_KEY": keys["secret_key"],
@@ -248,6 +249,7 @@ def stack_environment(s: Settings | None = None, *, create_secrets: bool = False
             # connections: it needs the endpoint and credentials in the environment.
             "MLOPS_FEATURES_S3_ENDPOINT": s.s3_url,
             "FEAST_S3_ENDPOINT_URL": s.s3_url,
+            "AWS_ENDPOINT_URL_S3": s.s3_url,  # pyarrow's S3 filesystem (Feast's source check)
             "AWS_ACCESS_KEY_ID": AWS_KEY,
             "AWS_SECRET_ACCESS_KEY": s.aws_secret,
             "AWS_DEFAULT_REGION": AWS_REGION,

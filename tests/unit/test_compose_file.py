@@ -346,6 +346,7 @@ def shape(env: dict[str, str]) -> dict[str, Any]:
         "lake": env["MLOPS_LAKE_URI"],
         "aws_conn_id": env["MLOPS_AWS_CONN_ID"],
         "executor": env["AIRFLOW__CORE__EXECUTOR"],
+        "celery_config": env.get("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"),
     }
 
 
