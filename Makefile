@@ -21,7 +21,7 @@ $(ROOT)/.tools/bin/uv:
 	$(ROOT)/.tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.5"
 
 $(VENV)/.synced: $(ROOT)/pyproject.toml $(ROOT)/uv.lock | $(UV)
-	$(UV) sync --frozen --python 3.11
+	$(UV) sync --frozen --compile-bytecode --python 3.11
 	@touch $@
 
 setup: $(VENV)/.synced
