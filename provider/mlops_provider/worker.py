@@ -47,8 +47,10 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "mlops_provider.core.features",
     "mlops_provider.core.training",
     "mlops_provider.core.validation",
+    "skops.io",
 )
-"""What the provider's operators import lazily, in dependency order."""
+"""What the provider's operators import lazily, in dependency order. ``skops.io`` (how models
+are serialized) comes last: its import scans every module already loaded."""
 
 PRELOAD_ENV = "MLOPS_WORKER_PRELOAD"
 
@@ -74,7 +76,7 @@ def preload(modules: list[str] | None = None) -> dict[str, float]:
     for name in preload_modules() if modules is None else modules:
         started = time.perf_counter()
         try:
-            importlib.import_module(name)
+            _import_quietly(name)
         except ModuleNotFoundError as err:
             log.warning("worker preload: %s is not installed (%s), skipped", name, err)
             continue
@@ -83,6 +85,18 @@ def preload(modules: list[str] | None = None) -> dict[str, float]:
     total = sum(timings.values())
     log.info("worker preload: %d modules in %.1f s: %s", len(timings), total, ", ".join(timings))
     return timings
+
+
+def _import_quietly(name: str) -> None:
+    """Import ``name``; skops' import scans every loaded module (last in the list: it is paid
+    once here instead of in every task) without logging Airflow's deprecation shims."""
+    try:
+        from mlops_provider.core.models import quiet_airflow_deprecations
+    except ImportError:  # the provider's core needs MLflow
+        importlib.import_module(name)
+        return
+    with quiet_airflow_deprecations():
+        importlib.import_module(name)
 
 
 def _on_worker_init(**_: Any) -> None:

@@ -72,3 +72,23 @@ def test_celery_config_is_airflows_plus_the_hook_and_stays_light() -> None:
         "print(json.dumps({'heavy': heavy, 'same': same, 'after': 'sklearn' in sys.modules}))\n"
     )
     assert result == {"heavy": [], "same": True, "after": True}
+
+
+def test_skops_is_imported_without_airflow_deprecation_noise() -> None:
+    """skops' import looks every scipy ufunc up in every loaded module; in an Airflow process that
+    logged ~1,160 DeprecatedImportWarning lines in each task that loaded a model."""
+    probe = (
+        "import json, warnings\n"
+        "import airflow.sdk, airflow.utils.timezone, airflow.utils.trigger_rule\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    {how}\n"
+        "noise = [w for w in seen if str(w.message).startswith('The `airflow.')]\n"
+        "print(json.dumps({{'noise': len(noise)}}))\n"
+    )
+    raw = _fresh(probe.format(how="import skops.io"))
+    quiet = _fresh(
+        probe.format(how="from mlops_provider.core.models import import_skops; import_skops()")
+    )
+    assert raw["noise"] > 100, "the probe no longer reproduces the noise"
+    assert quiet["noise"] == 0

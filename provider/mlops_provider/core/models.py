@@ -403,6 +403,32 @@ def _download(uri: str, directory: str) -> str:
 
 
 @contextlib.contextmanager
+def quiet_airflow_deprecations() -> Iterator[None]:
+    """Drop the warnings of Airflow's deprecated-attribute shims inside the block.
+
+    Some libraries look an object up in *every* loaded module (``pickle``/skops ``whichmodule``
+    for scipy ufuncs); in an Airflow process that touches each deprecated attribute of Airflow's
+    compatibility modules and logs one ``DeprecatedImportWarning`` per name (about 1,160 lines
+    when skops is imported). Only those warnings are dropped.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=DeprecationWarning)
+        yield
+
+
+def import_skops() -> Any:
+    """``skops.io``, imported quietly: its import resolves the module of every scipy ufunc by
+    scanning all loaded modules (see :func:`quiet_airflow_deprecations`), once per process."""
+    with quiet_airflow_deprecations():
+        import skops.io
+
+    return skops.io
+
+
+@contextlib.contextmanager
 def opened(
     model: ModelVersion | str, *, flavor: Literal["auto", "sklearn", "pyfunc"] = "auto"
 ) -> Iterator[OpenedModel]:
@@ -421,6 +447,8 @@ def opened(
         local = _download(uri, tmp)
         mlmodel = Model.load(local)
         native = flavor == "sklearn" or (flavor == "auto" and "sklearn" in (mlmodel.flavors or {}))
+        if native:
+            import_skops()  # mlflow imports it to load a skops model; quietly here
         loaded = mlflow.sklearn.load_model(local) if native else mlflow.pyfunc.load_model(local)
         yield OpenedModel(local, mlmodel, "sklearn" if native else "pyfunc", loaded)
 

@@ -286,10 +286,11 @@ def _serialization(pipeline: Any) -> dict[str, Any]:
     """
     import mlflow.sklearn
 
-    try:
-        import skops.io
+    from mlops_provider.core.models import import_skops
 
-        trusted = list(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+    try:
+        skops_io = import_skops()
+        trusted = list(skops_io.get_untrusted_types(data=skops_io.dumps(pipeline)))
     except Exception as err:  # skops cannot represent the model: pickle it instead
         log.warning("model cannot be saved with skops (%s); using cloudpickle", err)
         return {"serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE}
