@@ -59,6 +59,12 @@ SCORE_COLUMN = "probability"
 LABEL_DELAY_DAYS = int(os.environ.get("MLOPS_LABEL_DELAY_DAYS", "3"))
 TRAINING_WINDOW_DAYS = int(os.environ.get("MLOPS_TRAINING_WINDOW_DAYS", "3"))
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_END = os.environ.get("MLOPS_DAG_END_DATE")
+END_DATE = datetime.fromisoformat(_END).replace(tzinfo=timezone.utc) if _END else None
+"""Last day the reference DAGs are scheduled for (``$MLOPS_DAG_END_DATE``, ISO date; unset: no
+end). For a replay of a past period on a live scheduler (``make stack-demo``): unpausing the DAGs
+creates no run of "today"; backfills and manual runs inside the period still run, and so do
+asset-triggered training runs (they have no logical date)."""
 AWS_CONN_ID = os.environ.get("MLOPS_AWS_CONN_ID") or "aws_default"
 """Connection of ``s3://`` lake URIs (unused for a local lake)."""
 

@@ -18,6 +18,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from mlops_common import (
     AWS_CONN_ID,
     DEFAULT_ARGS,
+    END_DATE,
     ENTITY_COLUMNS,
     EXPECTATIONS_DIR,
     FEATURE_REPO,
@@ -67,6 +68,7 @@ with DAG(
         assets=RETRAIN_REQUEST_ASSET,
     ),
     start_date=START_DATE,
+    end_date=END_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
