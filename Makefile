@@ -15,6 +15,7 @@ help:
 	@echo "make test   - set up (if needed) and run ruff, mypy and the whole test suite"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make lint   - ruff check + format check;  make clean - remove demo state"
+	@echo "make stack / stack-demo / stack-status / stack-down - the production topology on this machine"
 
 $(ROOT)/.tools/bin/uv:
 	$(PYTHON) -m venv $(ROOT)/.tools
@@ -31,8 +32,8 @@ demo: setup
 	  PYTHONPATH=$(ROOT) $(PY) -m include.demo $(DEMO_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check provider dags include tests benchmarks
-	$(VENV)/bin/ruff format --check provider dags include tests benchmarks
+	$(VENV)/bin/ruff check provider dags include tests benchmarks stack
+	$(VENV)/bin/ruff format --check provider dags include tests benchmarks stack
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -59,3 +60,9 @@ stack-down:
 
 stack-status:
 	$(PY) -m stack.stack status
+
+# The lifecycle on that stack, driven by the scheduler (restarts it from empty state; --keep in
+# STACK_DEMO_ARGS reuses it as it is).
+.PHONY: stack-demo
+stack-demo: setup
+	$(PY) -m stack.lifecycle $(STACK_DEMO_ARGS)

@@ -60,18 +60,23 @@ def _migrate_db() -> None:
     say(f"  airflow metadata DB ready ({time.perf_counter() - started:.0f} s)")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+def add_timeline_arguments(parser: argparse.ArgumentParser, days: int = 16) -> None:
+    """The simulated period's options, shared with ``make stack-demo`` (stack/lifecycle.py)."""
     parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 1, 1))
-    parser.add_argument("--days", type=int, default=16, help="simulated days (>= 14)")
+    parser.add_argument("--days", type=int, default=days, help="simulated days (>= 14)")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--label-delay", type=int, default=3)
     parser.add_argument("--incident-day", type=int, default=3, help="day with a null-column export")
     parser.add_argument("--first-training-day", type=int, default=5)
     parser.add_argument("--shift-day", type=int, default=9, help="first day of the shift")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    add_timeline_arguments(parser)
     parser.add_argument("--stage", choices=["setup", "lifecycle"], default="lifecycle")
     return parser.parse_args(argv)
 

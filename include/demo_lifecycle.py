@@ -6,35 +6,53 @@ import argparse
 import json
 import time
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from include.demo import say
 
 
-class Lifecycle:
-    """Runs the reference DAGs over a simulated timeline and collects what happened."""
+class Timeline:
+    """The simulated period of the demo (``include/demo.py`` arguments): days, incident, shift."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from include.simulator import SCENARIOS, ChurnSimulator
-        from mlops_provider.core.config import data_root
-
         self.args = args
         self.start: date = args.start
         self.days = [self.start + timedelta(days=i) for i in range(args.days)]
         self.incident_day = self.start + timedelta(days=args.incident_day - 1)
         self.shift_day = self.start + timedelta(days=args.shift_day - 1)
         self.first_training_day = self.start + timedelta(days=args.first_training_day - 1)
+
+    def simulator(self) -> Any:
+        """The churn simulator with the incident and the covariate + concept shift."""
+        from include.simulator import SCENARIOS, ChurnSimulator
+
         scenarios = [
             *SCENARIOS["nulls"](self.incident_day, self.incident_day),
             *SCENARIOS["covariate_and_concept_shift"](self.shift_day),
         ]
-        self.simulator = ChurnSimulator(
-            seed=args.seed,
-            n_customers=args.customers,
+        return ChurnSimulator(
+            seed=self.args.seed,
+            n_customers=self.args.customers,
             start_date=self.start,
-            label_delay_days=args.label_delay,
+            label_delay_days=self.args.label_delay,
             scenarios=scenarios,
         )
+
+
+class Lifecycle:
+    """Runs the reference DAGs over a simulated timeline and collects what happened."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from mlops_provider.core.config import data_root
+
+        self.args = args
+        timeline = Timeline(args)
+        self.start: date = timeline.start
+        self.days = timeline.days
+        self.incident_day = timeline.incident_day
+        self.shift_day = timeline.shift_day
+        self.first_training_day = timeline.first_training_day
+        self.simulator = timeline.simulator()
         self.lake = data_root()
         self.landing = self.lake  # raw/ and labels/ land directly in the lake
         self.records: dict[date, Any] = {}
@@ -133,67 +151,23 @@ class Lifecycle:
         return holder.version if holder is not None else None
 
     def _train(self, as_of: datetime, why: str, record: Any) -> None:
-        from include.dag_runner import task_states, xcom
-
         dag = self.dags["mlops_training_pipeline"]
-        dag_run = self._run(dag, logical_date=as_of, conf={"as_of": as_of.isoformat()})
-        states = task_states(dag_run)
-        evaluation = xcom(dag_run, "evaluate") or {}
-        promoted = xcom(dag_run, "promote") or {}
-        if states.get("promote") == "success" and promoted.get("status") == "promoted":
-            outcome = f"{why}: v{_model(promoted).get('version')} promoted"
-        elif states.get("record_rejection") == "success":
-            outcome = f"{why}: candidate rejected"
-        else:
-            failed = [t for t, s in states.items() if s == "failed"]
-            outcome = f"{why}: failed ({', '.join(failed) or dag_run.state})"
-        record.training = outcome
-        record.notes += list(evaluation.get("reasons") or [])
-        say(f"    training ({why}) -> {outcome}")
+        run = LocalRun(self._run(dag, logical_date=as_of, conf={"as_of": as_of.isoformat()}))
+        record_training(record, run, why)
 
     def _features(self, day: date, record: Any) -> bool:
         """The feature pipeline of ``day``; whether the day's features were published."""
-        from include.dag_runner import task_states, xcom
-
-        features = self._run(self.dags["mlops_feature_pipeline"], day=day)
-        validation = xcom(features, "validate_raw") or {}
-        record.rows = validation.get("rows")
-        published = task_states(features).get("materialize") == "success"
-        record.validation = "passed" if published else "quarantined"
-        if not published:
-            reasons = "; ".join(validation.get("reasons") or [])
-            record.notes.append(f"raw export quarantined: {reasons}")
-        say(f"    features: {record.validation} ({record.rows} rows)")
-        return published
+        return record_features(
+            record, LocalRun(self._run(self.dags["mlops_feature_pipeline"], day=day))
+        )
 
     def _score_and_monitor(self, day: date, record: Any) -> None:
         """Batch scoring, then monitoring, of ``day`` (read through the common result keys)."""
-        from include.dag_runner import xcom
-
-        scoring = self._run(self.dags["mlops_batch_scoring"], day=day)
-        scored = xcom(scoring, "score") or {}
-        record.scored_rows = scored.get("rows")
-        record.scored_with = _model(scored).get("version")
-        say(f"    scoring: {record.scored_rows} rows with v{record.scored_with}")
-        monitoring = self._run(self.dags["mlops_monitoring"], day=day)
-        drift = xcom(monitoring, "data_drift") or {}
-        performance = xcom(monitoring, "performance") or {}
-        decision = xcom(monitoring, "retrain_decision") or {}
-        record.drift_share = drift.get("drift_share")
-        record.dataset_drift = _verdict(drift, "drift")
-        record.performance_status = performance.get("status")
-        record.roc_auc = (performance.get("metrics") or {}).get("roc_auc")
-        record.baseline_roc_auc = (performance.get("baseline") or {}).get("roc_auc")
-        record.retrain_decision = _verdict(decision, "retrain")
-        record.decision_reasons = list(decision.get("reasons") or [])
-        say(
-            f"    monitoring: drift share {record.drift_share}, performance "
-            f"{record.performance_status} (AUC {record.roc_auc}), retrain: "
-            f"{record.retrain_decision} {record.decision_reasons}"
-        )
+        record_scoring(record, LocalRun(self._run(self.dags["mlops_batch_scoring"], day=day)))
+        record_monitoring(record, LocalRun(self._run(self.dags["mlops_monitoring"], day=day)))
 
     def run(self) -> None:
-        from include.lifecycle_report import DayRecord, format_table, render_lifecycle_report
+        from include.lifecycle_report import DayRecord
 
         say("\n[3/3] Lifecycle through Airflow (one dag.test() run per DAG and day)")
         self.dags = self._dags()
@@ -215,13 +189,9 @@ class Lifecycle:
                         end_of_day + timedelta(hours=1), "retrain requested by monitoring", record
                     )
             record.champion_version = self._champion()
-        self._report(records, format_table, render_lifecycle_report)
+        self._report(records)
 
-    def _report(self, records: list[Any], format_table: Any, render: Any) -> None:
-        from mlops_provider.core import io
-
-        say("\nPer-day summary")
-        say(format_table(records))
+    def _report(self, records: list[Any]) -> None:
         versions = [r.scored_with for r in records if r.scored_with]
         facts = {
             "days simulated": len(records),
@@ -230,15 +200,111 @@ class Lifecycle:
             "final champion": records[-1].champion_version if records else None,
             "seconds per DAG": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
         }
-        path = self.lake / "reports" / "lifecycle.html"
-        io.write_text(render(records, facts=facts), str(path))
-        summary = self.lake / "reports" / "lifecycle.json"
-        io.write_text(
-            json.dumps([r.to_dict() for r in records], indent=2, default=str), str(summary)
-        )
-        say(f"\nLifecycle report: {path}")
-        for key, value in facts.items():
-            say(f"  {key}: {value}")
+        write_lifecycle_report(records, facts, str(self.lake / "reports"))
+
+
+def write_lifecycle_report(records: list[Any], facts: dict[str, Any], directory: str) -> str:
+    """Print the per-day table and the facts; write ``lifecycle.html`` and ``lifecycle.json``
+    into ``directory`` (a local path or a URI). Returns the HTML report's location."""
+    from include.lifecycle_report import format_table, render_lifecycle_report
+    from mlops_provider.core import io
+
+    say("\nPer-day summary")
+    say(format_table(records))
+    path = io.join_uri(directory, "lifecycle.html")
+    io.write_text(render_lifecycle_report(records, facts=facts), path)
+    summary = [r.to_dict() for r in records]
+    io.write_text(
+        json.dumps(summary, indent=2, default=str), io.join_uri(directory, "lifecycle.json")
+    )
+    say(f"\nLifecycle report: {path}")
+    for key, value in facts.items():
+        say(f"  {key}: {value}")
+    return path
+
+
+class RunView(Protocol):
+    """A finished DAG run as the lifecycle reads it: task states and XComs."""
+
+    state: str
+
+    def task_states(self) -> dict[str, str]: ...
+
+    def xcom(self, task_id: str) -> Any: ...
+
+
+class LocalRun:
+    """A ``dag.test()`` run (metadata DB read in-process)."""
+
+    def __init__(self, dag_run: Any) -> None:
+        self.dag_run = dag_run
+        self.state = str(dag_run.state)
+
+    def task_states(self) -> dict[str, str]:
+        from include.dag_runner import task_states
+
+        return task_states(self.dag_run)
+
+    def xcom(self, task_id: str) -> Any:
+        from include.dag_runner import xcom
+
+        return xcom(self.dag_run, task_id)
+
+
+def record_features(record: Any, run: RunView) -> bool:
+    """Fill ``record`` from a feature pipeline run; whether the day's features were published."""
+    validation = run.xcom("validate_raw") or {}
+    record.rows = validation.get("rows")
+    published = run.task_states().get("materialize") == "success"
+    record.validation = "passed" if published else "quarantined"
+    if not published:
+        reasons = "; ".join(validation.get("reasons") or [])
+        record.notes.append(f"raw export quarantined: {reasons}")
+    say(f"    features: {record.validation} ({record.rows} rows)")
+    return published
+
+
+def record_training(record: Any, run: RunView, why: str) -> str:
+    """Fill ``record`` from a training run: promoted, rejected or failed (and the reasons)."""
+    states = run.task_states()
+    evaluation = run.xcom("evaluate") or {}
+    promoted = run.xcom("promote") or {}
+    if states.get("promote") == "success" and promoted.get("status") == "promoted":
+        outcome = f"{why}: v{_model(promoted).get('version')} promoted"
+    elif states.get("record_rejection") == "success":
+        outcome = f"{why}: candidate rejected"
+    else:
+        failed = [t for t, s in states.items() if s == "failed"]
+        outcome = f"{why}: failed ({', '.join(failed) or run.state})"
+    record.training = outcome
+    record.notes += list(evaluation.get("reasons") or [])
+    say(f"    training ({why}) -> {outcome}")
+    return outcome
+
+
+def record_scoring(record: Any, run: RunView) -> None:
+    scored = run.xcom("score") or {}
+    record.scored_rows = scored.get("rows")
+    record.scored_with = _model(scored).get("version")
+    say(f"    scoring: {record.scored_rows} rows with v{record.scored_with}")
+
+
+def record_monitoring(record: Any, run: RunView) -> None:
+    drift = run.xcom("data_drift") or {}
+    performance = run.xcom("performance") or {}
+    decision = run.xcom("retrain_decision") or {}
+    record.drift_share = drift.get("drift_share")
+    record.dataset_drift = _verdict(drift, "drift")
+    record.performance_status = performance.get("status")
+    record.roc_auc = (performance.get("metrics") or {}).get("roc_auc")
+    record.baseline_roc_auc = (performance.get("baseline") or {}).get("roc_auc")
+    record.retrain_decision = _verdict(decision, "retrain")
+    record.decision_reasons = list(decision.get("reasons") or [])
+    say(
+        f"    monitoring: drift share {record.drift_share}, performance "
+        f"{record.performance_status} (AUC {record.roc_auc}), retrain: "
+        f"{record.retrain_decision} {record.decision_reasons}"
+    )
 
 
 def _model(result: dict[str, Any]) -> dict[str, Any]:

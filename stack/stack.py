@@ -49,6 +49,9 @@ DAG_IDS = (
 )
 
 
+PASSED_THROUGH = ("MLOPS_SENSOR_POKE_INTERVAL", "MLOPS_DAG_END_DATE")
+"""DAG settings handed to the stack's processes only when set where the stack starts."""
+
 AWS_KEY = "stack-access-key"
 AWS_SECRET = "stack-secret-key"  # moto accepts any key: dummy credentials
 AWS_REGION = "us-east-1"
@@ -257,8 +260,9 @@ def stack_environment(s: Settings | None = None, *, create_secrets: bool = False
             "PYTHONPATH": str(ROOT),
         }
     )
-    if poke := os.environ.get("MLOPS_SENSOR_POKE_INTERVAL"):  # the system test's short waits
-        env["MLOPS_SENSOR_POKE_INTERVAL"] = poke
+    for name in PASSED_THROUGH:  # set for a replay (make stack-demo) or the system test
+        if value := os.environ.get(name):
+            env[name] = value
     return env
 
 
@@ -503,6 +507,42 @@ def ensure_databases(s: Settings) -> None:
                     say(f"  created database {name}")
     finally:
         conn.close()
+
+
+def drop_databases(s: Settings) -> None:
+    """Drop the stack's PostgreSQL databases (closing their connections first)."""
+    import psycopg2
+
+    conn = psycopg2.connect(s.pg_uri("postgres", "postgresql"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for name in (s.airflow_db, s.mlflow_db):
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        conn.close()
+
+
+def reset(s: Settings) -> None:
+    """Empty state for a stopped stack: its databases, Redis dbs and state folder are removed
+    (moto keeps the buckets in memory: they went with it)."""
+    import shutil
+
+    import redis
+
+    drop_databases(s)
+    for db in (s.broker_db, s.feast_db):
+        redis.Redis(host=s.redis_host, port=s.redis_port, db=db).flushdb()
+    if s.home.is_dir():
+        shutil.rmtree(s.home)
+    say(
+        f"  reset: databases {s.airflow_db}, {s.mlflow_db}, Redis dbs {s.broker_db}, "
+        f"{s.feast_db} and {s.home} removed"
+    )
 
 
 def s3_client(s: Settings | None = None) -> Any:

@@ -9,11 +9,11 @@ Redis the tests skip loudly, and fail under ``CI=true``.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ TEST_STACK = {
     "MLOPS_STACK_AWS_SECRET": SECRET_SENTINEL,
     "MLOPS_STACK_DEFERRABLE": "true",
     "MLOPS_SENSOR_POKE_INTERVAL": "5",
+    "MLOPS_DAG_END_DATE": "2026-01-14",  # the lifecycle's 14 days (test_stack_lifecycle.py)
 }
 
 
@@ -64,27 +65,9 @@ def _stack_cli(command: str) -> subprocess.CompletedProcess[str]:
 
 
 def drop_databases(settings: Any) -> None:
-    """Drop the stack's PostgreSQL databases (their connections first)."""
-    import psycopg2
+    from stack.stack import drop_databases as drop
 
-    conn = psycopg2.connect(settings.pg_uri("postgres", "postgresql"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for name in (settings.airflow_db, settings.mlflow_db):
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    conn.close()
-
-
-def _reset(settings: Any) -> None:
-    """Empty state: no databases, no state folder (the compat libraries are kept)."""
-    drop_databases(settings)
-    for child in settings.home.glob("*"):
-        if child.name != "pylib":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    drop(settings)
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +93,7 @@ def stack(stack_services: None) -> Iterator[Any]:
     settings = native.Settings()
     try:
         _stack_cli("down")
-        _reset(settings)
+        native.reset(settings)
         started = time.monotonic()
         result = _stack_cli("up")
         print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
@@ -124,3 +107,26 @@ def stack(stack_services: None) -> Iterator[Any]:
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
     assert result.returncode == 0, f"make stack-down left processes:\n{result.stdout}"
     assert not native._marked(settings), "processes of the stack are still running"
+
+
+@pytest.fixture(scope="session")
+def lifecycle(stack: Any) -> Any:
+    """The 14-day lifecycle of ``make stack-demo`` on the test stack, run once for the session
+    (test_stack.py and test_stack_lifecycle.py assert on its runs); its driver: per-day records
+    (``result``), training run ids, the deferred scoring run."""
+    from include.lifecycle_report import format_table
+    from stack.lifecycle import StackLifecycle, parse_args
+
+    args = parse_args(["--days", "14", "--keep"])
+    last = date.fromordinal(args.start.toordinal() + args.days - 1)
+    assert TEST_STACK["MLOPS_DAG_END_DATE"] == last.isoformat()
+    for path in (str(ROOT / "dags"), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    driver = StackLifecycle(stack, args)
+    started = time.monotonic()
+    driver.land_data()
+    driver.result = driver.run()
+    print(format_table(driver.result))
+    print(f"lifecycle on the stack in {time.monotonic() - started:.0f} s")
+    return driver

@@ -1,7 +1,7 @@
-"""The native production stack: DAGs parse, a feature pipeline run goes through the scheduler,
-the Celery worker, S3 (moto) and Feast on Redis; the provider's connection forms reach the API
-server; the connection secret leaks into no log, XCom or report; a deferrable sensor waits in
-the triggerer and resumes."""
+"""The native production stack: DAGs parse; a feature pipeline run of the lifecycle (the
+``lifecycle`` fixture, conftest.py) went through the scheduler, the Celery worker, S3 (moto) and
+Feast on Redis; the provider's connection forms reach the API server; the connection secret
+leaks into no log, XCom or report; a deferrable sensor waited in the triggerer and resumed."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
-import time
-from datetime import date
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any, cast
 
 import pytest
-import requests
+
+from stack.api import AirflowApi, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -27,42 +25,13 @@ DAY = date(2026, 1, 2)
 RUN_TIMEOUT = 600
 
 
-class Api:
-    """Airflow's REST API with a JWT from ``/auth/token``."""
-
-    def __init__(self, settings: Any) -> None:
-        self.base = settings.api_url
-        resp = requests.post(
-            f"{self.base}/auth/token",
-            json={"username": settings.admin_user, "password": settings.admin_password},
-            timeout=30,
-        )
-        assert resp.status_code in (200, 201), resp.text
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        resp = self.session.request(method, f"{self.base}/api/v2{path}", timeout=60, **kwargs)
-        assert resp.ok, f"{method} {path}: {resp.status_code} {resp.text[:2000]}"
-        return resp.json() if resp.content else None
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.call("GET", path, params=params)
+Api = AirflowApi
+_wait = wait_until
 
 
 @pytest.fixture(scope="module")
 def api(stack: Any) -> Api:
-    return Api(stack)
-
-
-def _wait(what: str, check: Any, timeout: float, every: float = 3) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if value := check():
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+    return AirflowApi(stack.api_url, stack.admin_user, stack.admin_password)
 
 
 def test_failed_start_stops_what_it_started(stack_services: None) -> None:
@@ -114,22 +83,6 @@ def test_reference_dags_parse_without_import_errors(api: Api) -> None:
     assert errors["total_entries"] == 0, errors["import_errors"]
 
 
-def _seed_raw_day(settings: Any, day: date) -> list[str]:
-    """Simulate ``day`` as ``make demo`` does, then land its raw/labels files in the S3 lake."""
-    from include.simulator import ChurnSimulator
-    from stack.stack import s3_client
-
-    client = s3_client(settings)
-    keys = []
-    with tempfile.TemporaryDirectory() as tmp:
-        simulator = ChurnSimulator(seed=42, n_customers=2000, start_date=date(2026, 1, 1))
-        for path in simulator.write_day(tmp, day).values():
-            key = f"lake/{Path(path).relative_to(tmp).as_posix()}"
-            client.upload_file(path, settings.lake_bucket, key)
-            keys.append(key)
-    return keys
-
-
 def _failure_details(api: Api, run_id: str, dag_id: str = FEATURE_DAG) -> str:
     lines = []
     for ti in api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]:
@@ -144,38 +97,6 @@ def _task_log(api: Api, dag_id: str, run_id: str, ti: dict[str, Any]) -> Any:
     return api.call("GET", path, params={"full_content": True})
 
 
-def _start_backfill(api: Api, dag_id: str, day: date) -> str:
-    """Unpause ``dag_id``, backfill the one interval starting at ``day``: the run's id."""
-    api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-    logical = f"{day.isoformat()}T00:00:00Z"
-    api.call(
-        "POST",
-        "/backfills",
-        json={"dag_id": dag_id, "from_date": logical, "to_date": logical,
-              "max_active_runs": 1, "reprocess_behavior": "completed"},
-    )  # fmt: skip
-
-    def backfill_run() -> str | None:
-        runs = api.get(f"/dags/{dag_id}/dagRuns", run_type="backfill")["dag_runs"]
-        found = [r for r in runs if r["data_interval_start"].startswith(day.isoformat())]
-        return found[0]["dag_run_id"] if found else None
-
-    return cast(str, _wait(f"the backfill run of {dag_id} {day}", backfill_run, timeout=120))
-
-
-def _backfill_one_day(api: Api, day: date) -> dict[str, Any]:
-    run_id = _start_backfill(api, FEATURE_DAG, day)
-
-    def finished() -> dict[str, Any] | None:
-        current = api.get(f"/dags/{FEATURE_DAG}/dagRuns/{run_id}")
-        return current if current["state"] in ("success", "failed") else None
-
-    final = _wait(f"{FEATURE_DAG} {day} to finish", finished, timeout=RUN_TIMEOUT, every=5)
-    api.call("PATCH", f"/dags/{FEATURE_DAG}", json={"is_paused": True})
-    assert final["state"] == "success", _failure_details(api, run_id)
-    return cast(dict[str, Any], final)
-
-
 def _celery_task_results(settings: Any) -> int:
     import psycopg2
 
@@ -188,13 +109,14 @@ def _celery_task_results(settings: Any) -> int:
         conn.close()
 
 
-def test_feature_pipeline_day_runs_on_the_celery_worker(api: Api, stack: Any) -> None:
+def test_feature_pipeline_day_runs_on_the_celery_worker(
+    api: Api, stack: Any, lifecycle: Any
+) -> None:
+    """A feature pipeline day of the lifecycle: every task on the Celery worker, S3 output."""
     from stack.stack import log_file, s3_client
 
-    seeded = _seed_raw_day(stack, DAY)
-    assert any("/raw/dt=2026-01-02/" in key for key in seeded)
-    run = _backfill_one_day(api, DAY)
-
+    run = api.run(FEATURE_DAG, _feature_run(api, DAY))
+    assert run["state"] == "success", _failure_details(api, run["dag_run_id"])
     tis = api.get(f"/dags/{FEATURE_DAG}/dagRuns/{run['dag_run_id']}/taskInstances")
     tis = tis["task_instances"]
     assert {ti["task_id"] for ti in tis} == {
@@ -218,7 +140,7 @@ def test_feature_pipeline_day_runs_on_the_celery_worker(api: Api, stack: Any) ->
     assert files, f"no feature partition in s3://{stack.lake_bucket}: {listed}"
 
 
-def test_feast_used_redis_online_store_and_s3_registry(stack: Any) -> None:
+def test_feast_used_redis_online_store_and_s3_registry(stack: Any, lifecycle: Any) -> None:
     """The feature run materialized into Redis (the stack's db) with an S3 registry."""
     import redis
 
@@ -314,7 +236,9 @@ def _objects(settings: Any, prefix: str) -> dict[str, bytes]:
     }
 
 
-def test_the_connection_secret_appears_in_no_log_xcom_or_report(api: Api, stack: Any) -> None:
+def test_the_connection_secret_appears_in_no_log_xcom_or_report(
+    api: Api, stack: Any, lifecycle: Any
+) -> None:
     from stack.stack import stack_environment
 
     from .conftest import SECRET_SENTINEL
@@ -355,8 +279,6 @@ def _feature_run(api: Api, day: date) -> str:
 # ---------------------------------------------------------------- deferrable sensor
 
 SCORING_DAG = "mlops_batch_scoring"
-SCORING_DAY = date(2026, 1, 3)
-"""Scored after DAY's features only: ``features_ready`` wants them up to the end of this day."""
 
 
 def _ti(api: Api, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
@@ -364,62 +286,22 @@ def _ti(api: Api, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
     return cast(dict[str, Any], api.get(path))
 
 
-def _stop_runs(api: Api, dag_id: str) -> None:
-    """Pause ``dag_id`` and mark its unfinished runs failed (their triggers are dropped)."""
-    api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
-    for run in api.get(f"/dags/{dag_id}/dagRuns", limit=100)["dag_runs"]:
-        if run["state"] in ("queued", "running"):
-            api.call(
-                "PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"}
-            )
-
-
-def _wait_deferred(api: Api, run_id: str) -> dict[str, Any]:
-    def deferred() -> dict[str, Any] | None:
-        ti = _ti(api, SCORING_DAG, run_id, "features_ready")
-        assert ti["state"] not in ("success", "failed", "upstream_failed"), ti
-        trigger = ti.get("trigger") or {}
-        return ti if ti["state"] == "deferred" and trigger.get("triggerer_id") else None
-
-    ti = _wait("features_ready deferred to the triggerer", deferred, timeout=240)
-    assert ti["trigger"]["classpath"].endswith("triggers.feast.FeatureFreshnessTrigger"), ti
-
-    def trigger_ran() -> bool:
-        """The trigger's own lines, written by the triggerer, in the task's log (REST API)."""
-        log = json_text(_task_log(api, SCORING_DAG, run_id, ti))
-        started = f"(ID {ti['trigger']['id']}) starting" in log
-        waiting = f"materialized up to {SCORING_DAY.isoformat()}T00:00:00+00:00, waiting for"
-        return started and waiting in log
-
-    _wait("the trigger to run in the triggerer", trigger_ran, timeout=90, every=5)
-    return ti
-
-
-def test_features_ready_defers_to_the_triggerer_and_resumes(api: Api, stack: Any) -> None:
-    """Scoring SCORING_DAY waits in the triggerer until its features are materialized."""
-    from .conftest import TEST_STACK
-
-    assert TEST_STACK["MLOPS_STACK_DEFERRABLE"] == "true"
-    try:
-        run_id = _start_backfill(api, SCORING_DAG, SCORING_DAY)
-        deferred = _wait_deferred(api, run_id)
-        _seed_raw_day(stack, SCORING_DAY)
-        _backfill_one_day(api, SCORING_DAY)
-
-        def resumed() -> dict[str, Any] | None:
-            ti = _ti(api, SCORING_DAG, run_id, "features_ready")
-            return ti if ti["state"] in ("success", "failed", "upstream_failed") else None
-
-        ti = _wait("features_ready to resume", resumed, timeout=240)
-        assert ti["state"] == "success", _failure_details(api, run_id, SCORING_DAG)
-        assert ti["try_number"] == deferred["try_number"], "the sensor was retried, not resumed"
-        log = json_text(_task_log(api, SCORING_DAG, run_id, ti))
-        assert "materialized up to" in log, log[-3000:]
-        value = api.get(
-            f"/dags/{SCORING_DAG}/dagRuns/{run_id}/taskInstances/features_ready/xcomEntries/return_value"
-        )["value"]
-        value = json.loads(value) if isinstance(value, str) else value
-        assert value["fresh_until"] >= value["target_time"], value
-        assert value["target_time"].startswith("2026-01-04"), value
-    finally:
-        _stop_runs(api, SCORING_DAG)
+def test_features_ready_deferred_to_the_triggerer_and_resumed(api: Api, lifecycle: Any) -> None:
+    """The lifecycle's last day: its scoring started before its features, so ``features_ready``
+    waited in the triggerer (seen live by the driver) and resumed when they were materialized."""
+    assert lifecycle.deferred, "no scoring run's sensor was deferred"
+    waited = lifecycle.deferred[-1]
+    run_id, day, deferred = waited["run_id"], waited["day"], waited["ti"]
+    assert deferred["trigger"]["classpath"].endswith("triggers.feast.FeatureFreshnessTrigger")
+    assert api.run(SCORING_DAG, run_id)["state"] == "success", _failure_details(
+        api, run_id, SCORING_DAG
+    )
+    ti = _ti(api, SCORING_DAG, run_id, "features_ready")
+    assert ti["state"] == "success", ti
+    assert ti["try_number"] == deferred["try_number"], "the sensor was retried, not resumed"
+    log = api.task_log(SCORING_DAG, run_id, ti)
+    assert f"(ID {deferred['trigger']['id']}) starting" in log, log[-3000:]
+    assert f"materialized up to {day.isoformat()}T00:00:00+00:00, waiting for" in log, log[-3000:]
+    value = api.xcom(SCORING_DAG, run_id, "features_ready")
+    assert value["fresh_until"] >= value["target_time"], value
+    assert value["target_time"].startswith((day + timedelta(days=1)).isoformat()), value

@@ -359,7 +359,7 @@ def native_stack(tmp_path: Path, monkeypatch: Any) -> Any:
         pytest.skip("stack/stack.py (the native stack of `make stack`) is not in this checkout")
     # the stack as `make stack` starts it: no overrides left by a system test in this session
     for name in list(os.environ):
-        if name.startswith(("MLOPS_STACK_", "MLOPS_SENSOR_", "MLOPS_DEFERRABLE")):
+        if name.startswith(("MLOPS_STACK_", "MLOPS_SENSOR_", "MLOPS_DEFERRABLE", "MLOPS_DAG_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLOPS_STACK_HOME", str(tmp_path / "stack"))
     return stack
@@ -430,5 +430,11 @@ def test_readme_production_section_matches_the_file() -> None:
         assert f"http://localhost:{port}" in section, f"README omits port {port}"
     for variable in ("MLOPS_LAKE_URI", "MLOPS_AWS_CONN_ID", "MLOPS_PROJECT_ROOT", *CONNECTIONS):
         assert variable in section, f"README omits {variable}"
-    for target in ("make stack", "make stack-status", "make stack-down", "--scale airflow-worker"):
+    for target in (
+        "make stack",
+        "make stack-demo",
+        "make stack-status",
+        "make stack-down",
+        "--scale airflow-worker",
+    ):
         assert target in section, f"README omits {target}"
