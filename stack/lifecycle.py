@@ -54,6 +54,8 @@ def demo_environment(args: argparse.Namespace) -> dict[str, str]:
         "MLOPS_DAG_END_DATE": last.isoformat(),
         "MLOPS_STACK_DEFERRABLE": "true",
         "MLOPS_SENSOR_POKE_INTERVAL": os.environ.get("MLOPS_SENSOR_POKE_INTERVAL", "10"),
+        # tasks mostly wait on the MLflow server and S3: four at a time keep 2 cores busy
+        "MLOPS_STACK_WORKER_CONCURRENCY": os.environ.get("MLOPS_STACK_WORKER_CONCURRENCY", "4"),
     }
 
 

@@ -37,6 +37,7 @@ TEST_STACK = {
     "MLOPS_STACK_AWS_SECRET": SECRET_SENTINEL,
     "MLOPS_STACK_DEFERRABLE": "true",
     "MLOPS_SENSOR_POKE_INTERVAL": "5",
+    "MLOPS_STACK_WORKER_CONCURRENCY": "4",  # as make stack-demo
     "MLOPS_DAG_END_DATE": "2026-01-14",  # the lifecycle's 14 days (test_stack_lifecycle.py)
 }
 

@@ -135,7 +135,7 @@ def _scoring_link(lifecycle: Any) -> tuple[str, str]:
     run = next(r for r in _period_runs(lifecycle, SCORING) if r["data_interval_start"][:10] == day)
     path = f"/dags/{SCORING}/dagRuns/{run['dag_run_id']}/taskInstances/score/links"
     links = lifecycle.api.get(path)
-    return run["dag_run_id"], str(links.get("MLflow model version") or "")
+    return run["dag_run_id"], str(links["extra_links"].get("MLflow model version") or "")
 
 
 def test_the_scoring_extra_link_opens_the_mlflow_model_version(lifecycle: Any, stack: Any) -> None:
