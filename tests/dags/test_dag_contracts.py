@@ -212,6 +212,15 @@ def operator_argument_reads(dag: Any) -> set[Read]:
     return reads
 
 
+def _is_xcom_call(value: ast.expr) -> bool:
+    """``xcom(run, "task")`` or ``run.xcom("task")`` (a RunView of include/demo_lifecycle.py)."""
+    if not isinstance(value, ast.Call) or not value.args or not _const(value.args[-1]):
+        return False
+    if isinstance(value.func, ast.Attribute):
+        return value.func.attr == "xcom" and len(value.args) == 1
+    return ast.unparse(value.func) == "xcom" and len(value.args) == 2
+
+
 def demo_reads() -> set[Read]:
     """What the demo reads from ``xcom(run, "task")`` values (its per-day table)."""
     tree = ast.parse(DEMO.read_text())
@@ -229,13 +238,8 @@ def demo_reads() -> set[Read]:
         for node in ast.walk(function):
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
                 value = node.value.values[0] if isinstance(node.value, ast.BoolOp) else node.value
-                if (
-                    isinstance(value, ast.Call)
-                    and ast.unparse(value.func) == "xcom"
-                    and len(value.args) == 2
-                    and _const(value.args[1])
-                ):
-                    roots[node.targets[0].id] = str(_const(value.args[1]))
+                if _is_xcom_call(value):
+                    roots[node.targets[0].id] = str(_const(value.args[-1]))
         for task, keys in chains_from(function, roots, helpers):
             reads.add(Read("demo", task, keys))
         for node in ast.walk(function):  # helper(var): the keys the helper reads
