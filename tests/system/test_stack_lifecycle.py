@@ -202,13 +202,13 @@ def test_browser_follows_the_model_version_link_of_a_finished_scoring_task(
 ) -> None:
     from playwright.sync_api import expect
 
-    from .test_ui import screenshot
+    from .test_ui import TIMEOUT_MS, screenshot
 
     run_id, url = _scoring_link(lifecycle)
     page = stack_page
-    page.goto(f"{stack.api_url}/dags/{SCORING}/runs/{run_id}/tasks/score")
+    page.goto(f"{stack.api_url}/dags/{SCORING}/runs/{run_id}/tasks/score/details")
     link = page.get_by_role("link", name="MLflow model version")
-    expect(link).to_be_visible()
+    expect(link).to_be_visible(timeout=TIMEOUT_MS)
     assert link.get_attribute("href") == url
     screenshot(page, "scoring-task-links")
     with page.context.expect_page() as opened:
@@ -226,14 +226,18 @@ def test_browser_shows_the_graph_of_a_finished_training_run(
 ) -> None:
     from playwright.sync_api import expect
 
-    from .test_ui import screenshot
+    from .test_ui import TIMEOUT_MS, screenshot
 
     run_id = lifecycle.trainings[-1]
     page = stack_page
-    page.goto(f"{stack.api_url}/dags/{TRAINING}/runs/{run_id}?mode=graph")
+    page.goto(f"{stack.api_url}/dags/{TRAINING}/runs/{run_id}")
+    show_graph = page.get_by_role("button", name="Show Graph (Press g)")
+    expect(show_graph).to_be_visible(timeout=TIMEOUT_MS)
+    show_graph.click()
     graph = page.locator(".react-flow")
     for task_id in ("as_of", "train", "evaluate", "promote"):
-        expect(graph.get_by_text(task_id, exact=True)).to_be_visible()
+        expect(graph.get_by_text(task_id, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Fit View").click()
     page.wait_for_timeout(1_000)
     shot = screenshot(page, "lifecycle-run-graph", doc_name="lifecycle-run-graph.png")
     assert shot.stat().st_size > 10_000
