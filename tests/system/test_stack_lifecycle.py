@@ -237,6 +237,7 @@ def test_browser_shows_the_graph_of_a_finished_training_run(
     graph = page.locator(".react-flow")
     for task_id in ("as_of", "train", "evaluate", "promote"):
         expect(graph.get_by_text(task_id, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Collapse Details Panel").click()
     page.get_by_role("button", name="Fit View").click()
     page.wait_for_timeout(1_000)
     shot = screenshot(page, "lifecycle-run-graph", doc_name="lifecycle-run-graph.png")
