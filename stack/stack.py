@@ -32,7 +32,8 @@ import time
 import urllib.error
 import urllib.request
 from base64 import urlsafe_b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -493,38 +494,38 @@ def ensure_shared_servers(s: Settings) -> None:
     _ensure_server("Redis", s.redis_host, s.redis_port, redis)
 
 
-def ensure_databases(s: Settings) -> None:
+@contextmanager
+def _admin_cursor(s: Settings) -> Iterator[Any]:
+    """An autocommit cursor on the server's ``postgres`` database (CREATE/DROP DATABASE)."""
     import psycopg2
 
     conn = psycopg2.connect(s.pg_uri("postgres", "postgresql"))
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            for name in (s.airflow_db, s.mlflow_db):
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if cur.fetchone() is None:
-                    cur.execute(f'CREATE DATABASE "{name}"')
-                    say(f"  created database {name}")
+            yield cur
     finally:
         conn.close()
+
+
+def ensure_databases(s: Settings) -> None:
+    with _admin_cursor(s) as cur:
+        for name in (s.airflow_db, s.mlflow_db):
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+                say(f"  created database {name}")
 
 
 def drop_databases(s: Settings) -> None:
     """Drop the stack's PostgreSQL databases (closing their connections first)."""
-    import psycopg2
-
-    conn = psycopg2.connect(s.pg_uri("postgres", "postgresql"))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for name in (s.airflow_db, s.mlflow_db):
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    (name,),
-                )
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        conn.close()
+    with _admin_cursor(s) as cur:
+        for name in (s.airflow_db, s.mlflow_db):
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def reset(s: Settings) -> None:

@@ -65,12 +65,6 @@ def _stack_cli(command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def drop_databases(settings: Any) -> None:
-    from stack.stack import drop_databases as drop
-
-    drop(settings)
-
-
 @pytest.fixture(scope="session")
 def stack_services() -> None:
     """PostgreSQL and Redis answer: else skip loudly, or fail under CI."""

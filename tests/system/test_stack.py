@@ -38,7 +38,7 @@ def test_failed_start_stops_what_it_started(stack_services: None) -> None:
     """MLflow cannot bind its port: ``up`` fails, stops moto (already started), leaves nothing."""
     from stack import stack as native
 
-    from .conftest import ROOT, TEST_STACK, drop_databases
+    from .conftest import ROOT, TEST_STACK
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -60,7 +60,7 @@ def test_failed_start_stops_what_it_started(stack_services: None) -> None:
     try:
         settings = native.Settings()
         left = native._marked(settings)
-        drop_databases(settings)
+        native.drop_databases(settings)
     finally:
         os.environ.clear()
         os.environ.update(saved)
