@@ -101,5 +101,9 @@ environment (read without importing Airflow's configuration, to keep DAG parsing
 SENSOR_POKE_INTERVAL = float(os.environ.get("MLOPS_SENSOR_POKE_INTERVAL") or 300)
 """Seconds between two checks of the feature freshness sensor (in both modes)."""
 
+APPROVAL_TIMEOUT = timedelta(hours=float(os.environ.get("MLOPS_APPROVAL_TIMEOUT_HOURS") or 72))
+"""How long the training pipeline's approval step (``require_approval``) waits for an answer
+before it rejects the candidate by default."""
+
 DAY = "{{ data_interval_start | ds }}"
 """The day a data-interval run processes, as YYYY-MM-DD (templated)."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 from mlops_common import (
+    APPROVAL_TIMEOUT,
     AWS_CONN_ID,
     DEFAULT_ARGS,
     END_DATE,
@@ -36,6 +36,7 @@ from mlops_common import (
 )
 
 from mlops_provider.assets import RETRAIN_REQUEST_ASSET
+from mlops_provider.operators.approval import PromotionApprovalOperator
 from mlops_provider.operators.evaluation import EvaluateModelOperator
 from mlops_provider.operators.feast import FeastTrainingDatasetOperator
 from mlops_provider.operators.registry import PromoteModelOperator
@@ -182,10 +183,13 @@ with DAG(
             return "record_rejection"
         return "approve" if context["params"]["require_approval"] else "promote"
 
-    approve = ApprovalOperator(
+    approve = PromotionApprovalOperator(
         task_id="approve",
         subject=f"Promote the new {MODEL_NAME} model?",
         body=APPROVAL_BODY,
+        promote_task_id="promote",
+        reject_task_id="record_rejection",
+        response_timeout=APPROVAL_TIMEOUT,
     )
     promote = PromoteModelOperator(
         task_id="promote",
@@ -195,20 +199,27 @@ with DAG(
         trigger_rule="none_failed_min_one_success",
     )
 
-    @task
-    def record_rejection(result: dict[str, Any], moment: dict[str, Any]) -> dict[str, Any]:
-        """Log why the candidate stays a candidate (the evaluation report has the details)."""
+    @task(trigger_rule="none_failed_min_one_success")
+    def record_rejection(
+        result: dict[str, Any], moment: dict[str, Any], **context: Any
+    ) -> dict[str, Any]:
+        """Log why the candidate stays a candidate: the evaluation's reasons, and the approval
+        step's answer when a person (or its timeout) rejected a passing candidate."""
         import logging
 
         from mlops_provider.core.results import make_result
 
+        reasons = list(result["reasons"])
+        approval = context["ti"].xcom_pull(task_ids="approve") if result["passed"] else None
+        if isinstance(approval, dict):
+            reasons += list(approval.get("reasons") or [])
         log = logging.getLogger("airflow.task")
-        for reason in result["reasons"]:
+        for reason in reasons:
             log.info("rejected: %s", reason)
         return make_result(
             status="rejected",
             passed=False,
-            reasons=result["reasons"],
+            reasons=reasons,
             model=result["model"],
             report_uri=result["report_uri"],
             as_of=moment["as_of"],
@@ -227,7 +238,7 @@ with DAG(
     window >> [training_set, evaluation_set]
     training_set >> validate >> train >> evaluate >> decision
     evaluation_set >> evaluate
-    decision >> approve >> promote
+    decision >> approve >> [promote, rejected]
     decision >> promote
     decision >> rejected
     [promote, rejected] >> close_retrain_request(moment)

@@ -43,6 +43,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_P}.operators.training",
                     f"{_P}.operators.evaluation",
                     f"{_P}.operators.registry",
+                    f"{_P}.operators.approval",
                     f"{_P}.operators.scoring",
                     f"{_P}.operators.monitoring",
                     f"{_P}.operators.retraining",

@@ -24,7 +24,9 @@ import importlib
 import re
 import runpy
 import sys
+import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -290,6 +292,80 @@ def _load(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, An
     return {dag_id: runpy.run_path(str(DAGS / f"{dag_id}.py")) for dag_id in DAG_IDS}
 
 
+REVIEWER = {"id": "7", "name": "reviewer"}
+
+
+@contextmanager
+def answer_approval(option: str | None, comment: str = "") -> Iterator[None]:
+    """Answer the training pipeline's approval step while ``dag.test()`` waits for it.
+
+    ``dag.test()`` leaves a Human-in-the-loop task in ``awaiting_input`` until a response is
+    recorded in the metadata DB. A thread waits for that task and records ``option`` as
+    REVIEWER the way the API server's HITL response endpoint does (the response on the
+    HITLDetail row, then ``handle_event_submit``); with ``option=None`` it lets the response
+    deadline pass and runs the scheduler's timeout sweep, which applies the defaults.
+    """
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import handle_event_submit
+    from airflow.sdk import timezone
+    from airflow.triggers.base import TriggerEvent
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy.orm import joinedload
+
+    done = threading.Event()
+    answered: list[str] = []
+    errors: list[BaseException] = []
+
+    def respond(session: Any, ti: Any) -> None:
+        if option is None:
+            ti.trigger_timeout = timezone.utcnow() - timedelta(seconds=1)
+            session.flush()
+            SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts(session=session)
+            return
+        detail = ti.hitl_detail
+        detail.responded_by = REVIEWER
+        detail.responded_at = timezone.utcnow()
+        detail.chosen_options = [option]
+        detail.params_input = {"comment": comment}
+        session.add(detail)
+        event = TriggerEvent(detail.as_resume_event_payload())
+        handle_event_submit(event, task_instance=ti, session=session)
+
+    def answer() -> None:
+        while not done.wait(0.5):
+            with create_session() as session:
+                ti = (
+                    session.query(TaskInstance)
+                    .options(joinedload(TaskInstance.hitl_detail))
+                    .filter_by(task_id="approve", state=TaskInstanceState.AWAITING_INPUT)
+                    .one_or_none()
+                )
+                if ti is None or ti.hitl_detail is None:
+                    continue
+                try:
+                    respond(session, ti)
+                except BaseException as err:  # fail the task, or dag.test() waits forever
+                    errors.append(err)
+                    session.rollback()
+                    ti.state = TaskInstanceState.FAILED
+                    session.merge(ti)
+                answered.append(ti.run_id)
+                return
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=10)
+    assert not errors, errors
+    assert answered, "the approval step never waited for an answer"
+
+
 def _run_lifecycle(life: Lifecycle, data_root: str) -> None:
     def run(dag_id: str, name: str | None = None, **kwargs: Any) -> Any:
         dag_run = run_dag(life.dag(dag_id), **kwargs)
@@ -303,7 +379,16 @@ def _run_lifecycle(life: Lifecycle, data_root: str) -> None:
     for day in DAYS[:5]:
         run("mlops_feature_pipeline", f"features {day}", day=day)
     conf = {"as_of": AS_OF.isoformat()}
-    run("mlops_training_pipeline", "promoted", logical_date=AS_OF, conf=conf)
+    approval = {**conf, "require_approval": True}
+    # a passing (cold start) candidate, rejected by a reviewer, then by the response timeout
+    with answer_approval("Reject", comment="wait for the incident review"):
+        earlier = AS_OF - timedelta(hours=2)
+        run("mlops_training_pipeline", "approval rejected", logical_date=earlier, conf=approval)
+    with answer_approval(None):
+        earlier = AS_OF - timedelta(hours=1)
+        run("mlops_training_pipeline", "approval timed out", logical_date=earlier, conf=approval)
+    with answer_approval("Approve"):
+        run("mlops_training_pipeline", "promoted", logical_date=AS_OF, conf=approval)
     later = AS_OF + timedelta(hours=1)
     run("mlops_training_pipeline", "rejected", logical_date=later, conf=conf)
     for day in DAYS[3:5]:
@@ -406,12 +491,18 @@ def _check_reads(life: Lifecycle, reads: set[Read]) -> tuple[list[str], set[Read
 def test_every_run_went_the_expected_way(lifecycle: Lifecycle) -> None:
     named = {name: task_states(run) for name, run in lifecycle.named.items()}
     for name, states in named.items():
-        if name in ("promoted", "rejected", "quarantined"):
+        if name in ("promoted", "rejected", "quarantined") or name.startswith("approval"):
             continue
         bad = {t: s for t, s in states.items() if s not in ("success", "skipped")}
         assert bad == {}, name
+    assert named["promoted"]["approve"] == "success"
     assert named["promoted"]["promote"] == "success"
     assert named["promoted"]["record_rejection"] == "skipped"
+    for name in ("approval rejected", "approval timed out"):
+        states = named[name]
+        assert states["evaluate"] == states["approve"] == "success", name
+        assert states["promote"] == "skipped", name
+        assert states["record_rejection"] == states["close_retrain_request"] == "success", name
     assert named["rejected"]["record_rejection"] == "success"
     assert named["rejected"]["promote"] == "skipped"
     assert named["rejected"]["close_retrain_request"] == "success"
@@ -493,6 +584,35 @@ def test_record_rejection_carries_the_evaluation_reasons(lifecycle: Lifecycle) -
     assert rejection["status"] == "rejected" and check_result(rejection) == []
     assert rejection["model"] == evaluation["model"]
     assert rejection["as_of"] == AS_OF.isoformat()
+
+
+def test_approval_answers_reach_the_rejection_record(lifecycle: Lifecycle) -> None:
+    """A reviewer's Reject and an unanswered approval both record the rejection (with who or
+    what decided) and close the retrain request; Approve promotes. Before, a Reject skipped
+    the rejection record and the request's closing, so monitoring could not ask again."""
+    by_reviewer = lifecycle.named["approval rejected"]
+    answer = xcom(by_reviewer, "approve")
+    assert check_result(answer) == [] and answer["status"] == "rejected"
+    assert answer["responded_by"] == "reviewer" and answer["timed_out"] is False
+    rejection = xcom(by_reviewer, "record_rejection")
+    evaluation = xcom(by_reviewer, "evaluate")
+    assert evaluation["passed"] is True and rejection["status"] == "rejected"
+    assert rejection["reasons"][: len(evaluation["reasons"])] == evaluation["reasons"]
+    assert "rejected by reviewer in the approval step" in rejection["reasons"]
+    assert "comment: wait for the incident review" in rejection["reasons"]
+    assert xcom(by_reviewer, "close_retrain_request") is not None
+
+    timed_out = xcom(lifecycle.named["approval timed out"], "approve")
+    assert timed_out["status"] == "rejected" and timed_out["timed_out"] is True
+    assert timed_out["responded_by"] is None
+    assert any(
+        "timeout" in r
+        for r in xcom(lifecycle.named["approval timed out"], "record_rejection")["reasons"]
+    )
+
+    approved = xcom(lifecycle.named["promoted"], "approve")
+    assert approved["status"] == "approved" and approved["passed"] is True
+    assert xcom(lifecycle.named["promoted"], "promote")["model"]["version"] == "1"
 
 
 def test_approval_body_shows_the_evaluation(lifecycle: Lifecycle) -> None:

@@ -252,6 +252,9 @@ def test_request_marked_handled_by_training_allows_the_next_one(registry_home: P
     # The training pipeline rejected its candidate and marks the request handled.
     client = MlflowHook().client
     assert mark_request_handled(client, model, request_id="another/request")["handled"] is False
+    # a first candidate rejected before any version exists: nothing to close, no failure
+    none_yet = mark_request_handled(client, "not-registered-yet")
+    assert none_yet["handled"] is False and "no registered model" in none_yet["reason"]
     done = mark_request_handled(
         client, model, handled_at="2026-01-12T06:00:00Z", request_id=request_id
     )

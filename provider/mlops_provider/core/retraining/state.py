@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.core.models import (
     DEFAULT_ALIAS,
     TARGET_TAG,
+    ModelNotFoundError,
     ModelVersion,
     alias_holder,
     is_not_found,
@@ -344,10 +345,21 @@ def mark_request_handled(
     ``request_id`` of the triggering asset event's ``extra``), a newer request recorded in the
     meantime is left open.
 
+    A registered model that does not exist yet (a first candidate was rejected) holds no
+    request: nothing is closed and the reason says so.
+
     :returns: ``{"handled": bool, "request_id", "last_request_at", "handled_at", "reason"}``.
-    :raises ModelNotFoundError: the registered model does not exist.
     """
-    state = read_request_state(client, name)
+    try:
+        state = read_request_state(client, name)
+    except ModelNotFoundError:
+        return {
+            "handled": False,
+            "request_id": None,
+            "last_request_at": None,
+            "handled_at": None,
+            "reason": f"no registered model {name!r} yet: no retrain request recorded",
+        }
     when = parse_time(handled_at) or utcnow()
     out: dict[str, Any] = {
         "handled": False,
