@@ -126,6 +126,80 @@ def test_insecure_tls_text_false_keeps_verification_on(monkeypatch, value, expec
     assert MlflowHook(mlflow_conn_id="mlflow_tls").target.insecure_tls is expected
 
 
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"insecure_tls": "maybe"}, "'insecure_tls' must be true or false, got 'maybe'"),
+        ({"insecure_tls": 2}, "'insecure_tls' must be true or false, got 2"),
+        ({"tracking_uri": 5000}, "'tracking_uri' must be text, got 5000"),
+        ({"token": ["a", "b"]}, "'token' must be text"),
+    ],
+)
+def test_typed_extras_are_parsed_strictly(monkeypatch, extra, named) -> None:
+    _set_conn(monkeypatch, "mlflow_typed", conn_type="mlflow", host="mlflow.internal", extra=extra)
+    with pytest.raises(ValueError, match="Connection mlflow_typed: extra ") as err:
+        _ = MlflowHook(mlflow_conn_id="mlflow_typed").target
+    assert named in str(err.value)
+    ok, message = MlflowHook(mlflow_conn_id="mlflow_typed").test_connection()
+    assert not ok and named in message
+
+
+def test_unknown_extra_is_reported(monkeypatch, caplog) -> None:
+    _set_conn(
+        monkeypatch,
+        "mlflow_typo",
+        conn_type="mlflow",
+        host="mlflow.internal",
+        extra={"insecure_tsl": "true"},
+    )
+    with caplog.at_level(logging.WARNING):
+        target = MlflowHook(mlflow_conn_id="mlflow_typo").target
+    assert target.insecure_tls is False
+    assert "'insecure_tsl' not used" in caplog.text and "insecure_tls" in caplog.text
+    _set_conn(monkeypatch, "feast_typed", conn_type="feast", extra={"repo_path": 3})
+    with pytest.raises(ValueError, match="extra 'repo_path' must be text, got 3"):
+        _ = FeastHook("feast_typed").repo_path
+
+
+def test_connection_test_is_bounded_and_creates_nothing(monkeypatch, tmp_path: Path) -> None:
+    """ "Test" against a host that does not answer returned after MLflow's retries (minutes);
+    testing an ``sqlite:`` URI created the database file on the API server's host."""
+    import socket
+    import time
+
+    from mlops_provider.hooks.mlflow import TEST_TIMEOUT_SECONDS
+
+    # a server that accepts connections and never answers (a hung or overloaded host)
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as hung:
+        port = hung.getsockname()[1]
+        _set_conn(monkeypatch, "mlflow_hung", conn_type="mlflow", host="127.0.0.1", port=port)
+        started = time.monotonic()
+        ok, message = MlflowHook(mlflow_conn_id="mlflow_hung").test_connection()
+        elapsed = time.monotonic() - started
+    assert not ok and f"127.0.0.1:{port}" in message and "not reachable" in message
+    assert elapsed < TEST_TIMEOUT_SECONDS + 10, elapsed  # MLflow's own retries take minutes
+
+    store = tmp_path / "nowhere" / "mlflow.db"
+    _set_conn(
+        monkeypatch,
+        "mlflow_sqlite",
+        conn_type="mlflow",
+        extra={"tracking_uri": f"sqlite:///{store}"},
+    )
+    ok, message = MlflowHook(mlflow_conn_id="mlflow_sqlite").test_connection()
+    assert not ok and str(store) in message and "creates nothing" in message
+    assert not store.exists() and not store.parent.exists()
+
+    _set_conn(
+        monkeypatch,
+        "mlflow_secret",
+        conn_type="mlflow",
+        host="http://admin:hunter2@127.0.0.1:1",
+    )
+    ok, message = MlflowHook(mlflow_conn_id="mlflow_secret").test_connection()
+    assert not ok and "hunter2" not in message
+
+
 def test_ui_url_is_what_links_are_built_on(monkeypatch) -> None:
     """Inside a container network the tracking URI names a service a browser cannot reach;
     the ``ui_url`` extra is the address links use."""
@@ -153,8 +227,6 @@ def test_unreachable_server_reports_failure(monkeypatch) -> None:
 
     port = free_port()
     _set_conn(monkeypatch, "mlflow_down", conn_type="mlflow", host="127.0.0.1", port=port)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     ok, message = MlflowHook(mlflow_conn_id="mlflow_down").test_connection()
     assert not ok and str(port) in message
 

@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.utils.rest_utils import MlflowHostCreds
 
-__all__ = ["MlflowTarget", "make_client", "activated", "ensure_experiment", "check_reachable"]
+__all__ = [
+    "MlflowTarget",
+    "make_client",
+    "activated",
+    "ensure_experiment",
+    "check_reachable",
+    "probe",
+]
 
 _LOCK = threading.RLock()
 _CREDENTIALS: dict[str, dict[str, Any]] = {}
@@ -213,3 +220,93 @@ def check_reachable(target: MlflowTarget, client: MlflowClient | None = None) ->
     except Exception as err:  # the store's own errors vary by backend
         return False, f"MLflow at {target.tracking_uri} is not reachable: {err}"
     return True, f"MLflow reachable at {target.tracking_uri} ({target.source})"
+
+
+def probe(target: MlflowTarget, timeout: float = 5.0) -> tuple[bool, str]:
+    """Check that the tracking store answers, within ``timeout`` seconds and without side
+    effects (what a connection "Test" does): one HTTP request with the target's credentials
+    and no retries for a server; for a local store, a read-only look at the SQLite file or
+    directory, which is never created; a database URI is opened with a connect timeout.
+
+    :returns: ``(ok, message)``; the message names the store and what is wrong.
+    """
+    uri = target.tracking_uri
+    where = f"MLflow at {_without_userinfo(uri)} ({target.source})"
+    try:
+        if target.is_remote:
+            return _probe_http(target, timeout, where)
+        if uri.startswith("sqlite:"):
+            return _probe_sqlite(uri, where)
+        if uri.startswith("file:") or "://" not in uri:
+            path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+            if not path.is_dir():
+                return False, f"{where}: no file store at {path} (a test creates nothing)"
+            return True, f"{where}: file store at {path}"
+        return _probe_database(uri, timeout, where)
+    except Exception as err:  # every failure is a test result, never an exception
+        return False, f"{where} is not reachable: {type(err).__name__}: {err}"
+
+
+def _without_userinfo(uri: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if not parts.netloc or "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _probe_http(target: MlflowTarget, timeout: float, where: str) -> tuple[bool, str]:
+    import requests
+
+    headers = {}
+    auth = None
+    if target.token and not target.username:
+        headers["Authorization"] = f"Bearer {target.token}"
+    elif target.username:
+        auth = (target.username, target.password or target.token or "")
+    url = target.tracking_uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
+    try:
+        response = requests.post(
+            url,
+            json={"max_results": 1},
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            verify=not target.insecure_tls,
+        )
+    except requests.RequestException as err:
+        return False, f"{where} is not reachable within {timeout:g} s: {type(err).__name__}"
+    if response.status_code in (401, 403):
+        return False, f"{where} refused the credentials (HTTP {response.status_code})"
+    if response.status_code != 200:
+        return False, f"{where} answered HTTP {response.status_code}: {response.text[:200]}"
+    return True, f"{where} answered"
+
+
+def _probe_sqlite(uri: str, where: str) -> tuple[bool, str]:
+    import sqlite3
+
+    path = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if path is None or not path.is_file():
+        return False, f"{where}: no SQLite store at {path or uri} (a test creates nothing)"
+    with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    if "experiments" not in tables:
+        return False, f"{where}: {path} is not an MLflow store (no experiments table)"
+    return True, f"{where}: SQLite store at {path}"
+
+
+def _probe_database(uri: str, timeout: float, where: str) -> tuple[bool, str]:
+    import sqlalchemy
+
+    args = (
+        {"connect_timeout": int(max(timeout, 1))} if uri.startswith(("postgres", "mysql")) else {}
+    )
+    engine = sqlalchemy.create_engine(uri, connect_args=args, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1 FROM experiments LIMIT 1"))
+    finally:
+        engine.dispose()
+    return True, f"{where}: database store answered"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -35,3 +37,63 @@ def connection_extra(conn: Any) -> dict[str, Any]:
     except ValueError as err:
         raise ValueError(f"Connection {conn.conn_id}: extra is not valid JSON: {err}") from err
     return value if isinstance(value, dict) else {}
+
+
+#: The kinds of value a connection extra may hold (see :func:`typed_extra`).
+TEXT, FLAG, NUMBER, TEXT_OR_MAPPING = "text", "true or false", "a number", "text or a mapping"
+
+
+def typed_extra(conn: Any, spec: Mapping[str, str]) -> dict[str, Any]:
+    """A connection's extra with each known key parsed strictly by its kind in ``spec``.
+
+    Flags accept a JSON boolean or the text ``true/false/1/0/yes/no/on/off`` (so the text
+    ``"false"`` of a URI-form connection is False, never truthy); numbers accept a JSON number
+    or its text; texts must be strings. Empty values count as absent. Keys not in ``spec`` are
+    kept and logged as a warning (a typo such as ``insecure_tsl`` would otherwise be ignored
+    silently).
+
+    :raises ValueError: a value is not of its kind; the message names the connection, the key,
+        the value and what was expected.
+    """
+    from mlops_provider.core.params import as_bool
+
+    extra = connection_extra(conn)
+    conn_id = getattr(conn, "conn_id", "?")
+    out: dict[str, Any] = {}
+    for key, value in extra.items():
+        kind = spec.get(key)
+        if value is None or value == "":
+            continue
+        if kind is None:
+            out[key] = value
+            continue
+        problem = None
+        if kind == FLAG:
+            try:
+                out[key] = as_bool(value, key)
+            except ValueError:
+                problem = True
+        elif kind == NUMBER:
+            try:
+                if isinstance(value, bool):
+                    raise ValueError(value)
+                out[key] = float(value)
+            except (TypeError, ValueError):
+                problem = True
+        elif kind == TEXT_OR_MAPPING:
+            problem = not isinstance(value, (str, Mapping))
+            out[key] = value
+        else:
+            problem = not isinstance(value, str)
+            out[key] = value.strip() if isinstance(value, str) else value
+        if problem:
+            raise ValueError(f"Connection {conn_id}: extra {key!r} must be {kind}, got {value!r}")
+    unknown = sorted(set(out) - set(spec))
+    if unknown:
+        logging.getLogger(__name__).warning(
+            "Connection %s: extra %s not used (known: %s)",
+            conn_id,
+            ", ".join(repr(k) for k in unknown),
+            ", ".join(sorted(spec)),
+        )
+    return out

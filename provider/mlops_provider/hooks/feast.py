@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from mlops_provider.hooks._connection import connection_extra, optional_connection
+from mlops_provider.hooks._connection import (
+    TEXT,
+    TEXT_OR_MAPPING,
+    optional_connection,
+    typed_extra,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
+
+
+#: The extras of a ``feast`` connection and their kinds (parsed strictly).
+EXTRA_FIELDS = {"repo_path": TEXT, "feature_store_yaml": TEXT_OR_MAPPING}
 
 
 class FeastHook(BaseHook):
@@ -60,7 +69,7 @@ class FeastHook(BaseHook):
         from mlops_provider.core.feast_config import describe, parse_overrides, resolve_repo_path
 
         conn = optional_connection(self, self.feast_conn_id, self.default_conn_name)
-        extra = connection_extra(conn)
+        extra = typed_extra(conn, EXTRA_FIELDS) if conn is not None else {}
         repo = self._repo_path or extra.get("repo_path") or None
         overrides = parse_overrides(extra.get("feature_store_yaml"))
         overrides.update(self._overrides or {})

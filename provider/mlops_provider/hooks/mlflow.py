@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from mlops_provider.hooks._connection import connection_extra, optional_connection
+from mlops_provider.hooks._connection import FLAG, TEXT, optional_connection, typed_extra
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -16,6 +16,21 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from mlops_provider.core.mlflow_target import MlflowTarget
+
+
+#: Upper bound of a connection test's request (MLflow's own client retries for minutes).
+TEST_TIMEOUT_SECONDS = 5.0
+
+
+#: The extras of an ``mlflow`` connection and their kinds (parsed strictly).
+EXTRA_FIELDS = {
+    "tracking_uri": TEXT,
+    "registry_uri": TEXT,
+    "artifact_location": TEXT,
+    "token": TEXT,
+    "insecure_tls": FLAG,
+    "ui_url": TEXT,
+}
 
 
 class MlflowHook(BaseHook):
@@ -74,13 +89,12 @@ class MlflowHook(BaseHook):
         """The resolved tracking/registry location (see the class docstring for the order)."""
         from mlops_provider.core import config
         from mlops_provider.core.mlflow_target import MlflowTarget
-        from mlops_provider.core.params import as_bool
 
         conn = None if self._tracking_uri else self._connection()
         extra: dict[str, Any] = {}
         username = password = token = None
         if conn is not None:
-            extra = connection_extra(conn)
+            extra = typed_extra(conn, EXTRA_FIELDS)
             username = conn.login or None
             password = conn.password or None
             token = extra.get("token") or None
@@ -110,7 +124,7 @@ class MlflowHook(BaseHook):
             username=username,
             password=password,
             token=token,
-            insecure_tls=bool(as_bool(extra.get("insecure_tls"), "insecure_tls", default=False)),
+            insecure_tls=bool(extra.get("insecure_tls", False)),
             ui_url=extra.get("ui_url") or None,
         )
         self.log.info(
@@ -145,13 +159,16 @@ class MlflowHook(BaseHook):
         return ensure_experiment(self.client, name, self.target.artifact_location)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Make one cheap call to the tracking store."""
-        from mlops_provider.core.mlflow_target import check_reachable
+        """Check that the tracking store answers, in a few seconds and with no side effect:
+        one HTTP request without retries for a server, a read-only look for a local store
+        (an SQLite file or a directory is never created by a test)."""
+        from mlops_provider.core.mlflow_target import probe
 
         try:
-            return check_reachable(self.target, self.client)
-        except Exception as err:
+            target = self.target
+        except Exception as err:  # a bad connection is a test result
             return False, str(err)
+        return probe(target, timeout=TEST_TIMEOUT_SECONDS)
 
 
 def _uri_from_connection(conn: Any, extra: dict[str, Any]) -> str:
