@@ -139,3 +139,19 @@ def test_every_operator_is_built_on_the_base_with_one_aws_default() -> None:
         for conn in ("mlflow_conn_id", "feast_conn_id"):
             if conn in params:
                 assert params[conn].default == f"{conn.split('_')[0]}_default", cls.__name__
+
+
+@pytest.mark.parametrize("setting", ["True", "False"])
+def test_sensors_honour_default_deferrable(monkeypatch, setting) -> None:
+    """FeatureFreshnessSensor ignored ``[operators] default_deferrable`` (ModelAliasSensor
+    honoured it); an explicit ``deferrable`` still wins."""
+    from mlops_provider.sensors.feast import FeatureFreshnessSensor
+    from mlops_provider.sensors.mlflow import ModelAliasSensor
+
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+    expected = setting == "True"
+    fresh = FeatureFreshnessSensor(task_id="fresh", feature_view="v")
+    alias = ModelAliasSensor(task_id="alias", registered_model_name="m")
+    assert fresh.deferrable is expected and alias.deferrable is expected
+    explicit = FeatureFreshnessSensor(task_id="f2", feature_view="v", deferrable=not expected)
+    assert explicit.deferrable is (not expected)

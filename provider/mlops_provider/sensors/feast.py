@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import PokeReturnValue
 
 from mlops_provider.exceptions import FeatureStoreError
 from mlops_provider.hooks.feast import FeastHook
 from mlops_provider.operators._base import FEAST_CONN_ID
+from mlops_provider.sensors._base import MlopsDeferrableSensor
 from mlops_provider.triggers.feast import FeatureFreshnessTrigger
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["FeatureFreshnessSensor"]
 
 
-class FeatureFreshnessSensor(BaseSensorOperator):
+class FeatureFreshnessSensor(MlopsDeferrableSensor):
     """Wait until a feature view has been materialized up to ``target_time``.
 
     Freshness is the latest end of the view's materialization intervals in the Feast registry
@@ -32,7 +33,8 @@ class FeatureFreshnessSensor(BaseSensorOperator):
     :param target_time: datetime or ISO string (templated); default ``data_interval_end``.
     :param feast_conn_id: Feast connection (templated), default ``feast_default``.
     :param repo_path: feature repo directory (templated).
-    :param deferrable: wait in the triggerer instead of occupying a worker slot.
+    :param deferrable: wait in the triggerer instead of occupying a worker slot (needs a
+        running triggerer); default Airflow's ``[operators] default_deferrable``.
     :param poke_interval: seconds between checks, in both modes (the trigger's
         ``poke_interval``).
 
@@ -54,15 +56,14 @@ class FeatureFreshnessSensor(BaseSensorOperator):
         target_time: datetime | str | None = None,
         feast_conn_id: str = FEAST_CONN_ID,
         repo_path: str | None = None,
-        deferrable: bool = False,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(deferrable=deferrable, **kwargs)
         self.feature_view = feature_view
         self.target_time = target_time
         self.feast_conn_id = feast_conn_id
         self.repo_path = repo_path
-        self.deferrable = deferrable
 
     @cached_property
     def hook(self) -> FeastHook:
@@ -106,22 +107,13 @@ class FeatureFreshnessSensor(BaseSensorOperator):
         }
         return PokeReturnValue(is_done=done, xcom_value=value if done else None)
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
-        self.defer(
-            trigger=FeatureFreshnessTrigger(
-                feature_view=self.feature_view,
-                target_time=self._target(context).isoformat(),
-                feast_conn_id=self.feast_conn_id,
-                repo_path=self.repo_path or None,
-                poke_interval=float(self.poke_interval),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)),
+    def trigger(self, context: Context) -> FeatureFreshnessTrigger:
+        return FeatureFreshnessTrigger(
+            feature_view=self.feature_view,
+            target_time=self._target(context).isoformat(),
+            feast_conn_id=self.feast_conn_id,
+            repo_path=self.repo_path or None,
+            poke_interval=float(self.poke_interval),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:

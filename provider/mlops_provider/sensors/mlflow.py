@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import PokeReturnValue
 
 from mlops_provider.exceptions import MlopsError
 from mlops_provider.operators._base import MLFLOW_CONN_ID
+from mlops_provider.sensors._base import MlopsDeferrableSensor
 from mlops_provider.triggers.mlflow import ModelAliasTrigger
 
 if TYPE_CHECKING:
@@ -21,16 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["ModelAliasSensor"]
 
 
-def _default_deferrable() -> bool:
-    try:
-        from airflow.configuration import conf
-
-        return conf.getboolean("operators", "default_deferrable", fallback=False)
-    except Exception:
-        return False
-
-
-class ModelAliasSensor(BaseSensorOperator):
+class ModelAliasSensor(MlopsDeferrableSensor):
     """Wait until ``registered_model_name@alias`` points at a new version.
 
     "New" means: a version other than ``not_version`` and/or one that changed after
@@ -78,13 +70,12 @@ class ModelAliasSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(deferrable=deferrable, **kwargs)
         self.registered_model_name = registered_model_name
         self.alias = alias
         self.not_version = not_version
         self.newer_than = newer_than
         self.mlflow_conn_id = mlflow_conn_id
-        self.deferrable = _default_deferrable() if deferrable is None else deferrable
 
     @cached_property
     def hook(self) -> MlflowHook:
@@ -126,26 +117,17 @@ class ModelAliasSensor(BaseSensorOperator):
             xcom_value=alias_result(self.registered_model_name, self.alias, check.to_dict()),
         )
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
+    def trigger(self, context: Context) -> ModelAliasTrigger:
         target = self.hook.target
-        self.defer(
-            trigger=ModelAliasTrigger(
-                registered_model_name=self.registered_model_name,
-                alias=self.alias,
-                tracking_uri=target.tracking_uri,
-                registry_uri=target.effective_registry_uri,
-                mlflow_conn_id=self.mlflow_conn_id,
-                not_version=self._not_version(),
-                newer_than=self._newer_than(),
-                poke_interval=float(self.poke_interval),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)),
+        return ModelAliasTrigger(
+            registered_model_name=self.registered_model_name,
+            alias=self.alias,
+            tracking_uri=target.tracking_uri,
+            registry_uri=target.effective_registry_uri,
+            mlflow_conn_id=self.mlflow_conn_id,
+            not_version=self._not_version(),
+            newer_than=self._newer_than(),
+            poke_interval=float(self.poke_interval),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
