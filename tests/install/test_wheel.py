@@ -5,6 +5,9 @@ versions of its dependencies into a new venv (nothing of this source tree is imp
 there), ``python -m mlops_provider init`` an Airflow project, ``airflow db migrate``, land one
 simulated day in the default data lake and run the reference feature pipeline with ``airflow
 dags test``. Also checks what the wheel and the sdist hold.
+
+The venv's interpreter is this one, or ``$MLOPS_INSTALL_PYTHON`` (to check another Python
+version of the classifiers, e.g. ``MLOPS_INSTALL_PYTHON=python3.12``).
 """
 
 from __future__ import annotations
@@ -143,7 +146,8 @@ def test_installed_wheel_runs_the_feature_pipeline(dists: Dists, tmp_path: Path)
     locked = ("--frozen", "--no-dev", "--no-emit-project", "--no-hashes")
     _run([uv, "export", "--quiet", *locked, "--output-file", str(requirements)], env)
     venv = tmp_path / "venv"
-    _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], env, cwd=tmp_path)
+    interpreter = os.environ.get("MLOPS_INSTALL_PYTHON") or sys.executable
+    _run([uv, "venv", "--quiet", "--python", interpreter, str(venv)], env, cwd=tmp_path)
     python, airflow = venv / "bin" / "python", venv / "bin" / "airflow"
     install = ("-r", str(requirements), str(dists.wheel))
     _run([uv, "pip", "install", "--quiet", "--python", str(python), *install], env, tmp_path)
@@ -169,14 +173,13 @@ def test_installed_wheel_runs_the_feature_pipeline(dists: Dists, tmp_path: Path)
     providers = _json_out(_run([str(airflow), "providers", "list", "-o", "json"], user, tmp_path))
     assert "airflow-provider-mlops" in {p["package_name"] for p in providers}
 
-    # every reference DAG parses from the project with only the wheel installed
+    # every reference DAG parses from the project with only the wheel installed (a DAG file
+    # that fails to import is missing from the list)
     _run([str(airflow), "dags", "reserialize"], user, tmp_path)
     dags = _json_out(_run([str(airflow), "dags", "list", "-o", "json"], user, tmp_path))
     assert {d["dag_id"]: d["fileloc"] for d in dags} == {
         dag_id: str(project / "dags" / f"{dag_id}.py") for dag_id in REFERENCE_DAGS
     }
-    errors = _run([str(airflow), "dags", "list-import-errors", "-o", "json"], user, tmp_path)
-    assert _json_out(errors) == []
 
     # one simulated day in the default lake ($AIRFLOW_HOME/mlops/data), then the day's run;
     # no MLOPS_PROJECT_ROOT: the copied DAGs find include/ next to their dags/
