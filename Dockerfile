@@ -14,9 +14,12 @@ ARG AIRFLOW_VERSION=3.3.2
 ARG MLFLOW_VERSION=3.17.2
 ARG FEAST_VERSION=0.67.0
 
-# The provider from this repository (the same files a wheel is built from).
-COPY --chown=airflow:0 pyproject.toml README.md /opt/mlops-provider/
+# The provider from this repository (the same files a wheel is built from: the wheel also
+# ships dags/ and include/ as the reference project of `python -m mlops_provider init`).
+COPY --chown=airflow:0 pyproject.toml README.md LICENSE NOTICE /opt/mlops-provider/
 COPY --chown=airflow:0 provider/ /opt/mlops-provider/provider/
+COPY --chown=airflow:0 dags/ /opt/mlops-provider/dags/
+COPY --chown=airflow:0 include/ /opt/mlops-provider/include/
 
 # Keep apache-airflow at the image's version: pip must not up- or downgrade Airflow itself.
 RUN pip install --no-cache-dir \

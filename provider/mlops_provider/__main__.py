@@ -1,0 +1,88 @@
+"""Command line of the provider: ``python -m mlops_provider <command> ...``.
+
+Commands:
+
+- ``init <airflow-project-dir> [--force]``: copy the reference DAGs into ``<dir>/dags/`` and the
+  GX suites and the Feast repo template into ``<dir>/include/``, then print the settings the
+  DAGs need.
+
+Each command is a function taking the parsed arguments and returning the exit status; a new
+command adds a sub-parser in :func:`build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+NEXT_STEPS = """\
+Next steps:
+  1. Point Airflow at the project (or copy its dags/ into your DAGs folder):
+       AIRFLOW__CORE__DAGS_FOLDER={root}/dags
+       MLOPS_PROJECT_ROOT={root}
+     The DAGs find {root}/include by themselves; MLOPS_PROJECT_ROOT lets the provider's
+     defaults (FeastHook() without a connection, relative suite paths) find it too.
+  2. Where the data lake is (default: $AIRFLOW_HOME/mlops/data, a local directory):
+       MLOPS_LAKE_URI=s3://<bucket>/<prefix>   (needs the aws_default connection)
+  3. Connections (all optional; without them everything runs embedded on one machine):
+       mlflow_default  MLflow tracking server and model registry (default: SQLite store
+                       under $AIRFLOW_HOME/mlops/mlflow)
+       feast_default   Feast repo path or feature_store.yaml overrides (default:
+                       {root}/include/feature_repo)
+       aws_default     S3 access for an s3:// data lake
+  4. Run `airflow db migrate`, then start Airflow (or `airflow dags test mlops_feature_pipeline
+     <date>` once a day of raw data is in <lake>/raw/dt=<date>/).
+"""
+
+
+def _init(args: argparse.Namespace) -> int:
+    from mlops_provider.reference import InitConflict, init_project, reference_project
+
+    try:
+        result = init_project(args.project, force=args.force)
+    except InitConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Reference project: {reference_project()}")
+    print(f"Airflow project:   {result.target}")
+    for rel in result.written:
+        print(f"  wrote      {rel}")
+    for rel in result.unchanged:
+        print(f"  unchanged  {rel}")
+    print(f"{len(result.written)} file(s) written, {len(result.unchanged)} already up to date.\n")
+    print(NEXT_STEPS.format(root=result.target))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m mlops_provider`` parser, one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mlops_provider",
+        description="Tools of the Airflow MLOps provider.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser(
+        "init",
+        help="copy the reference DAGs, GX suites and Feast repo into an Airflow project",
+        description="Copy the reference DAGs into <project>/dags/ and the GX suites and the "
+        "Feast repo template into <project>/include/. Existing files that differ are not "
+        "overwritten unless --force is given; identical files are left alone.",
+    )
+    init.add_argument("project", help="the Airflow project directory (created if missing)")
+    init.add_argument("--force", action="store_true", help="overwrite files that differ")
+    init.set_defaults(handler=_init)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line) and run the command; returns its status."""
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
