@@ -1,7 +1,8 @@
 """OpenLineage events of real operators, emitted by the OpenLineage provider's own listener.
 
 A DAG validates a training set, trains a model, evaluates and promotes it, scores the day's raw
-partition and checks it for drift, all against the embedded MLflow store. It runs with
+partition and checks it for drift, all against the embedded MLflow store; a second validation
+fails on purpose and quarantines its input (its FAIL event carries the lineage). It runs with
 ``dag.test()`` in a fresh Python process configured like a deployment would be
 (``AIRFLOW__OPENLINEAGE__TRANSPORT`` = a file transport), so the provider's plugin registers
 its listener, which calls each operator's ``get_openlineage_facets_on_complete`` through the
@@ -91,11 +92,19 @@ def _build_and_run(data: Path, dag_id: str) -> None:
             task_id="drift", current_data=raw, registered_model_name=MODEL, experiment_name=None
         )
         validate >> train >> evaluate >> promote >> [score, drift]
+        DataValidationOperator(  # fails: its FAIL event reports the validation
+            task_id="validate_bad",
+            dataset=str(data / "incoming" / "bad.parquet"),
+            expectation_suite=SUITE[:1],
+            on_failure="quarantine",
+            quarantine_uri=str(data / "quarantine" / "bad"),
+        )
     run = run_dag(dag, DAY)
     states = task_states(run)
     print(json.dumps(states))
-    if set(states.values()) != {"success"}:
-        raise SystemExit(f"tasks did not all succeed: {states}")
+    expected = {**dict.fromkeys(states, "success"), "validate_bad": "failed"}
+    if states != expected:
+        raise SystemExit(f"unexpected task states: {states}")
 
 
 @pytest.fixture
@@ -119,6 +128,9 @@ def lake(mlops_home: Path) -> dict[str, Any]:
     holdout = labelled([date(2026, 1, 5)])
     io.write_table(train, str(data / "training" / "train.parquet"))
     io.write_table(holdout, str(data / "training" / "holdout.parquet"))
+    bad = train.head(20).astype({"customer_id": "float64"})
+    bad.loc[:4, "customer_id"] = None
+    io.write_table(bad, str(data / "incoming" / "bad.parquet"))
     raw = sim.activity(DAY)
     partition = data / "raw" / f"dt={DAY.isoformat()}"
     partition.mkdir(parents=True)
@@ -161,16 +173,15 @@ def _run_with_openlineage(data: Path, events: Path, dag_id: str) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
 
 
-def _completes(events: Path, dag_id: str) -> dict[str, dict[str, Any]]:
-    """``{task_id: COMPLETE event}`` of the DAG's tasks (asserting each had a START)."""
+def _task_events(events: Path, dag_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{event type: {task_id: event}}`` of the DAG's tasks."""
     lines = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-    by_type: dict[str, dict[str, dict[str, Any]]] = {"START": {}, "COMPLETE": {}}
+    by_type: dict[str, dict[str, dict[str, Any]]] = {"START": {}, "COMPLETE": {}, "FAIL": {}}
     for event in lines:
         job = event["job"]["name"]
         if job.startswith(f"{dag_id}.") and event["eventType"] in by_type:
             by_type[event["eventType"]][job.split(".", 1)[1]] = event
-    assert set(by_type["START"]) == set(by_type["COMPLETE"]), by_type.keys()
-    return by_type["COMPLETE"]
+    return by_type
 
 
 def _by_name(datasets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -193,8 +204,11 @@ def test_operators_emit_their_lineage_through_the_listener(
     events = tmp_path / "openlineage.jsonl"
     dag_id = f"lineage_{uuid.uuid4().hex[:6]}"
     _run_with_openlineage(lake["data"], events, dag_id)
-    done = _completes(events, dag_id)
+    by_type = _task_events(events, dag_id)
+    done = by_type["COMPLETE"]
     assert set(done) == {"validate", "train", "evaluate", "promote", "score", "drift"}
+    assert set(by_type["FAIL"]) == {"validate_bad"}
+    assert set(by_type["START"]) == set(done) | {"validate_bad"}
     for event in done.values():
         assert event["job"]["namespace"] == "mlops-tests"
     data = lake["data"].resolve()
@@ -283,3 +297,22 @@ def test_operators_emit_their_lineage_through_the_listener(
     assert {a["column"] for a in drift_assertions} == set(FEATURE_COLUMNS)
     assert {a["assertion"] for a in drift_assertions} == {"no_drift"}
     assert done["drift"]["outputs"] == []
+
+    # a failed validation: its FAIL event has the failed assertion and the quarantined copy
+    failed = by_type["FAIL"]["validate_bad"]
+    (bad_in,) = failed["inputs"]
+    assert bad_in["name"] == str(data / "incoming" / "bad.parquet")
+    assert bad_in["inputFacets"]["dataQualityMetrics"]["columnMetrics"]["customer_id"] == {
+        **bad_in["inputFacets"]["dataQualityMetrics"]["columnMetrics"]["customer_id"],
+        "nullCount": 5,
+    }
+    (not_null,) = bad_in["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert (not_null["column"], not_null["success"], not_null["severity"]) == (
+        "customer_id",
+        False,
+        "error",
+    )
+    assert [(d["namespace"], d["name"]) for d in failed["outputs"]] == [
+        ("file", str(data / "quarantine" / "bad" / "data"))
+    ]
+    assert failed["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 20
