@@ -36,8 +36,39 @@ SUITE = [
 ]  # fmt: skip
 
 
+def _feast_dag(data: Path, dag_id: str) -> Any:
+    """apply >> materialize >> training set, on the default feature repo (project ``churn``)."""
+    from airflow.sdk import DAG
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    from mlops_provider.operators.feast import (
+        FeastApplyOperator,
+        FeastMaterializeOperator,
+        FeastTrainingDatasetOperator,
+    )
+
+    with DAG(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+    ) as dag:
+        apply = FeastApplyOperator(task_id="apply")
+        materialize = FeastMaterializeOperator(task_id="materialize")
+        training = FeastTrainingDatasetOperator(
+            task_id="training_set",
+            entity_data=str(data / "entity" / "labels.parquet"),
+            output_uri=str(data / "features_training" / "training.parquet"),
+            feature_service="churn_model",
+            label_columns=["churned"],
+        )
+        apply >> materialize >> training
+    return dag
+
+
 def _build_and_run(data: Path, dag_id: str) -> None:
-    """Build the DAG over the files under ``data`` and run it for DAY (in the child process)."""
+    """Build the DAGs over the files under ``data`` and run them for DAY (in the child
+    process)."""
     from airflow.sdk import DAG
     from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -105,6 +136,9 @@ def _build_and_run(data: Path, dag_id: str) -> None:
     expected = {**dict.fromkeys(states, "success"), "validate_bad": "failed"}
     if states != expected:
         raise SystemExit(f"unexpected task states: {states}")
+    states = task_states(run_dag(_feast_dag(data, f"{dag_id}_feast"), DAY))
+    if set(states.values()) != {"success"}:
+        raise SystemExit(f"unexpected Feast task states: {states}")
 
 
 @pytest.fixture
@@ -137,7 +171,17 @@ def lake(mlops_home: Path) -> dict[str, Any]:
     half = len(raw) // 2
     raw.iloc[:half].to_parquet(partition / "part-0.parquet", index=False)
     raw.iloc[half:].to_parquet(partition / "part-1.parquet", index=False)
+    from mlops_provider.core import features
+
+    published = features.publish_partition(
+        str(partition), str(data / "features" / "customer_activity"), DAY,
+        entity_columns=["customer_id"],
+    )  # fmt: skip
+    labels = sim.labels(DAY)
+    io.write_table(labels, str(data / "entity" / "labels.parquet"))
     return {
+        "published": published,
+        "labels": labels,
         "data": data,
         "train": train,
         "holdout": holdout,
@@ -316,3 +360,37 @@ def test_operators_emit_their_lineage_through_the_listener(
         ("file", str(data / "quarantine" / "bad" / "data"))
     ]
     assert failed["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 20
+
+    _check_feast(_task_events(events, f"{dag_id}_feast")["COMPLETE"], lake)
+
+
+def _check_feast(done: dict[str, dict[str, Any]], lake: dict[str, Any]) -> None:
+    """The Feast DAG: sources -> apply/materialize -> views; entity data + sources -> set."""
+    from include.simulator import FEATURE_COLUMNS
+
+    assert set(done) == {"apply", "materialize", "training_set"}
+    data = lake["data"].resolve()
+    source = ("file", str(data / "features" / "customer_activity"))
+    view = ("feast://churn", "customer_activity")
+
+    assert [(d["namespace"], d["name"]) for d in done["apply"]["inputs"]] == [source]
+    (applied,) = done["apply"]["outputs"]
+    assert (applied["namespace"], applied["name"]) == view
+    columns = _columns(applied)
+    assert next(iter(columns)) == "customer_id" and set(FEATURE_COLUMNS) <= set(columns)
+
+    (read,) = done["materialize"]["inputs"]
+    assert (read["namespace"], read["name"]) == source
+    assert read["inputFacets"]["inputStatistics"]["rowCount"] == lake["published"]["rows"]
+    (served,) = done["materialize"]["outputs"]
+    assert (served["namespace"], served["name"]) == view
+    assert served["outputFacets"]["outputStatistics"]["rowCount"] == lake["published"]["rows"]
+
+    inputs = _by_name(done["training_set"]["inputs"])
+    entity = str(data / "entity" / "labels.parquet")
+    assert set(inputs) == {entity, source[1]}
+    assert inputs[entity]["inputFacets"]["inputStatistics"]["rowCount"] == len(lake["labels"])
+    (written,) = done["training_set"]["outputs"]
+    assert written["name"] == str(data / "features_training" / "training.parquet")
+    assert written["outputFacets"]["outputStatistics"]["rowCount"] == len(lake["labels"])
+    assert {"customer_id", "churned", *FEATURE_COLUMNS} <= set(_columns(written))
