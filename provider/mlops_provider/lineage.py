@@ -228,15 +228,27 @@ class Lineage:
         read_schemas: bool = True,
     ) -> None:
         self.conn_id = conn_id
-        self.mlflow_uri = mlflow_uri
+        self._mlflow_uri = mlflow_uri
+        self._operator: Any = None
         self.read_schemas = read_schemas
         self.inputs: list[_Spec] = []
         self.outputs: list[_Spec] = []
 
     @classmethod
     def of(cls, operator: Any) -> Lineage:
-        """A builder with the operator's storage connection and MLflow store."""
-        return cls(conn_id=getattr(operator, "aws_conn_id", None), mlflow_uri=_mlflow_uri(operator))
+        """A builder with the operator's storage connection and MLflow store (resolved when
+        the first model is added, so a task without models looks up no connection)."""
+        lineage = cls(conn_id=getattr(operator, "aws_conn_id", None))
+        lineage._operator = operator
+        return lineage
+
+    @property
+    def mlflow_uri(self) -> str | None:
+        """The MLflow store URI models are named after."""
+        if self._mlflow_uri is None and self._operator is not None:
+            self._mlflow_uri = _mlflow_uri(self._operator)
+            self._operator = None
+        return self._mlflow_uri
 
     # ------------------------------------------------------------------ declaring
 
