@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -248,3 +249,84 @@ def test_operators_import_and_execute_without_the_openlineage_provider(tmp_path:
     assert out["status"] == "passed" and out["rows"] == 3
     assert out["lineage"].startswith("ImportError")  # only the OpenLineage provider calls it
     assert out["loaded"] == []
+
+
+def _names(lineage: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    return (
+        [(d.namespace, d.name) for d in lineage.inputs],
+        [(d.namespace, d.name) for d in lineage.outputs],
+    )
+
+
+def test_operators_map_their_result_to_inputs_and_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operators the integration test does not run, from a result as they return it."""
+    from mlops_provider.operators.monitoring import ModelPerformanceOperator
+    from mlops_provider.operators.registry import RollbackModelOperator
+    from mlops_provider.operators.retraining import RetrainRequestOperator
+    from mlops_provider.operators.scoring import PlanScoringShardsOperator, VerifyScoringOperator
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_DEFAULT",
+        json.dumps({"conn_type": "mlflow", "host": "http://mlflow:5000"}),
+    )
+    ns = "mlflow://mlflow:5000"
+    lake = tmp_path / "lake"  # nothing there: no schema facets (S3 naming is tested above)
+    v3 = {"name": "churn", "version": "3", "run_id": "r3", "uri": "models:/churn/3"}
+
+    plan = PlanScoringShardsOperator(task_id="plan", input_data=str(tmp_path / "raw"))
+    plan._mlops_result = {"rows": 10, "model": v3}
+    lineage = plan.get_openlineage_facets_on_complete(None)
+    assert _names(lineage) == (
+        [("file", str(tmp_path / "raw")), (ns, "models/churn/versions/3")],
+        [],
+    )
+    assert lineage.inputs[0].inputFacets["inputStatistics"].rowCount == 10
+
+    verify = VerifyScoringOperator(
+        task_id="verify", output_uri=f"{lake}/predictions", expected_rows=4
+    )
+    verify._mlops_result = {"rows": 4, "output_uri": f"{lake}/predictions/dt=2026-01-12"}
+    assert _names(verify.get_openlineage_facets_on_complete(None)) == (
+        [("file", f"{lake}/predictions/dt=2026-01-12")],
+        [],
+    )
+
+    rollback = RollbackModelOperator(task_id="rollback", registered_model_name="churn", reason="r")
+    rollback._mlops_result = {
+        "registered_model_name": "churn",
+        "previous_version": "4",
+        "model": {**v3, "alias": "champion"},
+    }
+    assert _names(rollback.get_openlineage_facets_on_complete(None)) == (
+        [(ns, "models/churn/versions/4")],
+        [(ns, "models/churn/versions/3")],
+    )
+
+    perf = ModelPerformanceOperator(
+        task_id="perf", predictions_data=f"{lake}/predictions", labels_data=f"{lake}/labels"
+    )
+    perf._mlops_result = {"evaluated_days": ["2026-01-05", "2026-01-06"], "model": v3}
+    assert _names(perf.get_openlineage_facets_on_complete(None))[0] == [
+        ("file", f"{lake}/predictions/dt=2026-01-05"),
+        ("file", f"{lake}/predictions/dt=2026-01-06"),
+        ("file", f"{lake}/labels"),
+        (ns, "models/churn/versions/3"),
+    ]
+
+    request = RetrainRequestOperator(task_id="request", registered_model_name="churn")
+    request._mlops_result = {"model": v3}
+    assert _names(request.get_openlineage_facets_on_complete(None)) == (
+        [(ns, "models/churn/versions/3")],
+        [],
+    )
+    # before execute (no result): what the parameters name, nothing else
+    assert _names(
+        PlanScoringShardsOperator(task_id="p", input_data="/x").get_openlineage_facets_on_complete(
+            None
+        )
+    ) == (
+        [("file", "/x")],
+        [],
+    )
