@@ -158,6 +158,7 @@ class MlopsBaseOperator(BaseOperator):
             result = self.run(context)
         except CoreError as err:
             raise self.error_class(self.error_message(err)) from err
+        self._mlops_result = result  # for get_openlineage_facets_on_complete (lineage.py)
         if isinstance(result, Mapping):
             self.persist_links(context, result)
             self.push_result_keys(context, result)

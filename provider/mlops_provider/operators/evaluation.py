@@ -238,12 +238,41 @@ class EvaluateModelOperator(MlopsBaseOperator):
         self.log.info("%s (rule: %s); report: %s", result.reason, result.rule, result.report_uri)
         out = result.to_dict()
         if not result.passed and as_bool(self.fail_on_rejection, "fail_on_rejection"):
+            self._mlops_result = out  # the failure event reports the evaluation too
             self.persist_links(context, out)
             self.push_result_keys(context, out)
             raise ModelRejected(
                 f"{name} candidate {self.model_uri} {result.reason}. Report: {result.report_uri}"
             )
         return out
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the evaluation data (rows), the candidate model,
+        with one assertion per gate check, and the champion (when there is one) as inputs."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        candidate = result.get("candidate") or result.get("model")
+        checks = [
+            {
+                "assertion": str(check.get("check")),
+                "name": f"{check.get('metric')}.{check.get('check')}",
+                "success": bool(check.get("passed")),
+                "description": check.get("reason"),
+                "actual": check.get("candidate"),
+                "expected": check.get("threshold"),
+                "params": {"champion": check.get("champion")},
+            }
+            for check in result.get("checks") or []
+            if isinstance(check, Mapping)
+        ]
+        return (
+            Lineage.of(self)
+            .dataset(result.get("evaluation_data") or self.evaluation_data, rows=result.get("rows"))
+            .model(candidate, assertions=checks)
+            .model(result.get("champion"))
+            .build()
+        )
 
     def error_message(self, err: Exception) -> str:
         return f"cannot evaluate {self.model_uri}: {err}"

@@ -89,6 +89,22 @@ class FeastApplyOperator(_FeastOperator):
         )
         return result
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the feature views' file sources as inputs; the
+        feature views (``feast://<project>``, with their schema) as outputs."""
+        from mlops_provider.lineage import Lineage, add_feature_views, operator_result
+
+        result = operator_result(self)
+        if not result.get("project"):
+            return Lineage.of(self).build()
+        return add_feature_views(
+            Lineage.of(self),
+            self.feast_hook.store,
+            result["project"],
+            result.get("feature_views") or [],
+            served=True,
+        ).build()
+
 
 class FeastMaterializeOperator(_FeastOperator):
     """Materialize a time window of feature views into the online store.
@@ -187,6 +203,23 @@ class FeastMaterializeOperator(_FeastOperator):
         )
         return result
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the views' file sources as inputs (source rows
+        read); the views as served online (``feast://<project>``) as outputs (online writes)."""
+        from mlops_provider.lineage import Lineage, add_feature_views, operator_result
+
+        result = operator_result(self)
+        if not result.get("project"):
+            return Lineage.of(self).build()
+        return add_feature_views(
+            Lineage.of(self),
+            self.feast_hook.store,
+            result["project"],
+            result.get("views") or [],
+            served=True,
+            rows_by_view=result.get("rows_by_view"),
+        ).build()
+
 
 class FeastTrainingDatasetOperator(_FeastOperator):
     """Build a point-in-time correct training set and write it to a URI.
@@ -276,3 +309,19 @@ class FeastTrainingDatasetOperator(_FeastOperator):
             result["digest"],
         )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the entity data and the file sources of the
+        requested views as inputs; the training set as the output (schema, rows)."""
+        from mlops_provider.lineage import Lineage, add_feature_views, operator_result
+
+        result = operator_result(self)
+        lineage = Lineage.of(self).dataset(
+            result.get("entity_data") or self.entity_data, rows=result.get("entity_rows")
+        )
+        views = [str(ref).split(":", 1)[0] for ref in result.get("feature_refs") or []]
+        if views:
+            add_feature_views(lineage, self.feast_hook.store, str(result.get("project")), views)
+        return lineage.dataset(
+            result.get("uri") or self.output_uri, output=True, rows=result.get("rows")
+        ).build()

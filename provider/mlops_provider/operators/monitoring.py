@@ -254,6 +254,42 @@ class DriftDetectionOperator(MlopsBaseOperator):
         )
         return result
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the current data as input, with its rows and one
+        drift assertion per column compared; the reference as input: the model whose
+        training profile it is, or the reference datasets (rows)."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        current = result.get("current_data") or self.current_data
+        columns = result.get("columns") or {}
+        assertions = [
+            {
+                "assertion": "no_drift",
+                "name": f"{info.get('method')}({name})",
+                "column": name,
+                "success": not info.get("drifted"),
+                "actual": info.get("score"),
+                "expected": info.get("threshold"),
+                "description": "; ".join(info.get("reasons") or []) or None,
+            }
+            for name, info in columns.items()
+            if isinstance(info, Mapping)
+        ]
+        lineage = Lineage.of(self)
+        listed = [current] if isinstance(current, str) else list(current or [])
+        for uri in listed:
+            lineage.dataset(
+                uri, rows=result.get("rows") if len(listed) == 1 else None, assertions=assertions
+            )
+        if self.reference_data:
+            from mlops_provider.core.params import as_list
+
+            lineage.datasets(
+                as_list(self.reference_data, "reference_data"), rows=result.get("reference_rows")
+            )
+        return lineage.model(result.get("model")).build()
+
 
 class ModelPerformanceOperator(MlopsBaseOperator):
     """Evaluate predictions on labels that arrived later and compare them with the baseline.
@@ -504,3 +540,14 @@ class ModelPerformanceOperator(MlopsBaseOperator):
             result["report_uri"],
         )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the evaluated predictions partitions, the labels
+        and the model version that scored the newest predictions, as inputs."""
+        from mlops_provider.lineage import Lineage, join, operator_result
+
+        result = operator_result(self)
+        lineage = Lineage.of(self)
+        for day in result.get("evaluated_days") or []:
+            lineage.dataset(join(str(self.predictions_data), f"dt={day}"))
+        return lineage.dataset(self.labels_data).model(result.get("model")).build()

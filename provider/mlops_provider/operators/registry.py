@@ -154,6 +154,33 @@ class PromoteModelOperator(_RegistryOperator):
         )
         return result.to_result()
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the evaluated candidate as the input; the
+        registered version of it as the output (with ``alias`` when the alias holds it)."""
+        from mlops_provider.core.params import as_mapping
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        try:
+            evaluation = as_mapping(self.evaluation, "evaluation") or {}
+        except Exception:  # an unusable evaluation failed the task already
+            evaluation = {}
+        version = None
+        if result.get("version") is not None:
+            version = {
+                "name": result.get("registered_model_name"),
+                "version": result.get("version"),
+                "run_id": result.get("run_id"),
+                "uri": result.get("model_uri"),
+                "alias": result.get("alias") if result.get("passed") else None,
+            }
+        return (
+            Lineage.of(self)
+            .model(evaluation.get("candidate") or evaluation.get("model"))
+            .model(version, output=True)
+            .build()
+        )
+
 
 class RollbackModelOperator(_RegistryOperator):
     """Move ``alias`` back to the previous holder (``previous_<alias>``) or to ``to_version``.
@@ -233,3 +260,18 @@ class RollbackModelOperator(_RegistryOperator):
             result.reason,
         )
         return result.to_result()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the version rolled back from as the input; the
+        version restored (with its alias) as the output."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        name = result.get("registered_model_name")
+        previous = result.get("previous_version")
+        return (
+            Lineage.of(self)
+            .model({"name": name, "version": previous} if previous is not None else None)
+            .model(result.get("model"), output=True)
+            .build()
+        )

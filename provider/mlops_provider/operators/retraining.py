@@ -223,6 +223,14 @@ class RetrainDecisionOperator(MlopsBaseOperator, BranchMixIn):
             why = "no policy triggered" + (f" ({'; '.join(notes)})" if notes else "")
         raise AirflowSkipException(f"no retrain request emitted: {why}")
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the champion the decision is about and the
+        labels counted for ``min_new_labels``, as inputs."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        return Lineage.of(self).model(result.get("model")).dataset(self.labels_data).build()
+
     def _branch(self, context: Context, decision: RetrainDecision) -> dict[str, Any]:
         follow = self.retrain_task_ids if decision.retrain else self.no_retrain_task_ids
         follow_list = [follow] if isinstance(follow, str) else list(follow or [])
@@ -365,6 +373,12 @@ class RetrainRequestOperator(MlopsBaseOperator):
             extra=extra,
             recorded=state is not None,
         )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the champion to retrain, as the input."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        return Lineage.of(self).model(operator_result(self).get("model")).build()
 
 
 def _triggered(decision: Mapping[str, Any] | None) -> list[str]:

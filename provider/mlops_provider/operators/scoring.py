@@ -260,6 +260,26 @@ class BatchScoringOperator(MlopsBaseOperator):
         )
         return result.to_result(shard=shard, data_interval_start=start.isoformat())
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the scored dataset (or the Feast entity data) and
+        the model version that scored as inputs; the predictions partition as the output, with
+        its schema, rows and files written."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        return (
+            Lineage.of(self)
+            .dataset(result.get("input_data"), rows=result.get("rows"))
+            .model(result.get("model"))
+            .dataset(
+                result.get("output_uri"),
+                output=True,
+                rows=result.get("rows"),
+                files=len(result.get("files") or []) or None,
+            )
+            .build()
+        )
+
 
 class PlanScoringShardsOperator(MlopsBaseOperator):
     """Plan a sharded scoring run: list the input's shards, resolve the model ONCE, count rows.
@@ -372,6 +392,19 @@ class PlanScoringShardsOperator(MlopsBaseOperator):
             output_partition=io.partition_uri(output, start) if output else None,
         )
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the input to shard (rows) and the model version
+        the shards are to score with."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        return (
+            Lineage.of(self)
+            .dataset(self.input_data, rows=result.get("rows"))
+            .model(result.get("model"))
+            .build()
+        )
+
 
 def _expected_shards(value: Any) -> int | list[str] | None:
     """A shard count (``3``, ``"3"``) or shard names (a list, JSON list, ``"a,b"``)."""
@@ -470,3 +503,11 @@ class VerifyScoringOperator(MlopsBaseOperator):
             expected_shards=_expected_shards(self.expected_shards),
             conn_id=self.aws_conn_id or None,
         )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the verified day partition, with the rows found,
+        as the input (the operator has no MLflow connection to name the model by)."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        return Lineage.of(self).dataset(result.get("output_uri"), rows=result.get("rows")).build()

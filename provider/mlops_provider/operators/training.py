@@ -260,6 +260,26 @@ class TrainModelOperator(MlopsBaseOperator):
         )
         return result.to_dict()
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the training data (and ``validation_data``) as
+        inputs with schema and rows read; the logged MLflow model as the output
+        (``logged-models/<model id>``, with its run id)."""
+        from mlops_provider.lineage import Lineage, operator_result
+
+        result = operator_result(self)
+        rows: int | None = result.get("rows")
+        holdout: int | None = result.get("holdout_rows")
+        read = rows  # a split (no validation_data): both parts were read from training_data
+        if not self.validation_data and rows is not None and holdout is not None:
+            read = rows + holdout
+        lineage = Lineage.of(self).dataset(
+            result.get("dataset_source") or self.training_data, rows=read
+        )
+        lineage.dataset(self.validation_data, rows=holdout)
+        return lineage.model(
+            {**(result.get("model") or {}), "model_id": result.get("model_id")}, output=True
+        ).build()
+
     def error_message(self, err: Exception) -> str:
         from mlops_provider.core.errors import ServiceError
 

@@ -195,7 +195,13 @@ class DataValidationOperator(MlopsBaseOperator):
             run_label=f"{ti.dag_id}.{ti.task_id}",
         )
         result = check.result
+        self._expectations = [r.to_dict() for r in check.outcome.results]
+        self._null_counts = {
+            c: round(share * check.outcome.row_count)
+            for c, share in check.outcome.null_share.items()
+        }
         if check.stops:
+            self._mlops_result = result  # the failure event reports the validation too
             # Downstream tasks with a failure trigger rule (notifications) can read the result.
             self.persist_links(context, result)
             self.push_result_keys(context, result)
@@ -211,3 +217,34 @@ class DataValidationOperator(MlopsBaseOperator):
         else:
             self.log.warning("%s", check.message())
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the validated dataset as the input, with its
+        schema, rows, null counts and one assertion per expectation; the quarantined copy as
+        the output when there is one. Also what the failure event reports."""
+        from mlops_provider.lineage import Lineage, join, operator_result
+
+        result = operator_result(self)
+        severity = "warn" if self.on_failure == "warn" else "error"
+        lineage = Lineage.of(self).dataset(
+            result.get("dataset") or self.dataset,
+            rows=result.get("rows"),
+            null_counts=getattr(self, "_null_counts", None),
+            assertions=[
+                {
+                    "assertion": e["type"],
+                    "name": e["expectation"],
+                    "column": e["column"],
+                    "success": e["success"],
+                    "actual": e["observed"],
+                    "expected": {k: v for k, v in e["kwargs"].items() if k != "column"},
+                    "severity": severity,
+                }
+                for e in getattr(self, "_expectations", [])
+            ],
+        )
+        if result.get("quarantine_uri"):
+            lineage.dataset(
+                join(result["quarantine_uri"], "data"), output=True, rows=result["rows"]
+            )
+        return lineage.build()
