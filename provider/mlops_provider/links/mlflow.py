@@ -64,8 +64,8 @@ def api_root_path() -> str:
 
 def plugin_url(*segments: str, query: Mapping[str, str | None] | None = None) -> str:
     """A root-relative URL of the plugin: ``<api root>/mlops/<segments...>[?query]``; each
-    segment is percent-encoded (a segment may hold ``/`` to name a sub-path)."""
-    parts = [quote(str(part), safe=_SEGMENT_SAFE) for seg in segments for part in seg.split("/")]
+    segment is one path segment, percent-encoded (a ``/`` in it too)."""
+    parts = [quote(str(segment), safe=_SEGMENT_SAFE) for segment in segments]
     url = f"{api_root_path()}{PLUGIN_PREFIX}/" + "/".join(parts)
     params = {k: v for k, v in (query or {}).items() if v}
     return f"{url}?{urlencode(params)}" if params else url
@@ -84,7 +84,7 @@ def run_url(run_id: str, experiment_id: str | None = None, *, conn_id: str | Non
     return plugin_url(
         "mlflow",
         "runs",
-        quote(str(run_id), safe=""),
+        str(run_id),
         query={"experiment_id": experiment_id, "conn_id": _conn_param(conn_id)},
     )
 
@@ -94,7 +94,7 @@ def model_version_url(name: str, version: str | int, *, conn_id: str | None = No
     return plugin_url(
         "mlflow",
         "models",
-        quote(str(name), safe=""),
+        str(name),
         "versions",
         str(version),
         query={"conn_id": _conn_param(conn_id)},

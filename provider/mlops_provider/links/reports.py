@@ -36,7 +36,7 @@ def report_url(uri: str, root: str | None = None) -> str:
 
     rel = report_relative_path(uri, root)
     if rel is not None:
-        return plugin_url("reports", rel)
+        return plugin_url("reports", *rel.split("/"))
     if uri.startswith(("http://", "https://")):
         return uri
     log.info("report %s is outside the reports root: the UI cannot open it", uri)

@@ -33,7 +33,13 @@ from urllib.parse import quote, urlencode
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-__all__ = ["create_app", "require_user"]
+__all__ = [
+    "create_app",
+    "get_mlflow_model_version",
+    "get_mlflow_run",
+    "get_report",
+    "require_user",
+]
 
 #: Environment variable naming the connection of an ``s3://`` reports root.
 REPORTS_CONN_ENV = "MLOPS_REPORTS_CONN_ID"
@@ -150,6 +156,83 @@ def _embedded_client(hook: Any) -> Any:
     return hook.client
 
 
+def get_report(path: str) -> Response:
+    """A report file below the reports root."""
+    from mlops_provider.core.reports import ReportNotFound, UnsafeReportPath, open_report
+
+    conn_id = os.environ.get(REPORTS_CONN_ENV) or _DEFAULT_AWS_CONN_ID
+    try:
+        found = open_report(path, conn_id=conn_id)
+    except UnsafeReportPath as err:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
+    except ReportNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found") from None
+    if found.local_path is not None:
+        return FileResponse(
+            found.local_path, media_type=found.media_type, headers=_SECURITY_HEADERS
+        )
+    return Response(found.data, media_type=found.media_type, headers=_SECURITY_HEADERS)
+
+
+def get_mlflow_run(
+    request: Request,
+    run_id: str,
+    experiment_id: str | None = None,
+    conn_id: str | None = None,
+) -> Response:
+    """The MLflow run: a redirect to the MLflow UI, or a page from the embedded store."""
+    from mlops_provider.core.mlflow_pages import MlflowObjectNotFound, run_page
+    from mlops_provider.links.mlflow import mlflow_ui_run_url, ui_base
+
+    hook = _mlflow_hook(conn_id)
+    base = ui_base(hook.target.ui_base_uri)
+    if base is not None:
+        if experiment_id:
+            url = mlflow_ui_run_url(base, experiment_id, run_id)
+        else:
+            url = f"{base}/#/runs/{quote(run_id, safe='')}"
+        return RedirectResponse(str(url), status_code=status.HTTP_302_FOUND)
+    mount, query = _mount(request), _conn_query(conn_id)
+    try:
+        body = run_page(
+            _embedded_client(hook),
+            run_id,
+            model_version_href=lambda name, version: (
+                f"{mount}/mlflow/models/{quote(name, safe='')}/versions/{version}{query}"
+            ),
+        )
+    except MlflowObjectNotFound as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    return _html(body)
+
+
+def get_mlflow_model_version(
+    request: Request, name: str, version: str, conn_id: str | None = None
+) -> Response:
+    """A registered model version: a redirect to the MLflow UI, or a page from the store."""
+    from mlops_provider.core.mlflow_pages import MlflowObjectNotFound, model_version_page
+    from mlops_provider.links.mlflow import mlflow_ui_model_version_url, ui_base
+
+    if not version.isdigit():
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a model version is a number")
+    hook = _mlflow_hook(conn_id)
+    base = ui_base(hook.target.ui_base_uri)
+    if base is not None:
+        url = mlflow_ui_model_version_url(base, name, version)
+        return RedirectResponse(str(url), status_code=status.HTTP_302_FOUND)
+    mount, query = _mount(request), _conn_query(conn_id)
+    try:
+        body = model_version_page(
+            _embedded_client(hook),
+            name,
+            version,
+            run_href=lambda run_id: f"{mount}/mlflow/runs/{quote(run_id, safe='')}{query}",
+        )
+    except MlflowObjectNotFound as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    return _html(body)
+
+
 def create_app() -> FastAPI:
     """The plugin's FastAPI app (every route requires an authenticated Airflow user)."""
     app = FastAPI(
@@ -160,82 +243,9 @@ def create_app() -> FastAPI:
         openapi_url=None,
     )
     app.add_exception_handler(_LoginRequired, _login_redirect)
-
-    @app.get("/reports/{path:path}", response_model=None)
-    def get_report(path: str) -> Response:
-        """A report file below the reports root."""
-        from mlops_provider.core.reports import ReportNotFound, UnsafeReportPath, open_report
-
-        conn_id = os.environ.get(REPORTS_CONN_ENV) or _DEFAULT_AWS_CONN_ID
-        try:
-            found = open_report(path, conn_id=conn_id)
-        except UnsafeReportPath as err:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
-        except ReportNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found") from None
-        if found.local_path is not None:
-            return FileResponse(
-                found.local_path, media_type=found.media_type, headers=_SECURITY_HEADERS
-            )
-        return Response(found.data, media_type=found.media_type, headers=_SECURITY_HEADERS)
-
-    @app.get("/mlflow/runs/{run_id}", response_model=None)
-    def get_mlflow_run(
-        request: Request,
-        run_id: str,
-        experiment_id: str | None = None,
-        conn_id: str | None = None,
-    ) -> Response:
-        """The MLflow run: a redirect to the MLflow UI, or a page from the embedded store."""
-        from mlops_provider.core.mlflow_pages import MlflowObjectNotFound, run_page
-        from mlops_provider.links.mlflow import mlflow_ui_run_url, ui_base
-
-        hook = _mlflow_hook(conn_id)
-        base = ui_base(hook.target.ui_base_uri)
-        if base is not None:
-            if experiment_id:
-                url = mlflow_ui_run_url(base, experiment_id, run_id)
-            else:
-                url = f"{base}/#/runs/{quote(run_id, safe='')}"
-            return RedirectResponse(str(url), status_code=status.HTTP_302_FOUND)
-        mount, query = _mount(request), _conn_query(conn_id)
-        try:
-            body = run_page(
-                _embedded_client(hook),
-                run_id,
-                model_version_href=lambda name, version: (
-                    f"{mount}/mlflow/models/{quote(name, safe='')}/versions/{version}{query}"
-                ),
-            )
-        except MlflowObjectNotFound as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
-        return _html(body)
-
-    @app.get("/mlflow/models/{name}/versions/{version}", response_model=None)
-    def get_mlflow_model_version(
-        request: Request, name: str, version: str, conn_id: str | None = None
-    ) -> Response:
-        """A registered model version: a redirect to the MLflow UI, or a page from the store."""
-        from mlops_provider.core.mlflow_pages import MlflowObjectNotFound, model_version_page
-        from mlops_provider.links.mlflow import mlflow_ui_model_version_url, ui_base
-
-        if not version.isdigit():
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "a model version is a number")
-        hook = _mlflow_hook(conn_id)
-        base = ui_base(hook.target.ui_base_uri)
-        if base is not None:
-            url = mlflow_ui_model_version_url(base, name, version)
-            return RedirectResponse(str(url), status_code=status.HTTP_302_FOUND)
-        mount, query = _mount(request), _conn_query(conn_id)
-        try:
-            body = model_version_page(
-                _embedded_client(hook),
-                name,
-                version,
-                run_href=lambda run_id: f"{mount}/mlflow/runs/{quote(run_id, safe='')}{query}",
-            )
-        except MlflowObjectNotFound as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
-        return _html(body)
-
+    app.get("/reports/{path:path}", response_model=None)(get_report)
+    app.get("/mlflow/runs/{run_id}", response_model=None)(get_mlflow_run)
+    app.get("/mlflow/models/{name:path}/versions/{version}", response_model=None)(
+        get_mlflow_model_version
+    )
     return app
