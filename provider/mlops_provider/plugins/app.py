@@ -12,7 +12,8 @@ Routes (below the mount point, ``<api root>/mlops``):
 - ``GET /reports/{path}``: the file at ``path`` below the reports root
   (:func:`mlops_provider.core.reports.reports_root`: ``$MLOPS_REPORTS_URI``, else
   ``$MLOPS_LAKE_URI/reports``, else the local data root's ``reports``), read through the
-  ``$MLOPS_REPORTS_CONN_ID`` connection (default ``aws_default``) for ``s3://``. Paths with
+  ``$MLOPS_REPORTS_CONN_ID`` connection (else ``$MLOPS_AWS_CONN_ID``, else ``aws_default``) for
+  ``s3://``. Paths with
   ``..``, ``.``, hidden or empty segments, backslashes or absolute paths get 400; a missing file,
   a directory (no listing) or a symlink leading outside the root get 404.
 - ``GET /mlflow/runs/{run_id}`` and ``GET /mlflow/models/{name}/versions/{version}`` (query
@@ -160,7 +161,11 @@ def get_report(path: str) -> Response:
     """A report file below the reports root."""
     from mlops_provider.core.reports import ReportNotFound, UnsafeReportPath, open_report
 
-    conn_id = os.environ.get(REPORTS_CONN_ENV) or _DEFAULT_AWS_CONN_ID
+    conn_id = (
+        os.environ.get(REPORTS_CONN_ENV)
+        or os.environ.get("MLOPS_AWS_CONN_ID")
+        or _DEFAULT_AWS_CONN_ID
+    )
     try:
         found = open_report(path, conn_id=conn_id)
     except UnsafeReportPath as err:
