@@ -67,6 +67,9 @@ def get_provider_info() -> dict[str, Any]:
             f"{_P}.links.mlflow.MlflowModelVersionLink",
             f"{_P}.links.reports.ReportLink",
         ],
+        "plugins": [
+            {"name": "mlops", "plugin-class": f"{_P}.plugins.mlops.MlopsPlugin"},
+        ],
         "connection-types": [
             {
                 "hook-class-name": f"{_P}.hooks.mlflow.MlflowHook",

@@ -200,7 +200,8 @@ def test_evaluation_gates_the_lifecycle(lifecycle_run) -> None:
     assert json.loads((report.parent / "result.json").read_text())["status"] == "accepted"
     html = report.read_text()
     assert "ROC" in html and html.count("<img ") == 2
-    assert xcom(dr, "eval_b", key="_link_ReportLink") == report.resolve().as_uri()
+    rel = report.resolve().relative_to((home / "data" / "reports").resolve()).as_posix()
+    assert xcom(dr, "eval_b", key="_link_ReportLink") == f"/mlops/reports/{rel}"
     assert (home / "data" / "reports" / "strict_c.html").exists()  # written before the rejection
     assert (home / "data" / "reports" / "strict_c.json").exists()  # its JSON twin
 

@@ -203,7 +203,7 @@ def test_connection_test_is_bounded_and_creates_nothing(monkeypatch, tmp_path: P
 def test_ui_url_is_what_links_are_built_on(monkeypatch) -> None:
     """Inside a container network the tracking URI names a service a browser cannot reach;
     the ``ui_url`` extra is the address links use."""
-    from mlops_provider.links.mlflow import model_version_url
+    from mlops_provider.links.mlflow import mlflow_ui_model_version_url
 
     _set_conn(
         monkeypatch,
@@ -215,7 +215,7 @@ def test_ui_url_is_what_links_are_built_on(monkeypatch) -> None:
     )
     target = MlflowHook(mlflow_conn_id="mlflow_compose").target
     assert target.tracking_uri == "http://mlflow:5000"
-    assert model_version_url(target.ui_base_uri, "churn", 3) == (
+    assert mlflow_ui_model_version_url(target.ui_base_uri, "churn", 3) == (
         "http://localhost:5000/#/models/churn/versions/3"
     )
     plain = MlflowHook(tracking_uri="http://mlflow.internal:5000").target

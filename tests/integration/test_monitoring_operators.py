@@ -258,7 +258,8 @@ def test_no_drift_on_the_same_distribution_and_rerun_reuses_the_run(lake: Lake) 
     assert document["dataset_drift"] is False and document["mlflow_run_id"] == out["mlflow_run_id"]
     assert document["status"] == "no_drift" and document["result"]["n_columns"] == out["n_columns"]
     assert (
-        xcom(run, "data_drift", key=ReportLink().xcom_key) == (report_dir / "report.html").as_uri()
+        xcom(run, "data_drift", key=ReportLink().xcom_key)
+        == f"/mlops/reports/drift/{MODEL}/dt=2026-01-06/report.html"
     )
 
     runs = _monitoring_runs(dag_id="monitoring_drift_same", task_id="data_drift")

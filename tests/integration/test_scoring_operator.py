@@ -352,7 +352,7 @@ def test_over_http_against_a_real_mlflow_server(
     source = pd.read_parquet(raw)
     assert np.array_equal(frame["probability"].to_numpy(), _expected(pipelines["hgb"], source))
     link = xcom(run, "score", key="_link_MlflowModelVersionLink")
-    assert link == f"{mlflow_server.url}/#/models/{name}/versions/{version}"
+    assert link == f"/mlops/mlflow/models/{name}/versions/{version}?conn_id=mlflow_http"
 
 
 def test_every_scoring_operator_accepts_every_model_uri_form(

@@ -255,7 +255,7 @@ def test_unreachable_server_then_real_server(
     assert len(client.search_runs([exp_id])) == 1  # the failed try left nothing behind
     assert out["tracking_uri"] == mlflow_server.url
     link = xcom(dr, "train", key="_link_MlflowRunLink")
-    assert link == f"{mlflow_server.url}/#/experiments/{out['experiment_id']}/runs/{out['run_id']}"
+    assert link == f"/mlops/mlflow/runs/{out['run_id']}?experiment_id={out['experiment_id']}"
 
 
 def test_deprecated_parameter_names_still_work(airflow_db, mlops_home: Path) -> None:

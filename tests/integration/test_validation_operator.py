@@ -130,8 +130,9 @@ def test_clean_partition_passes_with_templated_uri_report_and_link(
     assert params["data_interval_start"] == "2026-01-05T00:00:00+00:00"
     assert params["data_interval_end"] == "2026-01-06T00:00:00+00:00"
     assert "now" in params
+    # the link opens the report through the provider's plugin on the API server
     link = xcom(run, "validate", key=ReportLink().xcom_key)
-    assert link == (report_dir / "report.html").as_uri()
+    assert link == "/mlops/reports/validation/raw/dt=2026-01-05/validate/report.html"
 
 
 def test_fail_mode_raises_with_the_failed_expectations(

@@ -137,16 +137,50 @@ def _scoring_link(lifecycle: Any) -> tuple[str, str]:
     return run["dag_run_id"], str(links["extra_links"].get("MLflow model version") or "")
 
 
+def _mlflow_ui_url(stack: Any, link: str) -> str:
+    """Where the plugin sends the browser for an MLflow model-version link (the stack's MLflow
+    server has a UI: the ``ui_url`` extra of ``mlflow_default``)."""
+    from mlops_common import MODEL_NAME
+
+    version = link.rsplit("/", 1)[1]
+    return f"{stack.mlflow_url}/#/models/{MODEL_NAME}/versions/{version}"
+
+
 def test_the_scoring_extra_link_opens_the_mlflow_model_version(lifecycle: Any, stack: Any) -> None:
     from mlops_common import MODEL_NAME
 
     _, url = _scoring_link(lifecycle)
-    assert url.startswith(f"{stack.mlflow_url}/#/models/{MODEL_NAME}/versions/"), url
+    # the link leads to the provider's plugin on the API server ...
+    assert re.fullmatch(rf"/mlops/mlflow/models/{MODEL_NAME}/versions/\d+", url), url
     version = url.rsplit("/", 1)[1]
-    assert requests.get(url, timeout=30).status_code == 200
+    assert requests.get(f"{stack.api_url}{url}", timeout=30).status_code == 401
+    # ... which, for a signed-in user, redirects to the MLflow UI
+    resp = lifecycle.api.session.get(f"{stack.api_url}{url}", timeout=30, allow_redirects=False)
+    assert resp.status_code == 302, resp.text
+    assert resp.headers["location"] == _mlflow_ui_url(stack, url)
+    assert requests.get(resp.headers["location"], timeout=30).status_code == 200
     api = f"{stack.mlflow_url}/api/2.0/mlflow/model-versions/get"
     got = requests.get(api, params={"name": MODEL_NAME, "version": version}, timeout=30)
     assert got.ok and got.json()["model_version"]["version"] == version, got.text
+
+
+def test_the_validation_report_link_serves_the_report_from_the_s3_lake(
+    lifecycle: Any, stack: Any
+) -> None:
+    from stack.stack import s3_client
+
+    run = _period_runs(lifecycle, FEATURES)[-1]
+    path = f"/dags/{FEATURES}/dagRuns/{run['dag_run_id']}/taskInstances/validate_raw/links"
+    link = str(lifecycle.api.get(path)["extra_links"].get("Report") or "")
+    day = run["data_interval_start"][:10]
+    assert link == f"/mlops/reports/validation/raw/dt={day}/report.html", link
+    assert requests.get(f"{stack.api_url}{link}", timeout=30).status_code == 401
+    resp = lifecycle.api.session.get(f"{stack.api_url}{link}", timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "text/html; charset=utf-8"
+    key = f"lake/reports/validation/raw/dt={day}/report.html"
+    stored = s3_client(stack).get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()
+    assert resp.content == stored
 
 
 def test_the_connection_secret_is_in_no_log_or_xcom_of_the_lifecycle(
@@ -210,11 +244,16 @@ def test_browser_follows_the_model_version_link_of_a_finished_scoring_task(
     expect(link).to_be_visible(timeout=TIMEOUT_MS)
     assert link.get_attribute("href") == url
     screenshot(page, "scoring-task-links")
-    with page.context.expect_page() as opened:
-        link.click()
-    mlflow_page = opened.value
+    # a same-origin link: the UI opens it in the same tab (accept a new tab too); the plugin
+    # redirects the signed-in browser to the MLflow UI
+    pages_before = len(page.context.pages)
+    link.click()
+    page.wait_for_timeout(1_000)
+    mlflow_page = page.context.pages[-1] if len(page.context.pages) > pages_before else page
+    target = _mlflow_ui_url(stack, url)
+    mlflow_page.wait_for_url(f"{stack.mlflow_url}/**", timeout=TIMEOUT_MS)
     mlflow_page.wait_for_load_state()
-    assert mlflow_page.url == url
+    assert mlflow_page.url == target
     version = url.rsplit("/", 1)[1]
     expect(mlflow_page.get_by_text(f"Version {version}").first).to_be_visible(timeout=60_000)
     screenshot(mlflow_page, "mlflow-model-version")

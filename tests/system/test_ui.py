@@ -11,8 +11,11 @@ Debian's chromium is driven through ``executable_path``; no browser is ever down
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.system.ui_server import REFERENCE_DAGS, UiServer, airflow_ui
+from tests.system.ui_server import REFERENCE_DAGS, UiServer, airflow_env, airflow_ui
 
 pytestmark = [pytest.mark.system, pytest.mark.ui]
 
@@ -232,3 +235,48 @@ def test_dag_graph_view_shows_the_training_pipeline(page: Any, ui: UiServer) -> 
     page.get_by_role("button", name="Fit View").click()
     page.wait_for_timeout(1_000)
     screenshot(page, "dag-graph", doc_name="dag-graph.png")
+
+
+def _run_report_task(ui: UiServer) -> dict[str, Any]:
+    """One real validation task run into the UI's database (tests/system/ui_report_task.py)."""
+    port = int(ui.url.rsplit(":", 1)[1])
+    env = airflow_env(ui.home, port, ui.home / "simple_auth_manager_passwords.json")
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.system.ui_report_task"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_report_extra_link_opens_the_report_through_the_api_server(page: Any, ui: UiServer) -> None:
+    """The task's "Report" link leads to the provider's plugin on the API server, which serves
+    the HTML report the task wrote to the (local) lake, behind the UI's login."""
+    import requests
+    from playwright.sync_api import expect
+
+    task = _run_report_task(ui)
+    link = str(task["link"])
+    assert link.startswith("/mlops/reports/validation/") and link.endswith("/report.html"), link
+    # without a session the plugin refuses (a browser would be sent to the login page)
+    assert requests.get(f"{ui.url}{link}", timeout=30).status_code == 401
+    page.goto(f"{ui.url}/dags/{task['dag_id']}/runs/{task['run_id']}/tasks/validate/details")
+    report_link = page.get_by_role("link", name="Report")
+    expect(report_link).to_be_visible(timeout=TIMEOUT_MS)
+    assert report_link.get_attribute("href") == link
+    screenshot(page, "validation-task-report-link")
+    # same origin: the UI opens it in the same tab; accept a new tab too
+    pages_before = len(page.context.pages)
+    report_link.click()
+    page.wait_for_timeout(1_000)
+    opened = page.context.pages[-1] if len(page.context.pages) > pages_before else page
+    opened.wait_for_url(f"{ui.url}{link}", timeout=TIMEOUT_MS)
+    expect(opened.get_by_role("heading", level=1)).to_contain_text("Validation")
+    expect(opened.get_by_role("heading", name="All expectations")).to_be_visible()
+    html = Path(task["report_uri"]).read_text()
+    assert opened.title() and opened.title() in html
+    screenshot(opened, "validation-report")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,13 +14,20 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 __all__ = [
+    "ReportFile",
     "ReportLocation",
+    "ReportNotFound",
+    "UnsafeReportPath",
     "badge",
     "escape",
     "figure_to_img",
     "new_figure",
+    "open_report",
     "page",
     "report_location",
+    "report_relative_path",
+    "reports_root",
+    "safe_relative_path",
     "table_html",
 ]
 
@@ -157,3 +166,157 @@ def report_location(
         html_uri=io.join_uri(report_uri, "report.html"),
         json_uri=io.join_uri(report_uri, json_name),
     )
+
+
+# --------------------------------------------------------------------------- serving reports
+
+#: Where served reports live, when it differs from ``<lake>/reports``.
+REPORTS_URI_ENV = "MLOPS_REPORTS_URI"
+#: The data lake's base URI (the reference DAGs read it too).
+LAKE_URI_ENV = "MLOPS_LAKE_URI"
+
+
+def reports_root() -> str:
+    """The reports root the Airflow plugin serves: ``$MLOPS_REPORTS_URI``, else
+    ``$MLOPS_LAKE_URI/reports``, else ``<data_root>/reports`` (where operators write reports
+    when no ``report_uri`` is given)."""
+    from mlops_provider.core import config, io
+
+    explicit = os.environ.get(REPORTS_URI_ENV, "").strip()
+    if explicit:
+        return explicit
+    lake = os.environ.get(LAKE_URI_ENV, "").strip()
+    if lake:
+        return io.join_uri(lake, "reports")
+    return str(config.data_root() / "reports")
+
+
+def _canonical(uri: str) -> tuple[str, str]:
+    """``(scheme, normalised absolute path)`` of a path or URI (local paths: ``file`` and the
+    real path, so a symlinked data root compares equal to its target)."""
+    if "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        scheme = scheme.lower()
+    else:
+        scheme, rest = "file", uri
+    if scheme in ("file", "local"):
+        return "file", os.path.realpath(os.path.expanduser(rest or "/"))
+    return scheme, posixpath.normpath("/" + rest.lstrip("/"))
+
+
+def report_relative_path(uri: str, root: str | None = None) -> str | None:
+    """The POSIX path of report ``uri`` below the reports ``root`` (default
+    :func:`reports_root`), or ``None`` when the report lies outside it (another scheme, bucket or
+    directory, or the root itself)."""
+    if not uri:
+        return None
+    scheme, path = _canonical(str(uri))
+    root_scheme, root_path = _canonical(root if root is not None else reports_root())
+    if scheme != root_scheme:
+        return None
+    if scheme == "file":
+        try:
+            rel = os.path.relpath(path, root_path)
+        except ValueError:  # another drive (Windows)
+            return None
+        rel = rel.replace(os.sep, "/")
+    else:
+        prefix = root_path.rstrip("/") + "/"
+        if not path.startswith(prefix):
+            return None
+        rel = path[len(prefix) :]
+    if rel in ("", ".") or rel == ".." or rel.startswith("../"):
+        return None
+    return rel
+
+
+class UnsafeReportPath(ValueError):
+    """A requested report path that could leave the reports root or name no file."""
+
+
+def safe_relative_path(path: str) -> str:
+    """Check a report path taken from a request and return it unchanged.
+
+    Accepted: a relative POSIX path of non-empty segments, none of them ``.``, ``..`` or hidden
+    (a leading dot: staging files), no backslash, NUL or drive letter.
+
+    :raises UnsafeReportPath: anything else.
+    """
+    if not path or "\x00" in path or "\\" in path:
+        raise UnsafeReportPath(f"invalid report path {path!r}")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise UnsafeReportPath(f"absolute report path {path!r}")
+    for segment in path.split("/"):
+        if not segment or segment in (".", "..") or segment.startswith("."):
+            raise UnsafeReportPath(f"invalid segment {segment!r} in report path {path!r}")
+    return path
+
+
+class ReportNotFound(LookupError):
+    """No servable file at a report path (missing, a directory, outside the root, too large)."""
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A report file ready to be served: a local path (streamed) or the bytes of a remote one.
+
+    :param name: the file name (its content type comes from it).
+    """
+
+    name: str
+    local_path: str | None = None
+    data: bytes | None = None
+
+    @property
+    def media_type(self) -> str:
+        """The content type for the file's name (``application/octet-stream`` if unknown)."""
+        import mimetypes
+
+        kind = mimetypes.guess_type(self.name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind in ("application/json", "image/svg+xml"):
+            kind += "; charset=utf-8"
+        return kind
+
+
+#: The largest remote report file served (reports are a few MB at most).
+MAX_REMOTE_REPORT_BYTES = 64 * 1024 * 1024
+
+
+def open_report(
+    path: str,
+    *,
+    root: str | None = None,
+    conn_id: str | None = None,
+    max_bytes: int = MAX_REMOTE_REPORT_BYTES,
+) -> ReportFile:
+    """The file at ``path`` below the reports ``root`` (default :func:`reports_root`).
+
+    Local roots: the real path (symlinks resolved) must stay inside the real root. Remote roots
+    (``s3://`` ...) are read through ``conn_id`` (Airflow's ObjectStoragePath).
+
+    :raises UnsafeReportPath: ``path`` fails :func:`safe_relative_path`.
+    :raises ReportNotFound: nothing servable there.
+    """
+    from mlops_provider.core import io as lake_io
+
+    rel = safe_relative_path(path)
+    root = root if root is not None else reports_root()
+    scheme, _ = _canonical(root)
+    if scheme == "file":
+        root_real = _canonical(root)[1]
+        target = os.path.realpath(os.path.join(root_real, *rel.split("/")))
+        if os.path.commonpath([root_real, target]) != root_real or target == root_real:
+            raise ReportNotFound(f"{path} is outside the reports root")
+        if not os.path.isfile(target):
+            raise ReportNotFound(f"no report file {path}")
+        return ReportFile(name=posixpath.basename(rel), local_path=target)
+    loc = lake_io.resolve(root, conn_id=conn_id).child(*rel.split("/"))
+    try:
+        info = loc.fs.info(loc.path)
+    except (FileNotFoundError, PermissionError) as err:
+        raise ReportNotFound(f"no report file {path}") from err
+    if info.get("type") != "file":
+        raise ReportNotFound(f"no report file {path}")
+    if int(info.get("size") or 0) > max_bytes:
+        raise ReportNotFound(f"{path} is larger than {max_bytes} bytes")
+    return ReportFile(name=posixpath.basename(rel), data=bytes(loc.fs.cat_file(loc.path)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TAG_PREFIX",
     "RunIdentity",
+    "add_run_listener",
     "finish_run",
     "find_runs",
     "get_or_create_run",
@@ -32,6 +33,8 @@ __all__ = [
     "mark_failed",
     "metric_name",
     "quote",
+    "remove_run_listener",
+    "run_started",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,34 @@ log = logging.getLogger(__name__)
 TAG_PREFIX = "mlops."
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
 _BATCH = 900  # MLflow accepts at most 1000 metrics and 100 tags per log_batch call
+
+RunListener = Callable[[str, str], None]
+_RUN_LISTENERS: list[RunListener] = []
+
+
+def add_run_listener(listener: RunListener) -> None:
+    """Call ``listener(run_id, experiment_id)`` whenever work of this process starts logging to
+    an MLflow run (created or reused), before the work is done: the Airflow layer uses it to
+    show the run's link while a long task still runs. Adding the same listener twice is a
+    no-op."""
+    if listener not in _RUN_LISTENERS:
+        _RUN_LISTENERS.append(listener)
+
+
+def remove_run_listener(listener: RunListener) -> None:
+    """Undo :func:`add_run_listener` (no-op for an unknown listener)."""
+    if listener in _RUN_LISTENERS:
+        _RUN_LISTENERS.remove(listener)
+
+
+def run_started(run_id: str, experiment_id: str) -> None:
+    """Tell the listeners that work now logs to ``run_id``; a failing listener is logged,
+    never raised (a link must not break the work)."""
+    for listener in list(_RUN_LISTENERS):
+        try:
+            listener(str(run_id), str(experiment_id))
+        except Exception:
+            log.warning("run listener %r failed for run %s", listener, run_id, exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -142,11 +173,13 @@ def get_or_create_run(
             log.warning("several %s runs match %s; reusing the oldest", kind, key)
         run_id = found[0].info.run_id
         log.info("Reusing %s run %s", kind, run_id)
+        run_started(run_id, experiment_id)
         return run_id, False
     all_tags = {**identity.lineage_tags(), **key, **(tags or {})}
     name = run_name or f"{kind}-{identity.dag_id}.{identity.task_id}-{identity.day}".rstrip("-")
     run = client.create_run(experiment_id, tags=all_tags, run_name=name)
     log.info("Created %s run %s (%s)", kind, run.info.run_id, name)
+    run_started(run.info.run_id, experiment_id)
     return run.info.run_id, True
 
 

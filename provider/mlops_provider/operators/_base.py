@@ -188,7 +188,12 @@ class MlopsBaseOperator(BaseOperator):
                 ti.xcom_push(key=key, value=result[key])
 
     def persist_links(self, context: Context, result: Mapping[str, Any]) -> None:
-        """Persist the links the result names, for the link classes this operator shows."""
+        """Publish the links the result names, for the link classes this operator shows.
+
+        Each link goes to XCom at once (the UI shows it while the task runs) and again, the same
+        value under the same key, when the task finishes. The URLs lead to the provider's plugin
+        on the API server (:mod:`mlops_provider.links.mlflow`, :mod:`mlops_provider.links.reports`).
+        """
         from mlops_provider.links.mlflow import (
             MlflowModelVersionLink,
             MlflowRunLink,
@@ -202,12 +207,19 @@ class MlopsBaseOperator(BaseOperator):
             ReportLink.persist(context, report_url(str(result["report_uri"])))
         if not self.mlflow_conn_id:
             return
-        tracking_uri = self.mlflow_hook.target.ui_base_uri
         run_id, experiment_id = result.get("mlflow_run_id"), result.get("mlflow_experiment_id")
-        if MlflowRunLink in kinds and run_id and experiment_id:
-            MlflowRunLink.persist(context, run_url(tracking_uri, str(experiment_id), str(run_id)))
+        if MlflowRunLink in kinds and run_id:
+            MlflowRunLink.persist(
+                context,
+                run_url(
+                    str(run_id),
+                    str(experiment_id) if experiment_id else None,
+                    conn_id=self.mlflow_conn_id,
+                ),
+            )
         model = result.get("model") or {}
         if MlflowModelVersionLink in kinds and model.get("name") and model.get("version"):
             MlflowModelVersionLink.persist(
-                context, model_version_url(tracking_uri, model["name"], model["version"])
+                context,
+                model_version_url(model["name"], model["version"], conn_id=self.mlflow_conn_id),
             )

@@ -579,6 +579,7 @@ def train_and_log(
         experiment_name,
         experiment_id,
     )
+    runs.run_started(run.info.run_id, experiment_id)
     result = _publish(
         target,
         client,
