@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import DAG, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from mlops_common import (
     AWS_CONN_ID,
     DAY,

@@ -19,7 +19,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from mlops_provider.assets import features_asset, model_asset, predictions_asset
+from mlops_provider.assets import model_asset, predictions_asset
 from mlops_provider.core.config import data_root
 
 PROJECT_ROOT = Path(os.environ.get("MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[1])
@@ -68,13 +68,12 @@ asset-triggered training runs (they have no logical date)."""
 AWS_CONN_ID = os.environ.get("MLOPS_AWS_CONN_ID") or "aws_default"
 """Connection of ``s3://`` lake URIs (unused for a local lake)."""
 
-FEATURES_ASSET = features_asset(FEATURE_VIEW)
-"""Fresh features materialized by the feature pipeline."""
 MODEL_ASSET = model_asset(MODEL_NAME)
-"""A new champion promoted by the training pipeline."""
+"""A new champion promoted by the training pipeline (``mlops.models.churn``): the hook for a
+deployment DAG of yours (docs/lifecycle.md)."""
 PREDICTIONS_ASSET = predictions_asset(MODEL_NAME)
-"""A new predictions partition written by batch scoring."""
-FEATURES_ASSET_URI = FEATURES_ASSET.uri
+"""A new validated predictions partition written by batch scoring
+(``mlops.predictions.churn``): the hook for a DAG that publishes them (docs/lifecycle.md)."""
 MODEL_ASSET_URI = MODEL_ASSET.uri
 PREDICTIONS_ASSET_URI = PREDICTIONS_ASSET.uri
 
