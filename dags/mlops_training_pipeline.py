@@ -23,6 +23,7 @@ from mlops_common import (
     FEATURE_SERVICE,
     FEATURES_URI,
     LABELS_URI,
+    MLFLOW_CONN_ID,
     MODEL_ASSET,
     MODEL_NAME,
     REPORTS_URI,
@@ -218,7 +219,9 @@ with DAG(
         from mlops_provider.core.retraining import mark_request_handled
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        return mark_request_handled(MlflowHook().client, MODEL_NAME, handled_at=moment["as_of"])
+        return mark_request_handled(
+            MlflowHook(MLFLOW_CONN_ID).client, MODEL_NAME, handled_at=moment["as_of"]
+        )
 
     decision = gate(evaluate.output)
     rejected = record_rejection(evaluate.output, moment)
