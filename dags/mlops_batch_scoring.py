@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import DAG, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from mlops_common import (
     AWS_CONN_ID,
     DAY,
@@ -23,6 +22,7 @@ from mlops_common import (
     FEATURE_REPO,
     FEATURE_VIEW,
     FEATURES_URI,
+    MLFLOW_CONN_ID,
     MODEL_NAME,
     PREDICTIONS_ASSET,
     PREDICTIONS_URI,
@@ -66,7 +66,9 @@ with DAG(
         from mlops_provider.core.models import resolve
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        return resolve(MlflowHook().client, f"models:/{MODEL_NAME}@champion").to_dict()
+        return resolve(
+            MlflowHook(MLFLOW_CONN_ID).client, f"models:/{MODEL_NAME}@champion"
+        ).to_dict()
 
     @task
     def input_rows(partition: str) -> int:

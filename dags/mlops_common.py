@@ -1,13 +1,14 @@
 """Settings shared by the reference DAGs (no DAG is defined here).
 
-Everything is derived from the provider's embedded defaults unless overridden by environment
-variables, so the same DAG files run on one machine (local data lake, SQLite MLflow, Feast
-file/SQLite stores) and in production (s3:// data lake, MLflow server, Redis online store):
-only connections and these variables differ.
+Everything is derived from the provider's embedded defaults unless overridden by the provider's
+settings (``mlops_provider.core.config``: an ``MLOPS_*`` environment variable, else the ``[mlops]``
+section of Airflow's configuration), so the same DAG files run on one machine (local data lake,
+SQLite MLflow, Feast file/SQLite stores) and in production (s3:// data lake, MLflow server, Redis
+online store): only connections and these settings differ.
 
 The DAGs name the files of their project (the Feast repo, the GX suites) explicitly, from
-``PROJECT_ROOT``: the directory above ``dags/`` (or ``$MLOPS_PROJECT_ROOT``). They work the same
-from a source checkout and with the provider installed from a wheel.
+``PROJECT_ROOT``: the directory above ``dags/`` (or the ``project_root`` setting). They work the
+same from a source checkout and with the provider installed from a wheel.
 
 This module also holds the demo domain (churn of a subscription business): the model, feature
 view, label and entity columns, and the lifecycle's assets. The provider itself names no domain.
@@ -19,23 +20,21 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from mlops_provider.assets import features_asset, model_asset, predictions_asset
-from mlops_provider.core.config import data_root
+from mlops_provider.assets import model_asset, predictions_asset
+from mlops_provider.core import config
 
-PROJECT_ROOT = Path(os.environ.get("MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[1])
+PROJECT_ROOT = config.project_root() or Path(__file__).resolve().parents[1]
 """The project these DAGs belong to (its include/ holds the GX suites and the Feast repo)."""
 
-FEATURE_REPO = os.environ.get("MLOPS_FEATURE_REPO") or str(
-    PROJECT_ROOT / "include" / "feature_repo"
-)
+FEATURE_REPO = config.setting("feature_repo") or str(PROJECT_ROOT / "include" / "feature_repo")
 """The Feast repo every Feast task of these DAGs uses (the connection's overrides still apply)."""
 EXPECTATIONS_DIR = os.environ.get("MLOPS_EXPECTATIONS_DIR") or str(
     PROJECT_ROOT / "include" / "expectations"
 )
 """The GX suites (JSON) the validation tasks run."""
 
-DATA_ROOT = os.environ.get("MLOPS_LAKE_URI") or str(data_root())
-"""Base URI of the data lake (a local directory or s3://bucket/prefix)."""
+DATA_ROOT = config.lake_uri()
+"""Base URI of the data lake (a local directory or s3://bucket/prefix): setting ``lake_uri``."""
 
 RAW_URI = f"{DATA_ROOT}/raw"
 LABELS_URI = f"{DATA_ROOT}/labels"
@@ -43,9 +42,11 @@ FEATURES_URI = f"{DATA_ROOT}/features/customer_activity"
 PREDICTIONS_URI = f"{DATA_ROOT}/predictions/churn"
 QUARANTINE_URI = f"{DATA_ROOT}/quarantine"
 TRAINING_URI = f"{DATA_ROOT}/training"
-REPORTS_URI = f"{DATA_ROOT}/reports"
+REPORTS_URI = config.reports_uri()
+"""Root of the reports: setting ``reports_uri``, else ``<DATA_ROOT>/reports``."""
 
-MODEL_NAME = os.environ.get("MLOPS_MODEL_NAME", "churn")
+MODEL_NAME = config.model_name("churn")
+"""The registered model: setting ``model_name``, else ``churn``."""
 FEATURE_VIEW = "customer_activity"
 FEATURE_SERVICE = "churn_model"
 TARGET = "churned"
@@ -65,16 +66,19 @@ END_DATE = datetime.fromisoformat(_END).replace(tzinfo=timezone.utc) if _END els
 end). For a replay of a past period on a live scheduler (``make stack-demo``): unpausing the DAGs
 creates no run of "today"; backfills and manual runs inside the period still run, and so do
 asset-triggered training runs (they have no logical date)."""
-AWS_CONN_ID = os.environ.get("MLOPS_AWS_CONN_ID") or "aws_default"
-"""Connection of ``s3://`` lake URIs (unused for a local lake)."""
+AWS_CONN_ID = config.aws_conn_id()
+"""Connection of ``s3://`` lake URIs (unused for a local lake): setting ``aws_conn_id``."""
+MLFLOW_CONN_ID = config.mlflow_conn_id()
+"""MLflow connection of every task (``default_args``): setting ``mlflow_conn_id``."""
+FEAST_CONN_ID = config.feast_conn_id()
+"""Feast connection of every task (``default_args``): setting ``feast_conn_id``."""
 
-FEATURES_ASSET = features_asset(FEATURE_VIEW)
-"""Fresh features materialized by the feature pipeline."""
 MODEL_ASSET = model_asset(MODEL_NAME)
-"""A new champion promoted by the training pipeline."""
+"""A new champion promoted by the training pipeline (``mlops.models.churn``): the hook for a
+deployment DAG of yours (docs/lifecycle.md)."""
 PREDICTIONS_ASSET = predictions_asset(MODEL_NAME)
-"""A new predictions partition written by batch scoring."""
-FEATURES_ASSET_URI = FEATURES_ASSET.uri
+"""A new validated predictions partition written by batch scoring
+(``mlops.predictions.churn``): the hook for a DAG that publishes them (docs/lifecycle.md)."""
 MODEL_ASSET_URI = MODEL_ASSET.uri
 PREDICTIONS_ASSET_URI = PREDICTIONS_ASSET.uri
 
@@ -82,6 +86,9 @@ DEFAULT_ARGS = {
     "owner": "mlops",
     "retries": int(os.environ.get("MLOPS_TASK_RETRIES", "2")),
     "retry_delay": timedelta(minutes=2),
+    # Airflow passes a default argument only to the operators that take it
+    "mlflow_conn_id": MLFLOW_CONN_ID,
+    "feast_conn_id": FEAST_CONN_ID,
 }
 
 

@@ -3,7 +3,8 @@
 wait for the raw partition -> validate with Great Expectations (bad data is quarantined, never
 deleted, and the run fails clearly) -> publish the validated partition to the feature source
 (atomic, idempotent per day) -> apply the feature repo (idempotent) -> materialize the data
-interval into the online store -> emit the features Asset.
+interval into the online store. (No asset: batch scoring waits for the day with a freshness
+sensor; docs/lifecycle.md.)
 
 Every storage access goes through ``MLOPS_AWS_CONN_ID`` (for an ``s3://`` lake) and every Feast
 task uses the project's feature repo (``FEATURE_REPO``).
@@ -13,8 +14,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from mlops_common import (
     AWS_CONN_ID,
     DAY,
@@ -24,7 +24,6 @@ from mlops_common import (
     EXPECTATIONS_DIR,
     FEATURE_REPO,
     FEATURE_VIEW,
-    FEATURES_ASSET,
     FEATURES_URI,
     QUARANTINE_URI,
     RAW_URI,
@@ -92,7 +91,6 @@ with DAG(
         feature_views=[FEATURE_VIEW],
         repo_path=FEATURE_REPO,
         aws_conn_id=AWS_CONN_ID,
-        outlets=[FEATURES_ASSET],
     )
 
     apply = FeastApplyOperator(

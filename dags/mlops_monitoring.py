@@ -12,8 +12,7 @@ Every storage access goes through ``MLOPS_AWS_CONN_ID`` (for an ``s3://`` lake).
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from mlops_common import (
     AWS_CONN_ID,
     DAY,

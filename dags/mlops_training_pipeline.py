@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 from mlops_common import (
     APPROVAL_TIMEOUT,
     AWS_CONN_ID,
@@ -25,6 +23,7 @@ from mlops_common import (
     FEATURE_SERVICE,
     FEATURES_URI,
     LABELS_URI,
+    MLFLOW_CONN_ID,
     MODEL_ASSET,
     MODEL_NAME,
     REPORTS_URI,
@@ -231,7 +230,9 @@ with DAG(
         from mlops_provider.core.retraining import mark_request_handled
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        return mark_request_handled(MlflowHook().client, MODEL_NAME, handled_at=moment["as_of"])
+        return mark_request_handled(
+            MlflowHook(MLFLOW_CONN_ID).client, MODEL_NAME, handled_at=moment["as_of"]
+        )
 
     decision = gate(evaluate.output)
     rejected = record_rejection(evaluate.output, moment)

@@ -9,7 +9,8 @@ _P = "mlops_provider"
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe the provider's hooks, operators, sensors, triggers, links and connections."""
+    """Describe the provider's configuration, hooks, operators, sensors, triggers, links and
+    connections."""
     from mlops_provider import __version__
 
     return {
@@ -28,6 +29,61 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
+        "config": {
+            "mlops": {
+                "description": "Settings of the MLOps provider and its reference DAGs. An "
+                "MLOPS_<OPTION> environment variable (e.g. MLOPS_LAKE_URI) wins over the option; "
+                "an empty option means its default.\n",
+                "options": {
+                    "lake_uri": _option(
+                        "Base URI of the data lake the reference DAGs read and write: a local "
+                        "directory or s3://bucket/prefix. Empty: the data_root directory.",
+                        "s3://mlops-lake/lake",
+                    ),
+                    "reports_uri": _option(
+                        "Where the reference DAGs write their HTML and JSON reports. Empty: "
+                        "<lake_uri>/reports.",
+                        "s3://mlops-lake/reports",
+                    ),
+                    "model_name": _option(
+                        "Registered model the reference DAGs train, score and monitor. Empty: "
+                        "the DAGs' own default.",
+                        "demand_forecast",
+                    ),
+                    "mlflow_conn_id": _option(
+                        "MLflow connection the reference DAGs use.",
+                        "mlflow_prod",
+                        default="mlflow_default",
+                    ),
+                    "feast_conn_id": _option(
+                        "Feast connection the reference DAGs use.",
+                        "feast_prod",
+                        default="feast_default",
+                    ),
+                    "aws_conn_id": _option(
+                        "AWS connection of s3:// lake URIs (unused for a local lake).",
+                        "aws_lake",
+                        default="aws_default",
+                    ),
+                    "feature_repo": _option(
+                        "Feast feature repo used when no feast connection names one. Empty: "
+                        "<project_root>/include/feature_repo.",
+                        "/opt/airflow/include/feature_repo",
+                    ),
+                    "project_root": _option(
+                        "Project whose include/ holds the Feast repo and the Great Expectations "
+                        "suites. Empty: none for the provider; the directory above dags/ for the "
+                        "reference DAGs.",
+                        "/opt/airflow",
+                    ),
+                    "data_root": _option(
+                        "Local data lake directory (also the default lake_uri). Empty: "
+                        "$MLOPS_HOME/data, i.e. $AIRFLOW_HOME/mlops/data.",
+                        "/var/lib/mlops/data",
+                    ),
+                },
+            }
+        },
         "hooks": [
             {
                 "integration-name": _INTEGRATION,
@@ -145,6 +201,17 @@ def get_provider_info() -> dict[str, Any]:
                 },
             },
         ],
+    }
+
+
+def _option(description: str, example: str, *, default: str = "") -> dict[str, Any]:
+    """One string option of the provider's ``[mlops]`` configuration section."""
+    return {
+        "description": description + "\n",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": example,
+        "default": default,
     }
 
 

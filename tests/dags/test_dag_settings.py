@@ -22,6 +22,24 @@ SETTINGS = (
     "MLOPS_FEATURE_REPO",
     "MLOPS_EXPECTATIONS_DIR",
     "MLOPS_AWS_CONN_ID",
+    "MLOPS_LAKE_URI",
+    "MLOPS_REPORTS_URI",
+    "MLOPS_MODEL_NAME",
+    "MLOPS_MLFLOW_CONN_ID",
+    "MLOPS_FEAST_CONN_ID",
+    *(
+        f"AIRFLOW__MLOPS__{option}"
+        for option in (
+            "LAKE_URI",
+            "REPORTS_URI",
+            "MODEL_NAME",
+            "MLFLOW_CONN_ID",
+            "FEAST_CONN_ID",
+            "AWS_CONN_ID",
+            "FEATURE_REPO",
+            "PROJECT_ROOT",
+        )
+    ),
 )
 
 pytestmark = pytest.mark.dags
@@ -116,6 +134,43 @@ def test_default_aws_connection_is_the_provider_default(load_dags: Loader) -> No
     dags, common = load_dags()
     assert common.AWS_CONN_ID == "aws_default"
     assert set(_tasks_with(dags, "aws_conn_id").values()) == {"aws_default"}
+
+
+def test_the_mlops_config_section_moves_the_dags(load_dags: Loader, tmp_path: Path) -> None:
+    """``[mlops]`` of Airflow's configuration (here AIRFLOW__MLOPS__*) reaches the DAGs: lake,
+    reports, model, and the three connections of every task that takes one."""
+    dags, common = load_dags(
+        AIRFLOW__MLOPS__LAKE_URI="s3://lake/base",
+        AIRFLOW__MLOPS__MODEL_NAME="demand",
+        AIRFLOW__MLOPS__MLFLOW_CONN_ID="mlflow_prod",
+        AIRFLOW__MLOPS__FEAST_CONN_ID="feast_prod",
+        AIRFLOW__MLOPS__AWS_CONN_ID="aws_lake",
+        AIRFLOW__MLOPS__FEATURE_REPO=str(tmp_path / "repo"),
+    )
+    assert common.DATA_ROOT == "s3://lake/base" and common.RAW_URI == "s3://lake/base/raw"
+    assert common.REPORTS_URI == "s3://lake/base/reports"
+    assert common.MODEL_NAME == "demand" and common.MODEL_ASSET.name == "mlops.models.demand"
+    assert set(_tasks_with(dags, "aws_conn_id").values()) == {"aws_lake"}
+    assert set(_tasks_with(dags, "repo_path").values()) == {str(tmp_path / "repo")}
+    mlflow = _tasks_with(dags, "mlflow_conn_id")
+    feast = _tasks_with(dags, "feast_conn_id")
+    assert {"mlops_training_pipeline.train", "mlops_monitoring.retrain_decision"} <= set(mlflow)
+    assert {"mlops_feature_pipeline.materialize", "mlops_batch_scoring.features_ready"} <= set(
+        feast
+    )
+    assert set(mlflow.values()) == {"mlflow_prod"} and set(feast.values()) == {"feast_prod"}
+    # an MLOPS_* variable wins over the section
+    _, common = load_dags(AIRFLOW__MLOPS__MODEL_NAME="demand", MLOPS_MODEL_NAME="churn_v2")
+    assert common.MODEL_NAME == "churn_v2"
+    _, common = load_dags(AIRFLOW__MLOPS__REPORTS_URI="s3://reports/")
+    assert common.REPORTS_URI == "s3://reports"
+
+
+def test_without_settings_the_connections_are_the_defaults(load_dags: Loader) -> None:
+    dags, common = load_dags()
+    assert common.MODEL_NAME == "churn"
+    assert set(_tasks_with(dags, "mlflow_conn_id").values()) == {"mlflow_default"}
+    assert set(_tasks_with(dags, "feast_conn_id").values()) == {"feast_default"}
 
 
 def _recorder(calls: list[dict[str, Any]], result: Any) -> Callable[..., Any]:

@@ -315,7 +315,7 @@ def test_covariate_shift_prediction_and_target_drift(lake: Lake) -> None:
             task_id="decide",
             registered_model_name=MODEL,
             drift=[data.output, prediction.output],
-            retrain_asset="mlops://retrain-request/monitoring-tests",
+            retrain_asset="mlops.retrain-request.monitoring-tests",
         )
     run = run_dag(dag, day)
     states = task_states(run)

@@ -352,7 +352,12 @@ def test_operator_arguments_are_checked_at_parse_time() -> None:
     with pytest.raises(ValueError, match="retrain_task_ids"):
         RetrainDecisionOperator(task_id="y", registered_model_name="m", mode="branch")
     op = RetrainDecisionOperator(task_id="z", registered_model_name="m")
-    assert [a.uri for a in op.outlets] == ["mlops://retrain-request/"]
+    assert [(a.name, a.uri) for a in op.outlets] == [("mlops.retrain-request",) * 2]
+    # a former mlops:// URI names the same asset
+    old = RetrainDecisionOperator(
+        task_id="old", registered_model_name="m", retrain_asset="mlops://retrain-request/m"
+    )
+    assert old.outlets == [retrain_request_asset("m")]
 
 
 def test_operator_arguments_follow_the_vocabulary() -> None:

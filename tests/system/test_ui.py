@@ -155,7 +155,7 @@ def test_login_and_dag_list_shows_the_reference_dags(page: Any, ui: UiServer) ->
     _show_dag_list(page, ui)
     for dag_id in REFERENCE_DAGS:
         expect(page.get_by_role("link", name=dag_id, exact=True)).to_be_visible()
-    expect(page.get_by_text("mlops://retrain-request")).to_be_visible()
+    expect(page.get_by_text("mlops.retrain-request")).to_be_visible()
     assert screenshot(page, "dag-list", doc_name="dag-list.png").stat().st_size > 10_000
 
 

@@ -1,10 +1,25 @@
-"""Locations of the embedded defaults (one machine, no services).
+"""Settings of the provider and locations of the embedded defaults (one machine, no services).
 
-Everything lives under ``$AIRFLOW_HOME/mlops`` unless ``MLOPS_DATA_ROOT`` says otherwise:
+Every setting is read, in this order, from
+
+1. its ``MLOPS_*`` environment variable (``MLOPS_LAKE_URI``, ...), then
+2. the ``[mlops]`` section of Airflow's configuration (``airflow.cfg``, or the environment
+   variable ``AIRFLOW__MLOPS__<OPTION>``), declared by the provider (``get_provider_info()``'s
+   ``config``), then
+3. its default.
+
+An explicit ``MLOPS_*`` variable wins so that a deployment configured before the section existed
+keeps working; an empty value counts as unset. :data:`OPTIONS` lists the options and their
+variables, :func:`setting` reads one.
+
+Everything lives under ``$AIRFLOW_HOME/mlops`` unless ``data_root`` says otherwise:
 
 - ``data/``            the local data lake (raw partitions, features, predictions, reports)
 - ``mlflow/mlflow.db`` the embedded MLflow tracking and registry store (SQLite)
 - ``mlflow/artifacts`` the embedded MLflow artifact root
+
+This module is light (DAG files import it): Airflow's configuration is imported only when a
+setting is read, and an Airflow process has imported it already.
 """
 
 from __future__ import annotations
@@ -15,6 +30,15 @@ from pathlib import Path
 from mlops_provider.core.errors import InputError
 
 __all__ = [
+    "CONFIG_SECTION",
+    "OPTIONS",
+    "setting",
+    "lake_uri",
+    "reports_uri",
+    "model_name",
+    "mlflow_conn_id",
+    "feast_conn_id",
+    "aws_conn_id",
     "airflow_home",
     "mlops_home",
     "data_root",
@@ -38,10 +62,86 @@ def mlops_home() -> Path:
     return Path(env).expanduser() if env else airflow_home() / "mlops"
 
 
+#: The provider's section of Airflow's configuration.
+CONFIG_SECTION = "mlops"
+
+#: Option of the ``[mlops]`` section -> the ``MLOPS_*`` environment variable that overrides it.
+OPTIONS: dict[str, str] = {
+    "lake_uri": "MLOPS_LAKE_URI",
+    "reports_uri": "MLOPS_REPORTS_URI",
+    "model_name": "MLOPS_MODEL_NAME",
+    "mlflow_conn_id": "MLOPS_MLFLOW_CONN_ID",
+    "feast_conn_id": "MLOPS_FEAST_CONN_ID",
+    "aws_conn_id": "MLOPS_AWS_CONN_ID",
+    "feature_repo": "MLOPS_FEATURE_REPO",
+    "project_root": "MLOPS_PROJECT_ROOT",
+    "data_root": "MLOPS_DATA_ROOT",
+}
+
+
+def _airflow_option(option: str) -> str | None:
+    """``[mlops] <option>`` from Airflow's configuration, or None (unset, or no Airflow)."""
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # the core used without Airflow
+        return None
+    value = conf.get(CONFIG_SECTION, option, fallback=None)
+    return str(value) if value is not None else None
+
+
+def setting(option: str) -> str | None:
+    """One setting: ``$MLOPS_<OPTION>``, else ``[mlops] <option>`` of Airflow's configuration
+    (``AIRFLOW__MLOPS__<OPTION>``), else None. Empty or blank values count as unset.
+
+    :param option: an option of :data:`OPTIONS` (``"lake_uri"``, ...).
+    :raises ValueError: an unknown option.
+    """
+    if option not in OPTIONS:
+        raise ValueError(f"unknown [mlops] option {option!r}; options: {sorted(OPTIONS)}")
+    for value in (os.environ.get(OPTIONS[option]), _airflow_option(option)):
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
 def data_root() -> Path:
-    """The local data lake: ``$MLOPS_DATA_ROOT`` or ``<mlops_home>/data``."""
-    env = os.environ.get("MLOPS_DATA_ROOT")
-    return Path(env).expanduser() if env else mlops_home() / "data"
+    """The local data lake: setting ``data_root`` (``$MLOPS_DATA_ROOT``) or ``<mlops_home>/data``."""
+    value = setting("data_root")
+    return Path(value).expanduser() if value else mlops_home() / "data"
+
+
+def lake_uri() -> str:
+    """Base URI of the data lake (a local directory or ``s3://bucket/prefix``): setting
+    ``lake_uri`` (``$MLOPS_LAKE_URI``), else :func:`data_root`."""
+    return (setting("lake_uri") or str(data_root())).rstrip("/")
+
+
+def reports_uri() -> str:
+    """Where the reference DAGs write their reports: setting ``reports_uri``
+    (``$MLOPS_REPORTS_URI``), else ``<lake_uri>/reports``."""
+    return (setting("reports_uri") or f"{lake_uri()}/reports").rstrip("/")
+
+
+def model_name(default: str) -> str:
+    """The registered model of the reference DAGs: setting ``model_name``
+    (``$MLOPS_MODEL_NAME``), else ``default`` (the provider names no model)."""
+    return setting("model_name") or default
+
+
+def mlflow_conn_id() -> str:
+    """MLflow connection of the reference DAGs: setting ``mlflow_conn_id``, else
+    ``mlflow_default``."""
+    return setting("mlflow_conn_id") or "mlflow_default"
+
+
+def feast_conn_id() -> str:
+    """Feast connection of the reference DAGs: setting ``feast_conn_id``, else ``feast_default``."""
+    return setting("feast_conn_id") or "feast_default"
+
+
+def aws_conn_id() -> str:
+    """Connection of ``s3://`` lake URIs: setting ``aws_conn_id``, else ``aws_default``."""
+    return setting("aws_conn_id") or "aws_default"
 
 
 def embedded_mlflow_tracking_uri() -> str:
@@ -60,35 +160,35 @@ class ConfigError(InputError):
 
 
 def project_root() -> Path | None:
-    """The project whose ``include/`` holds the DAGs' files: ``$MLOPS_PROJECT_ROOT``, or
-    ``None`` when unset. The provider never guesses it from its own location (an installed
-    wheel lives in site-packages)."""
-    env = os.environ.get("MLOPS_PROJECT_ROOT")
-    return Path(env).expanduser() if env else None
+    """The project whose ``include/`` holds the DAGs' files: setting ``project_root``
+    (``$MLOPS_PROJECT_ROOT``), or ``None`` when unset. The provider never guesses it from its
+    own location (an installed wheel lives in site-packages)."""
+    value = setting("project_root")
+    return Path(value).expanduser() if value else None
 
 
 def default_feature_repo() -> Path:
-    """Feast repo used when no ``feast`` connection exists: ``$MLOPS_FEATURE_REPO``, else
-    ``$MLOPS_PROJECT_ROOT/include/feature_repo``.
+    """Feast repo used when no ``feast`` connection exists: setting ``feature_repo``
+    (``$MLOPS_FEATURE_REPO``), else ``<project_root>/include/feature_repo``.
 
     :raises ConfigError: neither setting is present.
     """
-    env = os.environ.get("MLOPS_FEATURE_REPO")
-    if env:
-        return Path(env).expanduser()
+    value = setting("feature_repo")
+    if value:
+        return Path(value).expanduser()
     root = project_root()
     if root is None:
         raise ConfigError(
             "no Feast feature repo configured: create a 'feast_default' connection (extra "
-            "repo_path), pass repo_path, or set MLOPS_FEATURE_REPO (or MLOPS_PROJECT_ROOT, whose "
-            "include/feature_repo is used)"
+            "repo_path), pass repo_path, or set MLOPS_FEATURE_REPO or [mlops] feature_repo (or "
+            "MLOPS_PROJECT_ROOT / [mlops] project_root, whose include/feature_repo is used)"
         )
     return root / "include" / "feature_repo"
 
 
 def resolve_project_file(path: str | os.PathLike[str]) -> Path:
-    """A local path as given when absolute or existing, else relative to
-    ``$MLOPS_PROJECT_ROOT`` when that exists there (the reference DAGs name files of their
+    """A local path as given when absolute or existing, else relative to the setting
+    ``project_root`` (``$MLOPS_PROJECT_ROOT``) when that exists there (the reference DAGs name files of their
     project relative to it); else the path as given (the caller reports it missing)."""
     local = Path(path).expanduser()
     if local.is_absolute() or local.exists():

@@ -94,9 +94,9 @@ class RetrainDecisionOperator(MlopsBaseOperator, BranchMixIn):
         labels). (templated)
     :param mode: ``"asset"`` (default: emit the retrain-request asset event when retraining,
         skip otherwise) or ``"branch"`` (follow ``retrain_task_ids`` / ``no_retrain_task_ids``).
-    :param retrain_asset: the retrain-request ``Asset`` or its URI (default
-        ``mlops://retrain-request``); mode ``"asset"`` adds it to the outlets. Not templated:
-        outlets are fixed when the DAG is parsed.
+    :param retrain_asset: the retrain-request ``Asset`` or its name (default
+        ``mlops.retrain-request``; a former ``mlops://`` URI is translated); mode ``"asset"``
+        adds it to the outlets. Not templated: outlets are fixed when the DAG is parsed.
     :param retrain_task_ids: task id(s) to follow when retraining (mode ``"branch"``).
     :param no_retrain_task_ids: task id(s) to follow otherwise (mode ``"branch"``; default
         none: every downstream task is skipped).
@@ -271,8 +271,9 @@ class RetrainRequestOperator(MlopsBaseOperator):
         (templated)
     :param reasons: reasons to send instead (e.g. a manual request). (templated)
     :param alias: alias of the champion (default ``champion``). (templated)
-    :param retrain_asset: the retrain-request ``Asset`` or URI (default
-        ``mlops://retrain-request``), added to the outlets.
+    :param retrain_asset: the retrain-request ``Asset`` or its name (default
+        ``mlops.retrain-request``; a former ``mlops://`` URI is translated), added to the
+        outlets.
     :param record_request: store the request as registered-model tags (default True).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``). (templated)
 
