@@ -112,7 +112,7 @@ def _assert_online_is_latest(store: Any, expected: pd.DataFrame) -> dict[int, di
 # Operators in a DAG (embedded default: file offline store, SQLite online store)
 # ------------------------------------------------------------------------------------------
 def test_feature_pipeline_dag_applies_materializes_waits_and_builds_a_training_set(
-    airflow_db: Path, lake: Path, mlops_home: Path
+    airflow_db: Path, lake: Path, mlops_home: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     labels = pd.concat([SIM.labels(DAYS[1]), SIM.labels(DAYS[2])], ignore_index=True)
     io.write_table(labels, str(lake / "entity" / "labels.parquet"))
@@ -183,6 +183,13 @@ def test_feature_pipeline_dag_applies_materializes_waits_and_builds_a_training_s
     # each label row carries the features of the activity row it was stamped with
     activity = pd.concat([SIM.activity(d) for d in DAYS[1:]], ignore_index=True)
     assert table.select(FEATURE_COLUMNS).to_pandas().equals(activity[FEATURE_COLUMNS])
+
+    # Feast prints its apply diffs (whole protobuf messages), banners and progress bars: they
+    # are logged at DEBUG by the provider, never printed into the task log (stdout -> INFO,
+    # stderr -> ERROR lines)
+    out, err = capfd.readouterr()
+    for printed in ("Created feature view", "Materializing", "\x1b[", "it/s]"):
+        assert printed not in out and printed not in err, printed
 
 
 def test_materialize_rerun_of_the_same_interval_converges(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -61,10 +62,33 @@ def runs_for(client, experiment: str, key: str) -> list:
     return [] if exp is None else runs.find_runs(client, exp.experiment_id, {TASK_KEY_TAG: key})
 
 
-def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path) -> None:
+class RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _task_records(records: list[logging.LogRecord], task_id: str) -> list[logging.LogRecord]:
+    """The log records ``dag.test()`` emitted while running ``task_id`` (its task log)."""
+    messages = [r.getMessage() for r in records]
+    start = next(i for i, m in enumerate(messages) if f"starting task_id={task_id} " in m)
+    end = next(i for i, m in enumerate(messages) if f"end task task_id={task_id} " in m)
+    return records[start : end + 1]
+
+
+#: At most this many lines in a training task's log (about 10 today; a library warning flood
+#: was about 1,160 lines).
+MAX_TASK_LOG_LINES = 40
+
+
+def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path, caplog) -> None:
     import mlflow
 
     from mlops_provider import __version__
+    from mlops_provider.core.logs import CHATTY_LOGGERS
     from mlops_provider.core.mlflow_target import activated
     from mlops_provider.hooks.mlflow import MlflowHook
 
@@ -81,8 +105,23 @@ def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path) -> 
             }
         },
     )
-    dr = run_dag(dag, DAY)
+    # what reaches MLflow's own (stderr) handler: an ERROR line each in Airflow's task log
+    mlflow_handler = RecordingHandler()
+    logging.getLogger("mlflow").addHandler(mlflow_handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            dr = run_dag(dag, DAY)
+    finally:
+        logging.getLogger("mlflow").removeHandler(mlflow_handler)
     assert task_states(dr) == {"train": "success"}
+    task_log = _task_records(caplog.records, "train")
+    lines = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in task_log]
+    assert len(lines) <= MAX_TASK_LOG_LINES, "\n".join(lines)
+    assert all(r.levelno < logging.WARNING for r in task_log), lines
+    assert any("fitted sklearn" in line for line in lines)
+    # MLflow's environment inference while logging the model and its store migrations
+    chatter = [r for r in mlflow_handler.records if r.name.startswith(CHATTY_LOGGERS)]
+    assert chatter == [], [r.getMessage() for r in chatter]
     out = xcom(dr, "train")
     for key in ("run_id", "model_uri", "experiment_id", "metrics", "task", "feature_columns",
                 "training_rows", "dataset_digest", "reference_profile_uri"):  # fmt: skip

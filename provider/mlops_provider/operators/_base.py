@@ -6,6 +6,8 @@ An operator of this provider is a thin shell (DESIGN.md): it subclasses
 implements :meth:`~MlopsBaseOperator.run`, which calls one function of ``core`` and returns the
 result dict (docs/results.md). :meth:`~MlopsBaseOperator.execute` then
 
+- runs it inside :func:`~mlops_provider.core.logs.library_logs` (MLflow's log lines at their
+  own level in the task log, its environment chatter dropped),
 - translates a :class:`~mlops_provider.core.errors.CoreError` (and only that: a programming
   error stays what it is) into the operator's :attr:`error_class`,
 - persists the extra links the result names (report, MLflow run, model version),
@@ -153,9 +155,11 @@ class MlopsBaseOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from mlops_provider.core.errors import CoreError
+        from mlops_provider.core.logs import library_logs
 
         try:
-            result = self.run(context)
+            with library_logs():  # MLflow at its own level, its chatter dropped (core/logs.py)
+                result = self.run(context)
         except CoreError as err:
             raise self.error_class(self.error_message(err)) from err
         self._mlops_result = result  # for get_openlineage_facets_on_complete (lineage.py)

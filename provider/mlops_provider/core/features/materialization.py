@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from mlops_provider.core import io
 from mlops_provider.core.features.common import ENTITY_TIMESTAMP_COLUMN, FeatureRequestError
+from mlops_provider.core.logs import captured_output
 from mlops_provider.core.results import make_result
 from mlops_provider.core.times import to_utc, utcnow
 
@@ -275,7 +276,8 @@ def _run_chunks(
     for index, (lo, hi) in enumerate(windows, start=1):
         chunk_started = time.perf_counter()
         counts = {n: counters[n].count(lo, hi) for n in names}
-        store.materialize(start_date=lo, end_date=hi, feature_views=names)
+        with captured_output(log, "feast materialize"):  # its banner and progress bars
+            store.materialize(start_date=lo, end_date=hi, feature_views=names)
         for name, counted in counts.items():
             entry = by_view[name]
             if counted is None or entry["source_rows"] is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core.feast_config import FeastRepoError
+from mlops_provider.core.logs import captured_output
 from mlops_provider.core.results import make_result
 
 if TYPE_CHECKING:
@@ -153,9 +154,10 @@ def apply_repo(store_or_repo: FeatureStore | str | os.PathLike[str]) -> dict[str
     started = time.perf_counter()
     repo = _parse(repo_path, project)
     changes = _changes(store, repo)
-    apply_total_with_repo_instance(
-        store, project, store.registry, repo, skip_source_validation=False
-    )
+    with captured_output(log, "feast apply"):  # Feast prints every diff, protos included
+        apply_total_with_repo_instance(
+            store, project, store.registry, repo, skip_source_validation=False
+        )
     log.info(
         "Applied Feast repo %s (project %s) in %.1f s: %s",
         repo_path,
