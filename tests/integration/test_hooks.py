@@ -28,6 +28,9 @@ def test_embedded_fallback_without_connection_or_env(mlops_home: Path, caplog, c
     assert target.tracking_uri == f"sqlite:///{mlops_home / 'mlflow' / 'mlflow.db'}"
     assert target.artifact_location == (mlops_home / "mlflow" / "artifacts").as_uri()
     assert "embedded default" in logged
+    ok, message = hook.test_connection()  # the provider's own default: created on first use
+    assert ok and "created by the first task" in message, message
+    assert not (mlops_home / "mlflow" / "mlflow.db").exists()
     exp_id = hook.get_or_create_experiment("hook-test")
     assert hook.get_or_create_experiment("hook-test") == exp_id
     ok, message = hook.test_connection()

@@ -33,6 +33,9 @@ __all__ = [
     "probe",
 ]
 
+#: ``MlflowTarget.source`` of the provider's embedded default store.
+EMBEDDED = "embedded default"
+
 _LOCK = threading.RLock()
 _CREDENTIALS: dict[str, dict[str, Any]] = {}
 _BUILDERS_INSTALLED = False
@@ -236,7 +239,7 @@ def probe(target: MlflowTarget, timeout: float = 5.0) -> tuple[bool, str]:
         if target.is_remote:
             return _probe_http(target, timeout, where)
         if uri.startswith("sqlite:"):
-            return _probe_sqlite(uri, where)
+            return _probe_sqlite(uri, where, created_on_use=target.source == EMBEDDED)
         if uri.startswith("file:") or "://" not in uri:
             path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
             if not path.is_dir():
@@ -284,10 +287,12 @@ def _probe_http(target: MlflowTarget, timeout: float, where: str) -> tuple[bool,
     return True, f"{where} answered"
 
 
-def _probe_sqlite(uri: str, where: str) -> tuple[bool, str]:
+def _probe_sqlite(uri: str, where: str, *, created_on_use: bool) -> tuple[bool, str]:
     import sqlite3
 
     path = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if path is not None and not path.exists() and created_on_use:
+        return True, f"{where}: the embedded store {path} is created by the first task using it"
     if path is None or not path.is_file():
         return False, f"{where}: no SQLite store at {path or uri} (a test creates nothing)"
     with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:

@@ -88,7 +88,7 @@ class MlflowHook(BaseHook):
     def target(self) -> MlflowTarget:
         """The resolved tracking/registry location (see the class docstring for the order)."""
         from mlops_provider.core import config
-        from mlops_provider.core.mlflow_target import MlflowTarget
+        from mlops_provider.core.mlflow_target import EMBEDDED, MlflowTarget
 
         conn = None if self._tracking_uri else self._connection()
         extra: dict[str, Any] = {}
@@ -113,7 +113,7 @@ class MlflowHook(BaseHook):
         elif os.environ.get("MLFLOW_TRACKING_URI"):
             uri, source = os.environ["MLFLOW_TRACKING_URI"], "environment MLFLOW_TRACKING_URI"
         else:
-            uri, source = config.embedded_mlflow_tracking_uri(), "embedded default"
+            uri, source = config.embedded_mlflow_tracking_uri(), EMBEDDED
             artifact_location = artifact_location or config.embedded_mlflow_artifact_root()
         registry = self._registry_uri or extra.get("registry_uri") or None
         target = MlflowTarget(
