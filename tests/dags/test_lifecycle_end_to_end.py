@@ -26,7 +26,9 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict:
     home = tmp_path_factory.mktemp("lifecycle") / "airflow"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
     env.pop("MLOPS_HOME", None)
-    env.update({"AIRFLOW_HOME": str(home), "PYTHONPATH": str(ROOT)})
+    # this checkout's provider first (an installed one may be another checkout's)
+    path = os.pathsep.join([str(ROOT), str(ROOT / "provider")])
+    env.update({"AIRFLOW_HOME": str(home), "PYTHONPATH": path})
     args = ["--days", "15", "--shift-day", "9", "--first-training-day", "5"]
     proc = subprocess.run(
         [sys.executable, "-m", "include.demo", *args],
