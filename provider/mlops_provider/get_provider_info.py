@@ -169,6 +169,12 @@ def get_provider_info() -> dict[str, Any]:
                         "elsewhere than the tracking URI.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "token": {
+                        "label": "Bearer token",
+                        "description": "Sent as 'Authorization: Bearer'; or put the token in "
+                        "the password field with the login empty.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                     "insecure_tls": {
                         "label": "Skip TLS verification",
                         "schema": {"type": ["boolean", "null"], "default": False},
@@ -196,7 +202,7 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "feature_store.yaml overrides (YAML/JSON)",
                         "description": "Merged over the repo's feature_store.yaml, e.g. an "
                         "online_store block pointing at Redis.",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["string", "null"], "format": "multiline"},
                     },
                 },
             },

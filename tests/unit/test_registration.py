@@ -74,3 +74,36 @@ def test_airflow_cli_lists_provider_and_connection_types() -> None:
     conn_types = {h["connection_type"]: h["class"] for h in hooks}
     assert conn_types["mlflow"] == "mlops_provider.hooks.mlflow.MlflowHook"
     assert conn_types["feast"] == "mlops_provider.hooks.feast.FeastHook"
+
+
+def test_connection_fields_follow_airflows_form_schema() -> None:
+    """The connection forms: every extra the hooks read has a field (the README names the
+    ``token`` extra), the token is a password field (masked), the Feast YAML override a
+    multi-line one; each field validates against Airflow's provider.yaml schema."""
+    import json
+    from pathlib import Path
+
+    import airflow
+    import jsonschema
+
+    from mlops_provider.get_provider_info import get_provider_info
+    from mlops_provider.hooks.feast import EXTRA_FIELDS as FEAST_EXTRAS
+    from mlops_provider.hooks.mlflow import EXTRA_FIELDS as MLFLOW_EXTRAS
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider.yaml.schema.json").read_text())
+    field_schema = schema["properties"]["connection-types"]["items"]["properties"]["conn-fields"]
+    types = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
+    for conn_type, extras in (("mlflow", MLFLOW_EXTRAS), ("feast", FEAST_EXTRAS)):
+        fields = types[conn_type]["conn-fields"]
+        jsonschema.validate(fields, field_schema)
+        assert set(fields) == set(extras), conn_type
+    assert types["mlflow"]["conn-fields"]["token"]["schema"]["format"] == "password"
+    assert types["mlflow"]["conn-fields"]["insecure_tls"]["schema"]["type"][0] == "boolean"
+    yaml_field = types["feast"]["conn-fields"]["feature_store_yaml"]["schema"]
+    assert yaml_field["format"] == "multiline"
+
+    from airflow.providers_manager import ProvidersManager
+
+    widgets = ProvidersManager().connection_form_widgets
+    token = widgets["extra__mlflow__token"]
+    assert token.is_sensitive is True
