@@ -254,11 +254,20 @@ def test_missing_named_connection_raises() -> None:
 
 
 def test_feast_hook_default_repo_and_test_connection(mlops_home: Path) -> None:
+    """A test reads the registry and creates nothing: Feast's own loading wrote an empty
+    registry (and the store directories) where none existed."""
+    from mlops_provider.core.features import apply_repo
+
+    ok, message = FeastHook().test_connection()
+    registry = mlops_home / "feast" / "registry.db"
+    assert not ok and f"no registry at {registry}" in message and "creates nothing" in message
+    assert not (mlops_home / "feast").exists()
     hook = FeastHook()
     assert hook.repo_path.name == "feature_repo"
     assert hook.repo_config.online_store.type == "sqlite"
-    ok, message = hook.test_connection()
-    assert ok, message
+    apply_repo(hook.store)
+    ok, message = FeastHook().test_connection()
+    assert ok and "1 feature views" in message and str(registry) in message, message
 
 
 def test_feast_hook_connection_overrides(monkeypatch, mlops_home: Path) -> None:

@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
-__all__ = ["FeastRepoError", "resolve_repo_path", "load_repo_config", "make_feature_store"]
+__all__ = [
+    "FeastRepoError",
+    "resolve_repo_path",
+    "load_repo_config",
+    "make_feature_store",
+    "probe_repo",
+]
 
 
 class FeastRepoError(InputError):
@@ -107,8 +113,11 @@ def load_raw_config(
 def load_repo_config(
     repo_path: str | os.PathLike[str] | None,
     overrides: str | Mapping[str, Any] | None = None,
+    *,
+    prepare: bool = True,
 ) -> RepoConfig:
-    """A validated ``RepoConfig``; local registry/online-store directories are created."""
+    """A validated ``RepoConfig``; with ``prepare``, local registry/online-store directories
+    are created."""
     from feast.repo_config import RepoConfig
 
     path, raw = load_raw_config(repo_path, overrides)
@@ -116,8 +125,52 @@ def load_repo_config(
         repo_config = RepoConfig(repo_path=path, **raw)
     except Exception as err:  # pydantic's ValidationError and Feast's own config errors
         raise FeastRepoError(f"Invalid Feast configuration for repo {path}: {err}") from err
-    _prepare_local_paths(raw, path)
+    if prepare:
+        _prepare_local_paths(raw, path)
     return repo_config
+
+
+def probe_repo(
+    repo_path: str | os.PathLike[str] | None,
+    overrides: str | Mapping[str, Any] | None = None,
+) -> tuple[bool, str]:
+    """Check a feature repo without side effects (what a connection "Test" does): its
+    configuration loads, and a file registry (local, ``s3://``, ``gs://``) exists and is read.
+    Nothing is created: no directory, no registry (Feast's own loading creates an empty one).
+    A ``sql`` or remote registry is not opened (that would create its tables).
+
+    :returns: ``(ok, message)``; the message names the repo, the registry and what is wrong.
+    """
+    try:
+        config = load_repo_config(repo_path, overrides, prepare=False)
+    except FeastRepoError as err:
+        return False, str(err)
+    registry = config.registry
+    where = f"Feast repo {config.repo_path} ({config.provider} provider, online store {config.online_store.type})"
+    kind = getattr(registry, "registry_type", "file")
+    if kind != "file":
+        return True, f"{where}: configuration valid; the {kind} registry is not opened by a test"
+    from feast.infra.registry.registry import (
+        get_registry_store_class_from_scheme,
+        get_registry_store_class_from_type,
+    )
+
+    try:
+        store_class = (
+            get_registry_store_class_from_type(str(registry.registry_store_type))
+            if registry.registry_store_type
+            else get_registry_store_class_from_scheme(registry.path)
+        )
+        proto = store_class(registry, Path(config.repo_path)).get_registry_proto()
+    except FileNotFoundError:
+        return False, (
+            f"{where}: no registry at {registry.path} yet (apply the repo first: "
+            "FeastApplyOperator or feast apply); a test creates nothing"
+        )
+    except Exception as err:  # the stores' own errors vary (S3 access, bucket missing)
+        return False, f"{where}: registry {registry.path} cannot be read: {err}"
+    views = [v for v in proto.feature_views if v.spec.project == config.project]
+    return True, f"{where}: registry {registry.path}, {len(views)} feature views"
 
 
 def _prepare_local_paths(raw: Mapping[str, Any], repo_path: Path) -> None:

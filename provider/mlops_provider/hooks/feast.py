@@ -103,12 +103,12 @@ class FeastHook(BaseHook):
         return self.store
 
     def test_connection(self) -> tuple[bool, str]:
-        """Load the configuration and read the registry (lists feature views)."""
+        """Load the configuration and read the registry, creating nothing (Feast's own
+        loading would create an empty registry and the local store directories)."""
+        from mlops_provider.core.feast_config import probe_repo
+
         try:
-            views = self.store.list_feature_views()
-        except Exception as err:
+            path, overrides = self._settings
+        except Exception as err:  # a bad connection is a test result
             return False, f"Feast repo {self._repo_path or 'default'}: {err}"
-        return True, (
-            f"Feast repo {self.repo_path} ({self.repo_config.provider} provider, online store "
-            f"{self.repo_config.online_store.type}): {len(views)} feature views"
-        )
+        return probe_repo(path, overrides)
