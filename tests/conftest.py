@@ -6,6 +6,7 @@ starts) uses a throw-away metadata database and data root, never the user's ``~/
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -213,3 +214,30 @@ def redis_url() -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- task logs
+
+
+class RecordingHandler(logging.Handler):
+    """Keeps every record it handles (attach it to a logger to see what reaches it)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def task_log_records(records: list[logging.LogRecord], task_id: str) -> list[logging.LogRecord]:
+    """The log records ``dag.test()`` emitted while running ``task_id`` (its task log)."""
+    messages = [r.getMessage() for r in records]
+    start = next(i for i, m in enumerate(messages) if f"starting task_id={task_id} " in m)
+    end = next(i for i, m in enumerate(messages) if f"end task task_id={task_id} " in m)
+    return records[start : end + 1]
+
+
+#: At most this many lines in a training or scoring task's log under ``dag.test()`` (about 10
+#: today; a library warning flood was about 1,160 lines).
+MAX_TASK_LOG_LINES = 40

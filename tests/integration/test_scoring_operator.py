@@ -4,6 +4,7 @@ against the embedded MLflow store, a real ``mlflow server`` over HTTP and a Feas
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -33,6 +34,7 @@ from mlops_provider.operators.scoring import (
     PlanScoringShardsOperator,
     VerifyScoringOperator,
 )
+from tests.conftest import MAX_TASK_LOG_LINES, RecordingHandler, task_log_records
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +161,7 @@ def _expected(pipe: Any, source: pd.DataFrame) -> np.ndarray:
 
 
 def test_scores_a_day_into_its_partition_and_a_rerun_replaces_it(
-    airflow_db: Path, churn: dict[str, Any], raw: Path, mlops_home: Path
+    airflow_db: Path, churn: dict[str, Any], raw: Path, mlops_home: Path, caplog
 ) -> None:
     base = mlops_home / "data" / "predictions"
     with _dag("scoring") as dag:
@@ -170,8 +172,19 @@ def test_scores_a_day_into_its_partition_and_a_rerun_replaces_it(
             output_uri=str(base),
             passthrough_columns=[TIMESTAMP_COLUMN],
         )
-    run = run_dag(dag, DAY)
+    mlflow_handler = RecordingHandler()  # what reaches MLflow's own (stderr) handler
+    logging.getLogger("mlflow").addHandler(mlflow_handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            run = run_dag(dag, DAY)
+    finally:
+        logging.getLogger("mlflow").removeHandler(mlflow_handler)
     assert task_states(run) == {"score": "success"}
+    task_log = task_log_records(caplog.records, "score")
+    lines = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in task_log]
+    assert len(lines) <= MAX_TASK_LOG_LINES, "\n".join(lines)
+    assert all(r.levelno < logging.WARNING for r in task_log), lines
+    assert [r.getMessage() for r in mlflow_handler.records if r.levelno >= logging.INFO] == []
     out = xcom(run, "score")
     partition = base / f"dt={DAY.isoformat()}"
     source = pd.read_parquet(raw)

@@ -17,6 +17,7 @@ from mlops_provider.core.mlflow_target import MlflowTarget, make_client
 from mlops_provider.core.results import check_result
 from mlops_provider.core.training import REFERENCE_PROFILE_PATH, TASK_KEY_TAG
 from mlops_provider.exceptions import MlopsProviderDeprecationWarning
+from tests.conftest import MAX_TASK_LOG_LINES, RecordingHandler, task_log_records
 
 pytestmark = pytest.mark.integration
 
@@ -62,28 +63,6 @@ def runs_for(client, experiment: str, key: str) -> list:
     return [] if exp is None else runs.find_runs(client, exp.experiment_id, {TASK_KEY_TAG: key})
 
 
-class RecordingHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def _task_records(records: list[logging.LogRecord], task_id: str) -> list[logging.LogRecord]:
-    """The log records ``dag.test()`` emitted while running ``task_id`` (its task log)."""
-    messages = [r.getMessage() for r in records]
-    start = next(i for i, m in enumerate(messages) if f"starting task_id={task_id} " in m)
-    end = next(i for i, m in enumerate(messages) if f"end task task_id={task_id} " in m)
-    return records[start : end + 1]
-
-
-#: At most this many lines in a training task's log (about 10 today; a library warning flood
-#: was about 1,160 lines).
-MAX_TASK_LOG_LINES = 40
-
-
 def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path, caplog) -> None:
     import mlflow
 
@@ -114,7 +93,7 @@ def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path, cap
     finally:
         logging.getLogger("mlflow").removeHandler(mlflow_handler)
     assert task_states(dr) == {"train": "success"}
-    task_log = _task_records(caplog.records, "train")
+    task_log = task_log_records(caplog.records, "train")
     lines = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in task_log]
     assert len(lines) <= MAX_TASK_LOG_LINES, "\n".join(lines)
     assert all(r.levelno < logging.WARNING for r in task_log), lines
