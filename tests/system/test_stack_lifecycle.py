@@ -240,7 +240,7 @@ def test_browser_follows_the_model_version_link_of_a_finished_scoring_task(
     run_id, url = _scoring_link(lifecycle)
     page = stack_page
     page.goto(f"{stack.api_url}/dags/{SCORING}/runs/{run_id}/tasks/score/details")
-    link = page.get_by_role("link", name="MLflow model version")
+    link = page.get_by_role("link", name="MLflow model version", exact=True)
     expect(link).to_be_visible(timeout=TIMEOUT_MS)
     assert link.get_attribute("href") == url
     screenshot(page, "scoring-task-links")

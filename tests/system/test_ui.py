@@ -265,7 +265,7 @@ def test_report_extra_link_opens_the_report_through_the_api_server(page: Any, ui
     # without a session the plugin refuses (a browser would be sent to the login page)
     assert requests.get(f"{ui.url}{link}", timeout=30).status_code == 401
     page.goto(f"{ui.url}/dags/{task['dag_id']}/runs/{task['run_id']}/tasks/validate/details")
-    report_link = page.get_by_role("link", name="Report")
+    report_link = page.get_by_role("link", name="Report", exact=True)
     expect(report_link).to_be_visible(timeout=TIMEOUT_MS)
     assert report_link.get_attribute("href") == link
     screenshot(page, "validation-task-report-link")
