@@ -43,6 +43,24 @@ def test_reports_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert reports_root() == "s3://lake/prod/reports"
     monkeypatch.setenv("MLOPS_REPORTS_URI", "s3://reports-bucket")
     assert reports_root() == "s3://reports-bucket"
+    monkeypatch.delenv("MLOPS_REPORTS_URI")
+    monkeypatch.setenv("AIRFLOW__MLOPS__REPORTS_URI", "s3://from-config")  # the [mlops] section
+    assert reports_root() == "s3://from-config"
+
+
+def test_default_report_locations_are_below_the_served_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator without ``report_uri`` writes where the plugin serves from: with an s3://
+    lake, the lake's reports, not the worker's local disk."""
+    from datetime import date
+
+    from mlops_provider.core.reports import report_location
+
+    monkeypatch.setenv("MLOPS_LAKE_URI", "s3://lake/prod")
+    location = report_location(None, kind="validation", name="raw", day=date(2026, 1, 5))
+    assert location.html_uri == "s3://lake/prod/reports/validation/raw/dt=2026-01-05/report.html"
+    assert report_relative_path(location.html_uri) == "validation/raw/dt=2026-01-05/report.html"
 
 
 def test_report_under_the_local_root_links_to_the_plugin(tmp_path: Path) -> None:

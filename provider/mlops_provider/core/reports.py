@@ -149,13 +149,13 @@ def report_location(
 
     ``report_uri`` is either an ``.html`` file (the JSON goes next to it, same stem, ``.json``)
     or a directory (``<dir>/report.html`` and ``<dir>/<json_name>``). The default directory is
-    ``<data_root>/reports/<kind>/<name>/dt=<day>[/<task>]`` (``<task>`` keeps two tasks that
-    report on the same name and day apart).
+    ``<reports root>/<kind>/<name>/dt=<day>[/<task>]`` (:func:`reports_root`, the root the
+    Airflow plugin serves; ``<task>`` keeps two tasks that report on the same name and day apart).
     """
-    from mlops_provider.core import config, io
+    from mlops_provider.core import io
 
     if not report_uri:
-        base = io.join_uri(str(config.data_root()), "reports", kind, _safe_segment(name))
+        base = io.join_uri(reports_root(), kind, _safe_segment(name))
         report_uri = io.partition_uri(base, day) if day is not None else base
         if task:
             report_uri = io.join_uri(report_uri, _safe_segment(task))
@@ -170,25 +170,14 @@ def report_location(
 
 # --------------------------------------------------------------------------- serving reports
 
-#: Where served reports live, when it differs from ``<lake>/reports``.
-REPORTS_URI_ENV = "MLOPS_REPORTS_URI"
-#: The data lake's base URI (the reference DAGs read it too).
-LAKE_URI_ENV = "MLOPS_LAKE_URI"
-
 
 def reports_root() -> str:
-    """The reports root the Airflow plugin serves: ``$MLOPS_REPORTS_URI``, else
-    ``$MLOPS_LAKE_URI/reports``, else ``<data_root>/reports`` (where operators write reports
-    when no ``report_uri`` is given)."""
-    from mlops_provider.core import config, io
+    """The reports root: where operators write their reports when no ``report_uri`` is given,
+    and what the Airflow plugin serves (:func:`mlops_provider.core.config.reports_uri`: setting
+    ``reports_uri``, else ``<lake_uri>/reports``, else ``<reports root>``)."""
+    from mlops_provider.core import config
 
-    explicit = os.environ.get(REPORTS_URI_ENV, "").strip()
-    if explicit:
-        return explicit
-    lake = os.environ.get(LAKE_URI_ENV, "").strip()
-    if lake:
-        return io.join_uri(lake, "reports")
-    return str(config.data_root() / "reports")
+    return config.reports_uri()
 
 
 def _canonical(uri: str) -> tuple[str, str]:

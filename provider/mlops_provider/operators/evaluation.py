@@ -86,7 +86,7 @@ def _report_location(report_uri: str | None, registered_model_name: str, context
 
 def default_report_uri(registered_model_name: str, context: Context) -> str:
     """The default HTML report of an evaluation:
-    ``<data_root>/reports/evaluation/<model>/dt=<interval start>/<task_id>/report.html``."""
+    ``<reports root>/evaluation/<model>/dt=<interval start>/<task_id>/report.html``."""
     return str(_report_location(None, registered_model_name, context).html_uri)
 
 
@@ -124,7 +124,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
     :param thresholds: see above; a mapping or its JSON text (templated).
     :param primary_metric: metric of the default rule (templated).
     :param report_uri: the HTML report, an ``.html`` file or a directory; default
-        ``<data_root>/reports/evaluation/<model>/dt=<interval start>/<task_id>/report.html``
+        ``<reports root>/evaluation/<model>/dt=<interval start>/<task_id>/report.html``
         (templated).
     :param fail_on_rejection: raise :class:`ModelRejected` when the gate fails (default False:
         the DAG branches on ``passed``).

@@ -79,7 +79,7 @@ class DriftDetectionOperator(MlopsBaseOperator):
     :param drift_options: other keyword arguments of ``detect_drift`` (e.g.
         ``{"correction": "benjamini_hochberg"}``). (templated)
     :param report_uri: report directory (``drift.json`` + ``report.html``) or ``.html`` file;
-        default ``<data_root>/reports/drift/<report_name>/dt=<data interval start>``. (templated)
+        default ``<reports root>/drift/<report_name>/dt=<data interval start>``. (templated)
     :param report_name: name in the default report location; default the registered model
         name, else the current dataset's name. Set it when two drift tasks of a DAG share
         one (e.g. ``"churn-predictions"``). (templated)
@@ -334,7 +334,7 @@ class ModelPerformanceOperator(MlopsBaseOperator):
     :param decision_threshold: probability from which a binary prediction is the positive class
         when there is no prediction column (default 0.5). Replaces ``threshold``. (templated)
     :param report_uri: report directory (``performance.json`` + ``report.html``) or ``.html``
-        file; default ``<data_root>/reports/performance/<name>/dt=<data interval start>``.
+        file; default ``<reports root>/performance/<name>/dt=<data interval start>``.
         (templated)
     :param report_name: name in the default report location. (templated)
     :param experiment_name: MLflow experiment of monitoring runs (default

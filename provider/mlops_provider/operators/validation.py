@@ -78,7 +78,7 @@ class DataValidationOperator(MlopsBaseOperator):
         URI's ``key=value`` segments, else ``dt=<data interval start>``.
     :param report_uri: where the report goes (templated): a directory (``report.html`` +
         ``result.json``) or an ``.html`` file (the JSON beside it, same stem). Default
-        ``<data_root>/reports/validation/<dataset name>/dt=<day>/<task_id>``, the day being the
+        ``<reports root>/validation/<dataset name>/dt=<day>/<task_id>``, the day being the
         dataset URI's ``dt=`` partition, else the data interval start (``<task_id>-<map
         index>`` for a mapped task); a rerun for the same day replaces the files.
     :param suite_parameters: values for the suite's ``$PARAMETER`` kwargs (templated).

@@ -10,10 +10,9 @@ gets 401. An invalid or expired token gets Airflow's answer (403 / 401).
 Routes (below the mount point, ``<api root>/mlops``):
 
 - ``GET /reports/{path}``: the file at ``path`` below the reports root
-  (:func:`mlops_provider.core.reports.reports_root`: ``$MLOPS_REPORTS_URI``, else
-  ``$MLOPS_LAKE_URI/reports``, else the local data root's ``reports``), read through the
-  ``$MLOPS_REPORTS_CONN_ID`` connection (else ``$MLOPS_AWS_CONN_ID``, else ``aws_default``) for
-  ``s3://``. Paths with
+  (:func:`mlops_provider.core.reports.reports_root`: setting ``reports_uri``, else
+  ``<lake_uri>/reports``), read through the ``$MLOPS_REPORTS_CONN_ID`` connection (else the
+  ``aws_conn_id`` setting) for ``s3://``. Paths with
   ``..``, ``.``, hidden or empty segments, backslashes or absolute paths get 400; a missing file,
   a directory (no listing) or a symlink leading outside the root get 404.
 - ``GET /mlflow/runs/{run_id}`` and ``GET /mlflow/models/{name}/versions/{version}`` (query
@@ -44,7 +43,6 @@ __all__ = [
 
 #: Environment variable naming the connection of an ``s3://`` reports root.
 REPORTS_CONN_ENV = "MLOPS_REPORTS_CONN_ID"
-_DEFAULT_AWS_CONN_ID = "aws_default"
 _DEFAULT_MLFLOW_CONN_ID = "mlflow_default"
 
 # Reports are HTML with inline CSS and images (embedded or next to the report): no script may
@@ -159,13 +157,10 @@ def _embedded_client(hook: Any) -> Any:
 
 def get_report(path: str) -> Response:
     """A report file below the reports root."""
+    from mlops_provider.core import config
     from mlops_provider.core.reports import ReportNotFound, UnsafeReportPath, open_report
 
-    conn_id = (
-        os.environ.get(REPORTS_CONN_ENV)
-        or os.environ.get("MLOPS_AWS_CONN_ID")
-        or _DEFAULT_AWS_CONN_ID
-    )
+    conn_id = os.environ.get(REPORTS_CONN_ENV) or config.aws_conn_id()
     try:
         found = open_report(path, conn_id=conn_id)
     except UnsafeReportPath as err:

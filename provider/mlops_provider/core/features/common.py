@@ -38,13 +38,11 @@ class FeatureRequestError(InputError):
 
 def features_root() -> str:
     """Base URI of the published feature sources: ``$MLOPS_FEATURES_ROOT``, else
-    ``$MLOPS_LAKE_URI/features`` (the data lake the reference DAGs write to), else
-    ``<data_root>/features`` (embedded default)."""
+    ``<lake_uri>/features`` (:func:`mlops_provider.core.config.lake_uri`, the data lake the
+    reference DAGs write to; the embedded default is ``<data_root>/features``)."""
     if os.environ.get(FEATURES_ROOT_ENV):
         return os.environ[FEATURES_ROOT_ENV]
-    if os.environ.get(LAKE_URI_ENV):
-        return io.join_uri(os.environ[LAKE_URI_ENV], "features")
-    return str(config.data_root() / "features")
+    return io.join_uri(config.lake_uri(), "features")
 
 
 def feature_source_uri(name: str) -> str:

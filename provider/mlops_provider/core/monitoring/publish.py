@@ -3,7 +3,7 @@
 Both checks (drift, performance) end with :func:`publish_monitoring_result`:
 
 1. the report location (:func:`mlops_provider.core.reports.report_location`, default
-   ``<data_root>/reports/<kind>/<name>/dt=<day>``);
+   ``<reports root>/<kind>/<name>/dt=<day>``);
 2. the monitoring run of the task's identity (:mod:`mlops_provider.core.runs`), found again by
    its tags on a retry or a rerun, so reruns never create a second run;
 3. the JSON result and the HTML page, written atomically (a rerun replaces them);

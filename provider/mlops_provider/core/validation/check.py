@@ -69,7 +69,7 @@ def validation_report_location(
     """Where a validation's HTML report and JSON result go.
 
     ``report_uri`` as given (a directory: ``report.html`` + ``result.json``; an ``.html`` file:
-    the JSON beside it), else ``<data_root>/reports/validation/<dataset name>/dt=<day>/<task>``
+    the JSON beside it), else ``<reports root>/validation/<dataset name>/dt=<day>/<task>``
     (:func:`~mlops_provider.core.reports.report_location`).
     """
     return reports.report_location(
