@@ -29,11 +29,10 @@ class MlflowObjectNotFound(InputError):
 def store_exists(tracking_uri: str) -> bool:
     """Whether an SQLite store file exists (opening a missing one would create it); other
     stores are taken to exist."""
-    if tracking_uri.startswith("sqlite:///"):
-        from pathlib import Path
+    from mlops_provider.core.mlflow_target import sqlite_path
 
-        return Path(tracking_uri[len("sqlite:///") :]).is_file()
-    return True
+    path = sqlite_path(tracking_uri)
+    return path is None or path.is_file()
 
 
 def _when(ms: int | None) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "ensure_experiment",
     "check_reachable",
     "probe",
+    "sqlite_path",
 ]
 
 #: ``MlflowTarget.source`` of the provider's embedded default store.
@@ -83,10 +84,26 @@ class MlflowTarget:
     def prepare_local_store(self) -> None:
         """Create the directories an SQLite store and a local artifact root need."""
         for uri in (self.tracking_uri, self.effective_registry_uri):
-            if uri.startswith("sqlite:///"):
-                Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            path = sqlite_path(uri)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
         if self.artifact_location and self.artifact_location.startswith("file://"):
             Path(self.artifact_location[len("file://") :]).mkdir(parents=True, exist_ok=True)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an ``sqlite:///`` store URI, else None."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def _auth(target: MlflowTarget) -> dict[str, str]:
+    """The target's credentials as MLflow's host credentials take them: ``token`` (bearer, when
+    there is no username) or ``username`` + ``password`` (basic auth); empty without any."""
+    if target.token and not target.username:
+        return {"token": target.token}
+    if target.username:
+        return {"username": target.username, "password": target.password or target.token or ""}
+    return {}
 
 
 def _host_creds(store_uri: str) -> MlflowHostCreds:
@@ -131,12 +148,7 @@ def _register_credentials(target: MlflowTarget) -> None:
     if not target.is_remote:
         return
     _install_builders()
-    creds: dict[str, Any] = {"ignore_tls_verification": target.insecure_tls}
-    if target.token and not target.username:
-        creds["token"] = target.token
-    elif target.username:
-        creds["username"] = target.username
-        creds["password"] = target.password or target.token
+    creds: dict[str, Any] = {"ignore_tls_verification": target.insecure_tls, **_auth(target)}
     with _LOCK:
         for uri in {target.tracking_uri, target.effective_registry_uri}:
             if uri.startswith(("http://", "https://")):
@@ -262,12 +274,9 @@ def _without_userinfo(uri: str) -> str:
 def _probe_http(target: MlflowTarget, timeout: float, where: str) -> tuple[bool, str]:
     import requests
 
-    headers = {}
-    auth = None
-    if target.token and not target.username:
-        headers["Authorization"] = f"Bearer {target.token}"
-    elif target.username:
-        auth = (target.username, target.password or target.token or "")
+    creds = _auth(target)
+    headers = {"Authorization": f"Bearer {creds['token']}"} if "token" in creds else {}
+    auth = (creds["username"], creds["password"]) if "username" in creds else None
     url = target.tracking_uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
     try:
         response = requests.post(
@@ -290,7 +299,7 @@ def _probe_http(target: MlflowTarget, timeout: float, where: str) -> tuple[bool,
 def _probe_sqlite(uri: str, where: str, *, created_on_use: bool) -> tuple[bool, str]:
     import sqlite3
 
-    path = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    path = sqlite_path(uri)
     if path is not None and not path.exists() and created_on_use:
         return True, f"{where}: the embedded store {path} is created by the first task using it"
     if path is None or not path.is_file():

@@ -40,17 +40,16 @@ def connection_extra(conn: Any) -> dict[str, Any]:
 
 
 #: The kinds of value a connection extra may hold (see :func:`typed_extra`).
-TEXT, FLAG, NUMBER, TEXT_OR_MAPPING = "text", "true or false", "a number", "text or a mapping"
+TEXT, FLAG, TEXT_OR_MAPPING = "text", "true or false", "text or a mapping"
 
 
 def typed_extra(conn: Any, spec: Mapping[str, str]) -> dict[str, Any]:
     """A connection's extra with each known key parsed strictly by its kind in ``spec``.
 
     Flags accept a JSON boolean or the text ``true/false/1/0/yes/no/on/off`` (so the text
-    ``"false"`` of a URI-form connection is False, never truthy); numbers accept a JSON number
-    or its text; texts must be strings. Empty values count as absent. Keys not in ``spec`` are
-    kept and logged as a warning (a typo such as ``insecure_tsl`` would otherwise be ignored
-    silently).
+    ``"false"`` of a URI-form connection is False, never truthy); texts must be strings.
+    Empty values count as absent. Keys not in ``spec`` are kept and logged as a warning (a
+    typo such as ``insecure_tsl`` would otherwise be ignored silently).
 
     :raises ValueError: a value is not of its kind; the message names the connection, the key,
         the value and what was expected.
@@ -66,28 +65,17 @@ def typed_extra(conn: Any, spec: Mapping[str, str]) -> dict[str, Any]:
             continue
         if kind is None:
             out[key] = value
-            continue
-        problem = None
-        if kind == FLAG:
+        elif kind == FLAG:
             try:
                 out[key] = as_bool(value, key)
             except ValueError:
-                problem = True
-        elif kind == NUMBER:
-            try:
-                if isinstance(value, bool):
-                    raise ValueError(value)
-                out[key] = float(value)
-            except (TypeError, ValueError):
-                problem = True
-        elif kind == TEXT_OR_MAPPING:
-            problem = not isinstance(value, (str, Mapping))
+                raise ValueError(_wrong_kind(conn_id, key, kind, value)) from None
+        elif isinstance(value, str):
+            out[key] = value.strip()
+        elif kind == TEXT_OR_MAPPING and isinstance(value, Mapping):
             out[key] = value
         else:
-            problem = not isinstance(value, str)
-            out[key] = value.strip() if isinstance(value, str) else value
-        if problem:
-            raise ValueError(f"Connection {conn_id}: extra {key!r} must be {kind}, got {value!r}")
+            raise ValueError(_wrong_kind(conn_id, key, kind, value))
     unknown = sorted(set(out) - set(spec))
     if unknown:
         logging.getLogger(__name__).warning(
@@ -97,3 +85,7 @@ def typed_extra(conn: Any, spec: Mapping[str, str]) -> dict[str, Any]:
             ", ".join(sorted(spec)),
         )
     return out
+
+
+def _wrong_kind(conn_id: str, key: str, kind: str, value: Any) -> str:
+    return f"Connection {conn_id}: extra {key!r} must be {kind}, got {value!r}"

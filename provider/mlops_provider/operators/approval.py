@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,6 @@ class PromotionApprovalOperator(HITLBranchOperator):
 
     APPROVE = "Approve"
     REJECT = "Reject"
-    template_fields: Sequence[str] = tuple(HITLBranchOperator.template_fields)
 
     def __init__(
         self,
