@@ -51,6 +51,24 @@ class _FeastOperator(MlopsBaseOperator):
     def error_message(self, err: Exception) -> str:
         return f"{self.failure}: {err}"
 
+    def _served_views_lineage(self, views_key: str, rows_key: str | None = None) -> Any:
+        """OpenLineage of an operator that writes feature views as served (``feast://<project>``,
+        with their schema), their file sources as inputs: the views of ``result[views_key]``,
+        with the rows per view of ``result[rows_key]`` when given."""
+        from mlops_provider.lineage import Lineage, add_feature_views, operator_result
+
+        result = operator_result(self)
+        if not result.get("project"):
+            return Lineage.of(self).build()
+        return add_feature_views(
+            Lineage.of(self),
+            self.feast_hook.store,
+            result["project"],
+            result.get(views_key) or [],
+            served=True,
+            rows_by_view=result.get(rows_key) if rows_key else None,
+        ).build()
+
 
 class FeastApplyOperator(_FeastOperator):
     """Apply a feature repo's definitions to its registry and online store (``feast apply``).
@@ -92,18 +110,7 @@ class FeastApplyOperator(_FeastOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (docs/openlineage.md): the feature views' file sources as inputs; the
         feature views (``feast://<project>``, with their schema) as outputs."""
-        from mlops_provider.lineage import Lineage, add_feature_views, operator_result
-
-        result = operator_result(self)
-        if not result.get("project"):
-            return Lineage.of(self).build()
-        return add_feature_views(
-            Lineage.of(self),
-            self.feast_hook.store,
-            result["project"],
-            result.get("feature_views") or [],
-            served=True,
-        ).build()
+        return self._served_views_lineage("feature_views")
 
 
 class FeastMaterializeOperator(_FeastOperator):
@@ -206,19 +213,7 @@ class FeastMaterializeOperator(_FeastOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (docs/openlineage.md): the views' file sources as inputs (source rows
         read); the views as served online (``feast://<project>``) as outputs (online writes)."""
-        from mlops_provider.lineage import Lineage, add_feature_views, operator_result
-
-        result = operator_result(self)
-        if not result.get("project"):
-            return Lineage.of(self).build()
-        return add_feature_views(
-            Lineage.of(self),
-            self.feast_hook.store,
-            result["project"],
-            result.get("views") or [],
-            served=True,
-            rows_by_view=result.get("rows_by_view"),
-        ).build()
+        return self._served_views_lineage("views", rows_key="rows_by_view")
 
 
 class FeastTrainingDatasetOperator(_FeastOperator):
