@@ -73,6 +73,15 @@ MLFLOW_CONN_ID = config.mlflow_conn_id()
 FEAST_CONN_ID = config.feast_conn_id()
 """Feast connection of every task (``default_args``): setting ``feast_conn_id``."""
 
+SERVING_CONN_ID = os.environ.get("MLOPS_SERVING_CONN_ID") or "mlops_serving_default"
+"""Connection of the realtime serving app the deployment DAG deploys to (conn type
+``mlops_serving``: URL in host, admin token in password). Without it the deployment DAG
+validates the new champion and skips the deployment."""
+SERVING_MAX_P99_MS = float(os.environ.get("MLOPS_SERVING_MAX_P99_MS") or 250)
+"""Single-row p99 latency budget (ms) of the deployment DAG's serving validation."""
+SERVING_VERIFY_SECONDS = float(os.environ.get("MLOPS_SERVING_VERIFY_SECONDS") or 60)
+"""Verification window (s) after a deployment: readiness and error rate, else roll back."""
+
 MODEL_ASSET = model_asset(MODEL_NAME)
 """A new champion promoted by the training pipeline (``mlops.models.churn``): the hook for a
 deployment DAG of yours (docs/lifecycle.md)."""

@@ -59,3 +59,8 @@ class RetrainDecisionError(MlopsError):
 
 class MlopsProviderDeprecationWarning(AirflowProviderDeprecationWarning):
     """A deprecated parameter or behaviour of this provider (removed in the next release)."""
+
+
+class DeploymentError(MlopsError):
+    """A model could not be validated in the serving app or deployed to a service (the service
+    keeps, or was rolled back to, what it served before)."""

@@ -87,7 +87,11 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": [f"{_P}.hooks.mlflow", f"{_P}.hooks.feast"],
+                "python-modules": [
+                    f"{_P}.hooks.mlflow",
+                    f"{_P}.hooks.feast",
+                    f"{_P}.hooks.serving",
+                ],
             }
         ],
         "operators": [
@@ -103,6 +107,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_P}.operators.scoring",
                     f"{_P}.operators.monitoring",
                     f"{_P}.operators.retraining",
+                    f"{_P}.operators.deployment",
                 ],
             }
         ],
@@ -203,6 +208,23 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Merged over the repo's feature_store.yaml, e.g. an "
                         "online_store block pointing at Redis.",
                         "schema": {"type": ["string", "null"], "format": "multiline"},
+                    },
+                },
+            },
+            {
+                "hook-class-name": f"{_P}.hooks.serving.ServingHook",
+                "connection-type": "mlops_serving",
+                "hook-name": "MLOps serving app",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "extra"],
+                    "relabeling": {
+                        "host": "Service URL or host",
+                        "schema": "Scheme (http or https)",
+                        "password": "Admin token",
+                    },
+                    "placeholders": {
+                        "host": "http://churn-serving:8000",
+                        "password": "the service's MLOPS_SERVING_ADMIN_TOKEN",
                     },
                 },
             },

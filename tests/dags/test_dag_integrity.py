@@ -13,6 +13,7 @@ EXPECTED = {
     "mlops_training_pipeline",
     "mlops_batch_scoring",
     "mlops_monitoring",
+    "mlops_deployment",
 }
 
 pytestmark = pytest.mark.dags
@@ -36,7 +37,7 @@ def test_no_import_errors_and_all_dags_present(dagbag) -> None:
 def test_daily_dags_use_data_intervals(dagbag) -> None:
     from airflow.sdk import CronDataIntervalTimetable
 
-    for dag_id in EXPECTED - {"mlops_training_pipeline"}:
+    for dag_id in EXPECTED - {"mlops_training_pipeline", "mlops_deployment"}:
         dag = dagbag.dags[dag_id]
         assert isinstance(dag.timetable, CronDataIntervalTimetable), dag_id
         assert dag.catchup is False and dag.max_active_runs == 1
@@ -93,7 +94,10 @@ def test_lifecycle_assets_connect_the_dags(dagbag) -> None:
         MODEL_ASSET.name: {"mlops_training_pipeline"},
         PREDICTIONS_ASSET.name: {"mlops_batch_scoring"},
     }
-    assert _scheduled_on(dagbag) == {RETRAIN_REQUEST_ASSET.name: {"mlops_training_pipeline"}}
+    assert _scheduled_on(dagbag) == {
+        RETRAIN_REQUEST_ASSET.name: {"mlops_training_pipeline"},
+        MODEL_ASSET.name: {"mlops_deployment"},
+    }
     # every asset is a name, never a URI whose scheme makes parsing load provider handlers
     assert all("://" not in name for name in _outlets(dagbag))
 

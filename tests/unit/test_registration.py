@@ -28,7 +28,7 @@ def test_provider_info_lists_importable_modules_and_classes() -> None:
         module, _, name = dotted.rpartition(".")
         assert hasattr(importlib.import_module(module), name), dotted
     conn_types = {c["connection-type"] for c in info["connection-types"]}
-    assert conn_types == {"mlflow", "feast"}
+    assert conn_types == {"mlflow", "feast", "mlops_serving"}
 
 
 def test_provider_info_lists_every_public_module() -> None:

@@ -450,6 +450,26 @@ def score_batches(
     return progress.rows, stats, list(writer.files)
 
 
+def predict_table(
+    model: LoadedModel,
+    table: pa.Table,
+    *,
+    keep_columns: Sequence[str] = (),
+    scored_at: datetime | None = None,
+) -> pa.Table:
+    """The batch prediction rows of an in-memory table: what :func:`score` writes for the same
+    rows (``keep_columns``, prediction, probabilities, ``model_*``, ``scored_at``).
+
+    :raises ScoringInputError: the table does not match the model's input contract, or the
+        model failed on it.
+    """
+    _raise_mismatch(_schema_problems(table.schema, model.inputs, keep_columns, where="rows"))
+    layout = _layout(
+        model, table.schema, keep_columns, scored_at or times.utcnow(), max(table.num_rows, 1)
+    )
+    return layout.score(table, 0)
+
+
 # ==========================================================================================
 # Feast input
 # ==========================================================================================
