@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_timeline_arguments(parser)
     parser.add_argument("--stage", choices=["setup", "lifecycle"], default="lifecycle")
+    parser.add_argument(
+        "--requests-per-day", type=int, default=200, help="realtime requests per simulated day"
+    )
     return parser.parse_args(argv)
 
 

@@ -57,6 +57,7 @@ class Lifecycle:
         self.landing = self.lake  # raw/ and labels/ land directly in the lake
         self.records: dict[date, Any] = {}
         self.timings: dict[str, float] = {}
+        self.service: Any = None
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -99,6 +100,7 @@ class Lifecycle:
             "mlops_training_pipeline",
             "mlops_batch_scoring",
             "mlops_monitoring",
+            "mlops_deployment",
         )
         return {name: importlib.import_module(name).dag for name in names}
 
@@ -153,7 +155,48 @@ class Lifecycle:
     def _train(self, as_of: datetime, why: str, record: Any) -> None:
         dag = self.dags["mlops_training_pipeline"]
         run = LocalRun(self._run(dag, logical_date=as_of, conf={"as_of": as_of.isoformat()}))
-        record_training(record, run, why)
+        outcome = record_training(record, run, why)
+        if outcome.endswith("promoted"):
+            self._deploy(record)
+
+    # ------------------------------------------------------------- realtime service
+    def _customers(self, day: date) -> list[int]:
+        return [int(c) for c in self.simulator.activity(day)["customer_id"].unique()]
+
+    def _start_service(self, day: date) -> None:
+        """Start the serving app on the first champion (docs/serving.md) and name it in the
+        ``mlops_serving_default`` connection the deployment DAG deploys to."""
+        import os
+
+        from mlops_common import FEATURE_REPO, MODEL_NAME, ONLINE_PREDICTIONS_URI
+
+        from include.demo_serving import DemoService
+
+        self.service = DemoService(MODEL_NAME, FEATURE_REPO, ONLINE_PREDICTIONS_URI)
+        url = self.service.start()
+        os.environ["AIRFLOW_CONN_MLOPS_SERVING_DEFAULT"] = self.service.connection()
+        os.environ.setdefault("MLOPS_SERVING_VERIFY_SECONDS", "3")
+        say(f"    service: serving {MODEL_NAME}@champion on {url} (prediction log: online)")
+
+    def _deploy(self, record: Any) -> None:
+        """Run the deployment DAG (the scheduler would, on the model asset) under traffic."""
+        if self.service is None:
+            self._start_service(date.fromisoformat(record.day))
+            record.deployment = f"started with v{self._champion()}"
+            return
+        with self.service.background(self._customers(date.fromisoformat(record.day))) as seen:
+            run = LocalRun(self._run(self.dags["mlops_deployment"]))
+        record_deployment(record, run, seen)
+
+    def _traffic(self, day: date, record: Any) -> None:
+        if self.service is None:
+            return
+        stats = self.service.burst(day, self._customers(day), self.args.requests_per_day)
+        stats.fill(record)
+        say(
+            f"    service: {stats.requests} requests, {stats.failed} failed, p99 "
+            f"{record.service_p99_ms} ms, version(s) {record.served_versions}"
+        )
 
     def _features(self, day: date, record: Any) -> bool:
         """The feature pipeline of ``day``; whether the day's features were published."""
@@ -183,12 +226,15 @@ class Lifecycle:
             if day == self.first_training_day:
                 self._train(end_of_day, "weekly schedule", record)
             if published and self._champion() is not None:
+                self._traffic(day, record)
                 self._score_and_monitor(day, record)
                 if self._queued_retrain() is not None:
                     self._train(
                         end_of_day + timedelta(hours=1), "retrain requested by monitoring", record
                     )
             record.champion_version = self._champion()
+        if self.service is not None:
+            self.service.stop()
         self._report(records)
 
     def _report(self, records: list[Any]) -> None:
@@ -280,6 +326,26 @@ def record_training(record: Any, run: RunView, why: str) -> str:
     record.notes += list(evaluation.get("reasons") or [])
     say(f"    training ({why}) -> {outcome}")
     return outcome
+
+
+def record_deployment(record: Any, run: RunView, traffic: Any) -> None:
+    """Fill ``record`` from a deployment run and the traffic that ran during it."""
+    deployed = run.xcom("deploy") or {}
+    validated = run.xcom("validate_serving") or {}
+    states = run.task_states()
+    if states.get("deploy") == "success":
+        outcome = f"v{deployed.get('version')} {deployed.get('status')}"
+    else:
+        failed = [t for t, s in states.items() if s == "failed"]
+        outcome = f"failed ({', '.join(failed) or run.state})"
+        record.notes += list(validated.get("reasons") or [])
+    record.deployment = f"{outcome}; {traffic.failed} of {traffic.requests} requests failed"
+    traffic.fill(record)
+    say(
+        f"    deployment: {outcome} (validation p99 "
+        f"{(validated.get('latency_ms') or {}).get('p99')} ms); during the swap "
+        f"{traffic.requests} requests, {traffic.failed} failed"
+    )
 
 
 def record_scoring(record: Any, run: RunView) -> None:

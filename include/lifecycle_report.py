@@ -34,6 +34,13 @@ class DayRecord:
     decision_reasons: list[str] = field(default_factory=list)
     training: str | None = None
     notes: list[str] = field(default_factory=list)
+    # the realtime service (docs/serving.md) on this day
+    service_requests: int | None = None
+    service_errors: int | None = None
+    service_p50_ms: float | None = None
+    service_p99_ms: float | None = None
+    served_versions: str | None = None
+    deployment: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +107,49 @@ def _timeline_plot(records: Sequence[DayRecord]) -> str:
     return reports.figure_to_img(fig, alt="lifecycle timeline")
 
 
+_SERVICE_COLUMNS = (
+    ("day", "day"),
+    ("service_requests", "requests"),
+    ("service_errors", "failed"),
+    ("service_p50_ms", "p50 ms"),
+    ("service_p99_ms", "p99 ms"),
+    ("served_versions", "served version(s)"),
+    ("deployment", "deployment"),
+)
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _service_plot(records: Sequence[DayRecord]) -> str:
+    fig = reports.new_figure(9.0, 4.2)
+    days = list(range(len(records)))
+    labels = [r.day[5:] for r in records]
+    ax = fig.add_subplot(2, 1, 1)
+    ax.bar(days, [r.service_requests or 0 for r in records], color="#90caf9", label="requests")
+    ax.bar(days, [r.service_errors or 0 for r in records], color="#c62828", label="failed")
+    ax.set_xticks(days, labels, fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Requests per day", fontsize=9)
+    lat = ax.twinx()
+    lat.plot(days, [_nan(r.service_p50_ms) for r in records], marker="o", color="#2e7d32")
+    lat.plot(days, [_nan(r.service_p99_ms) for r in records], marker="s", color="#f9a825")
+    lat.set_ylabel("p50 (green) / p99 (yellow) ms", fontsize=7)
+    ax2 = fig.add_subplot(2, 1, 2)
+    served = [
+        _nan(float(r.served_versions.split("->")[-1])) if r.served_versions else float("nan")
+        for r in records
+    ]
+    ax2.step(days, served, where="post", color="#6a1b9a", label="served (end of day)")
+    champion = [_nan(float(r.champion_version) if r.champion_version else None) for r in records]
+    ax2.step(days, champion, where="post", color="#2e7d32", linestyle="--", label="champion")
+    ax2.set_xticks(days, labels, fontsize=7)
+    ax2.legend(fontsize=7, loc="upper left")
+    ax2.set_title("Served version and registry champion", fontsize=9)
+    return reports.figure_to_img(fig, alt="service timeline")
+
+
 def render_lifecycle_report(
     records: Sequence[DayRecord],
     *,
@@ -119,4 +169,10 @@ def render_lifecycle_report(
         )
     sections.append(("Timeline", _timeline_plot(records)))
     sections.append(("Per day", reports.table_html(rows)))
+    if any(r.service_requests for r in records):
+        service_rows = [
+            {title_: _fmt(getattr(r, key)) for key, title_ in _SERVICE_COLUMNS} for r in records
+        ]
+        sections.append(("Realtime service", _service_plot(records)))
+        sections.append(("Realtime service per day", reports.table_html(service_rows)))
     return reports.page(title, sections)
