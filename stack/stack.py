@@ -249,6 +249,10 @@ def stack_environment(s: Settings | None = None, *, create_secrets: bool = False
             "MLOPS_PROJECT_ROOT": str(ROOT),
             "MLOPS_HOME": str(s.home / "mlops"),
             "MLOPS_TASK_RETRIES": os.environ.get("MLOPS_TASK_RETRIES", "0"),
+            # bearer token of GET /mlops/metrics (as in docker-compose.yaml; docs/metrics.md)
+            "MLOPS_METRICS_TOKEN": os.environ.get(
+                "MLOPS_METRICS_TOKEN", "mlops-stack-metrics-token"
+            ),
             # Feast reads the s3:// offline data and registry with boto3/s3fs, outside Airflow
             # connections: it needs the endpoint and credentials in the environment.
             "MLOPS_FEATURES_S3_ENDPOINT": s.s3_url,

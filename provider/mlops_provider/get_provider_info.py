@@ -81,6 +81,15 @@ def get_provider_info() -> dict[str, Any]:
                         "$MLOPS_HOME/data, i.e. $AIRFLOW_HOME/mlops/data.",
                         "/var/lib/mlops/data",
                     ),
+                    "metrics_token": {
+                        **_option(
+                            "Bearer token that GET /mlops/metrics (the monitoring metrics for "
+                            "Prometheus) accepts. Empty: the endpoint needs an Airflow login, "
+                            "like the reports.",
+                            "a-long-random-string",
+                        ),
+                        "sensitive": True,
+                    },
                 },
             }
         },

@@ -43,6 +43,9 @@ EXPECTED_SERVICES = {
     "airflow-triggerer",
     "airflow-worker",
     "airflow-init",
+    "mlops-serving",
+    "prometheus",
+    "grafana",
 }
 ONE_SHOT = {"minio-init", "airflow-init"}
 CONNECTIONS = {"mlflow_default": "mlflow", "aws_default": "aws", "feast_default": "feast"}
@@ -318,6 +321,189 @@ def test_mlflow_server_uses_postgres_and_its_own_database() -> None:
     assert re.search(rf"CREATE DATABASE {database}\b", init_sql)
     assert database != environment("postgres")["POSTGRES_DB"], "MLflow shares Airflow's DB"
     assert mlflow_option("allowed-hosts").split(",").count("mlflow:5000") == 1
+
+
+# ---------------------------------------------------------------- serving and monitoring
+
+PROMETHEUS = ROOT / "docker" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "docker" / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "mlops.json"
+CONTRACT = Path("/work/notes/serving_contract.md")
+#: The serving app's metric families (the serving contract's /metrics).
+SERVING_METRICS = {
+    "mlops_serving_requests_total",
+    "mlops_serving_request_duration_seconds",
+    "mlops_serving_errors_total",
+    "mlops_serving_feature_lookup_seconds",
+    "mlops_serving_missing_features_total",
+    "mlops_serving_model_info",
+    "mlops_serving_predictions_total",
+    "mlops_serving_prediction_probability",
+    "mlops_serving_reloads_total",
+}
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+_PROMQL_WORDS = {
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "irate",
+    "increase",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "histogram_quantile",
+    "label_values",
+    "le",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "topk",
+    "bottomk",
+    "abs",
+    "clamp_min",
+    "clamp_max",
+    "time",
+    "vector",
+    "scalar",
+    "delta",
+    "deriv",
+    "changes",
+    "resets",
+    "sort",
+    "sort_desc",
+}
+
+
+def known_metric_names() -> set[str]:
+    """Sample names the stack exports: the serving app's (histograms with their series) and the
+    monitoring exporter's (:data:`mlops_provider.core.monitoring.export.METRICS`)."""
+    from mlops_provider.core.monitoring.export import METRICS
+
+    names = set(METRICS)
+    for name in SERVING_METRICS:
+        names.add(name)
+        if not name.endswith("_total"):
+            names.update(name + suffix for suffix in _HISTOGRAM_SUFFIXES)
+    return names
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects: identifiers outside label matchers, ``by (...)``
+    groupings, strings and range selectors that are not PromQL functions or keywords."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"label_values\(([^,)]+),[^)]*\)", r"label_values(\1)", text)  # Grafana
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    names = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", text))
+    return {n for n in names if n not in _PROMQL_WORDS and not n.startswith("$")}
+
+
+def dashboard_exprs() -> list[str]:
+    board = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    for var in board.get("templating", {}).get("list", []):
+        query = var.get("query")
+        if isinstance(query, dict):
+            exprs.append(str(query.get("query", "")))
+    return exprs
+
+
+def test_serving_contract_lists_the_serving_metrics() -> None:
+    if not CONTRACT.exists():
+        pytest.skip("the serving contract is not on this machine")
+    named = set(re.findall(r"`(mlops_serving_[a-z_]+)", CONTRACT.read_text()))
+    assert named == SERVING_METRICS
+
+
+def test_the_serving_service_runs_the_serving_app() -> None:
+    svc = services()["mlops-serving"]
+    assert svc["image"] == common()["image"]
+    assert svc["environment"] == common()["environment"]  # the Airflow services' settings
+    command = [str(c) for c in svc["command"]]
+    assert command[:3] == ["python", "-m", "mlops_provider.serving"]
+    assert command[command.index("--port") + 1] == "8000"
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--alias") + 1] == "champion"
+    test = " ".join(svc["healthcheck"]["test"])
+    assert "localhost:8000/healthz" in test or "localhost:8000/readyz" in test
+    assert {"mlflow", "redis", "minio"} <= set(svc["depends_on"])
+
+
+def test_prometheus_scrapes_serving_and_the_plugin() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = {
+        name: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for name, job in jobs.items()
+    }
+    serving, plugin = jobs["mlops-serving"], jobs["mlops-monitoring"]
+    assert targets["mlops-serving"] == ["mlops-serving:8000"]
+    assert serving.get("metrics_path", "/metrics") == "/metrics"
+    assert targets["mlops-monitoring"] == ["airflow-apiserver:8080"]
+    assert plugin["metrics_path"] == "/mlops/metrics"
+    auth = plugin["authorization"]
+    assert auth.get("type", "Bearer") == "Bearer" and auth["credentials_file"]
+    # the ports scraped are the services' own
+    assert "8000:8000" in services()["mlops-serving"]["ports"]
+    assert "8080:8080" in services()["airflow-apiserver"]["ports"]
+    # the token file is written from the token the Airflow services check
+    prom = services()["prometheus"]
+    assert auth["credentials_file"] in command_text("prometheus")
+    assert "$$MLOPS_METRICS_TOKEN" in command_text("prometheus")
+    assert (
+        prom["environment"]["MLOPS_METRICS_TOKEN"] == common()["environment"]["MLOPS_METRICS_TOKEN"]
+    )
+    mounted = {str(v).split(":")[1] for v in prom["volumes"] if str(v).startswith(".")}
+    assert "/etc/prometheus/prometheus.yml" in mounted
+
+
+def test_grafana_provisioning_parses() -> None:
+    (source,) = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["type"] == "prometheus" and host_port(source["url"]) == ("prometheus", 9090)
+    (provider,) = yaml.safe_load((GRAFANA / "provisioning/dashboards/mlops.yml").read_text())[
+        "providers"
+    ]
+    mounts = dict(str(v).split(":")[:2] for v in services()["grafana"]["volumes"])
+    assert mounts["./docker/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./docker/grafana/provisioning"] == "/etc/grafana/provisioning"
+    board = json.loads(DASHBOARD.read_text())
+    uids = {t["datasource"]["uid"] for p in board["panels"] for t in p["targets"]}
+    assert uids == {source["uid"]}
+    titles = " ".join(p["title"].lower() for p in board["panels"])
+    for word in ("version", "request rate", "p99", "errors", "drift", "auc", "retrain"):
+        assert word in titles, word
+
+
+def test_dashboard_queries_name_only_exported_metrics() -> None:
+    known = known_metric_names()
+    used: set[str] = set()
+    for expr in dashboard_exprs():
+        names = promql_metric_names(expr)
+        assert names, f"no metric in {expr!r}"
+        used |= names
+    assert used - known == set(), f"the dashboard queries metrics nobody exports: {used - known}"
+    assert "mlops_serving_request_duration_seconds_bucket" in used  # p99 from the histogram
+
+
+def test_the_metric_name_check_can_fail() -> None:
+    assert promql_metric_names(
+        'histogram_quantile(0.99, sum by (le) (rate(mlops_serving_latency_bucket{a="b"}[5m])))'
+    ) == {"mlops_serving_latency_bucket"}
+    assert "mlops_serving_latency_bucket" not in known_metric_names()
+    assert promql_metric_names('max by (model) (mlops_drift_share{model=~"$model"})') == {
+        "mlops_drift_share"
+    }
 
 
 # ---------------------------------------------------------------- the native stack

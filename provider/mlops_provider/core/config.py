@@ -76,6 +76,7 @@ OPTIONS: dict[str, str] = {
     "feature_repo": "MLOPS_FEATURE_REPO",
     "project_root": "MLOPS_PROJECT_ROOT",
     "data_root": "MLOPS_DATA_ROOT",
+    "metrics_token": "MLOPS_METRICS_TOKEN",
 }
 
 
@@ -157,6 +158,13 @@ def embedded_mlflow_artifact_root() -> str:
 
 class ConfigError(InputError):
     """A setting the provider needs is missing or points at nothing; the message names it."""
+
+
+def metrics_token() -> str | None:
+    """The bearer token Prometheus scrapes ``/mlops/metrics`` with: setting ``metrics_token``
+    (``$MLOPS_METRICS_TOKEN``); ``None`` = the endpoint wants an Airflow login like the
+    reports (docs/metrics.md)."""
+    return setting("metrics_token")
 
 
 def project_root() -> Path | None:

@@ -1,7 +1,7 @@
 """The FastAPI app of the provider's plugin: reports and MLflow pages behind Airflow's login.
 
 Airflow 3's API server mounts plugin apps as they are: it does not authenticate their requests.
-Every route here depends on :func:`require_user`, which resolves the caller exactly as Airflow's
+Every route here but ``/metrics`` depends on :func:`require_user`, which resolves the caller exactly as Airflow's
 own API does (``airflow.api_fastapi.core_api.security.get_user``): a JWT in the
 ``Authorization: Bearer`` header, else the ``_token`` cookie the UI sets at login. Without one a
 browser (``Accept: text/html``) is redirected to the login page and comes back; any other client
@@ -19,6 +19,12 @@ Routes (below the mount point, ``<api root>/mlops``):
   ``conn_id``: an ``mlflow`` connection, default ``mlflow_default``; ``experiment_id`` for
   runs): a redirect to the MLflow UI when MLflow has one (tracking URI or ``ui_url`` extra
   over HTTP(S)), else a page rendered from the store (the embedded SQLite one).
+- ``GET /metrics``: the latest monitoring results of every registered model in the Prometheus
+  text format (:mod:`mlops_provider.core.monitoring.export`, cached for a few seconds).
+  Prometheus holds no Airflow session, so with the ``metrics_token`` setting
+  (``$MLOPS_METRICS_TOKEN``) the route wants ``Authorization: Bearer <that token>`` (compared in
+  constant time): none -> 401, another -> 403. Without the setting it wants an Airflow login
+  like the other routes (:func:`require_metrics_access`).
 
 Heavy modules (the provider's core, MLflow, Airflow's security module) are imported inside the
 handlers.
@@ -26,18 +32,22 @@ handlers.
 
 from __future__ import annotations
 
+import hmac
 import os
+import threading
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 __all__ = [
     "create_app",
     "get_mlflow_model_version",
     "get_mlflow_run",
+    "get_metrics",
     "get_report",
+    "require_metrics_access",
     "require_user",
 ]
 
@@ -98,6 +108,61 @@ async def require_user(request: Request) -> Any:
                 headers={"WWW-Authenticate": "Bearer"},
             ) from err
         raise
+
+
+async def require_metrics_access(request: Request) -> Any:
+    """Who may read ``/metrics``: the bearer of the ``metrics_token`` setting when it is set
+    (401 without a token, 403 with another), else an Airflow user (:func:`require_user`)."""
+    from fastapi.security.utils import get_authorization_scheme_param
+
+    from mlops_provider.core import config
+
+    expected = config.metrics_token()
+    if expected is None:
+        return await require_user(request)
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if scheme.lower() != "bearer" or not credentials:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="a bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(credentials.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid metrics token")
+    return None
+
+
+_EXPORTER: Any = None
+_EXPORTER_LOCK = threading.Lock()
+
+
+def _metrics_exporter() -> Any:
+    """The process's exporter (one cache shared by every scrape), reading the MLflow store of
+    the ``mlflow_conn_id`` setting and the reports root of the plugin."""
+    global _EXPORTER
+    with _EXPORTER_LOCK:
+        if _EXPORTER is None:
+            from mlops_provider.core import config
+            from mlops_provider.core.monitoring.export import ExportSettings, MetricsExporter
+            from mlops_provider.hooks.mlflow import MlflowHook
+
+            conn_id = os.environ.get(REPORTS_CONN_ENV) or config.aws_conn_id()
+            _EXPORTER = MetricsExporter(
+                lambda: MlflowHook(mlflow_conn_id=config.mlflow_conn_id()).client,
+                ExportSettings(conn_id=conn_id),
+            )
+        return _EXPORTER
+
+
+def get_metrics() -> Response:
+    """The monitoring metrics in the Prometheus text format."""
+    from mlops_provider.core.monitoring.export import CONTENT_TYPE
+
+    return Response(
+        _metrics_exporter().render(),
+        media_type=CONTENT_TYPE,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _login_redirect(request: Request, exc: Exception) -> Response:
@@ -234,18 +299,23 @@ def get_mlflow_model_version(
 
 
 def create_app() -> FastAPI:
-    """The plugin's FastAPI app (every route requires an authenticated Airflow user)."""
+    """The plugin's FastAPI app (every route requires an authenticated Airflow user, except
+    ``/metrics``, see :func:`require_metrics_access`)."""
     app = FastAPI(
-        title="MLOps provider: reports and MLflow pages",
-        dependencies=[Depends(require_user)],
+        title="MLOps provider: reports, MLflow pages and monitoring metrics",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     app.add_exception_handler(_LoginRequired, _login_redirect)
-    app.get("/reports/{path:path}", response_model=None)(get_report)
-    app.get("/mlflow/runs/{run_id}", response_model=None)(get_mlflow_run)
-    app.get("/mlflow/models/{name:path}/versions/{version}", response_model=None)(
+    pages = APIRouter(dependencies=[Depends(require_user)])
+    pages.get("/reports/{path:path}", response_model=None)(get_report)
+    pages.get("/mlflow/runs/{run_id}", response_model=None)(get_mlflow_run)
+    pages.get("/mlflow/models/{name:path}/versions/{version}", response_model=None)(
         get_mlflow_model_version
+    )
+    app.include_router(pages)
+    app.get("/metrics", response_model=None, dependencies=[Depends(require_metrics_access)])(
+        get_metrics
     )
     return app

@@ -53,17 +53,19 @@ app = _LazyApp()
 
 
 class MlopsPlugin(AirflowPlugin):
-    """Serves the provider's HTML reports and MLflow pages through the Airflow API server.
+    """Serves the provider's HTML reports, MLflow pages and monitoring metrics through the Airflow API server.
 
     Routes (behind Airflow's login, see :mod:`mlops_provider.plugins.app`):
 
     - ``GET /mlops/reports/{path}``: a file below the reports root (local or ``s3://``);
     - ``GET /mlops/mlflow/runs/{run_id}``: the MLflow run (redirect to the MLflow UI, or a page
       rendered from an embedded store);
-    - ``GET /mlops/mlflow/models/{name}/versions/{version}``: likewise for a model version.
+    - ``GET /mlops/mlflow/models/{name}/versions/{version}``: likewise for a model version;
+    - ``GET /mlops/metrics``: the monitoring results as Prometheus metrics (a bearer token of
+      its own when the ``metrics_token`` setting is set, docs/metrics.md).
     """
 
     name = "mlops"
     fastapi_apps = [
-        {"app": app, "url_prefix": URL_PREFIX, "name": "MLOps reports and MLflow pages"},
+        {"app": app, "url_prefix": URL_PREFIX, "name": "MLOps reports, MLflow pages and metrics"},
     ]

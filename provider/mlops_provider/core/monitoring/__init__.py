@@ -8,6 +8,7 @@
 - :mod:`.performance_check`: predictions joined with late labels, metrics per day and per model
   version against each version's baseline (pure statistics, joins and evaluation days);
   :mod:`.performance_report` renders its page;
+- :mod:`.export`: the latest results of every registered model as Prometheus metrics;
 - :mod:`.publish`: the one :func:`publish_monitoring_result` of both checks (JSON + HTML report,
   MLflow monitoring run).
 """
@@ -30,6 +31,13 @@ from mlops_provider.core.monitoring.drift_check import (
     run_drift_check,
 )
 from mlops_provider.core.monitoring.errors import MonitoringError
+from mlops_provider.core.monitoring.export import (
+    ExportSettings,
+    MetricsExporter,
+    MonitoringSnapshot,
+    collect_snapshot,
+    render_metrics,
+)
 from mlops_provider.core.monitoring.performance_check import (
     DAY_COLUMN,
     DEFAULT_MAX_DEGRADATION,
@@ -77,15 +85,19 @@ __all__ = [
     "ColumnPlan",
     "DriftInputError",
     "DriftReference",
+    "ExportSettings",
     "LabelColumns",
     "MetricPlan",
+    "MetricsExporter",
     "MonitoringError",
     "MonitoringRun",
+    "MonitoringSnapshot",
     "PerformanceResult",
     "TrainingRecord",
     "VersionPerformance",
     "compare_with_reference",
     "detect_options",
+    "collect_snapshot",
     "drift_result",
     "evaluate_performance",
     "evaluation_days",
@@ -99,6 +111,7 @@ __all__ = [
     "publish_monitoring_result",
     "read_labels",
     "read_predictions",
+    "render_metrics",
     "resolve_drift_reference",
     "resolve_reference",
     "run_drift_check",

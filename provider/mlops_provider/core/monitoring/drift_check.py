@@ -13,6 +13,7 @@ Every error is raised before anything is written. Everything is Airflow-free.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 import time
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 __all__ = [
+    "DRIFT_METHODS_TAG",
     "DriftReference",
     "compare_with_reference",
     "detect_options",
@@ -58,6 +60,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Run tag of a drift run: ``{column: method}``, what each ``drift_score.<column>`` metric is.
+DRIFT_METHODS_TAG = "mlops.drift_methods"
 
 #: ``detect_drift`` arguments the check sets itself (not accepted in ``drift_options``).
 _OWN_OPTIONS = frozenset(
@@ -361,10 +366,13 @@ def drift_result(
 
 
 def _run_tags(out: Mapping[str, Any], current_uris: Sequence[str]) -> dict[str, str]:
+    methods = {name: col["method"] for name, col in out["columns"].items()}
     tags = {
         "mlops.reference": str(out["reference"]),
         "mlops.current_data": ",".join(current_uris)[:5000],
         "mlops.dataset_drift": str(bool(out["dataset_drift"])).lower(),
+        # what each drift_score.<column> metric is (p-value or distance, docs/metrics.md)
+        DRIFT_METHODS_TAG: json.dumps(methods, separators=(",", ":"))[:5000],
     }
     if out["reference_model_name"] is not None:
         tags["mlops.reference_model_name"] = str(out["reference_model_name"])
@@ -384,6 +392,7 @@ def _run_metrics(result: DriftResult) -> dict[str, Any]:
     }
     for name, col in result.columns.items():
         metrics[f"drift_score.{name}"] = col.score
+        metrics[f"drifted.{name}"] = bool(col.drifted)
     return metrics
 
 

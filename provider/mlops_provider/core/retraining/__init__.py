@@ -53,6 +53,7 @@ from mlops_provider.core.retraining.state import (
     read_champion,
     read_request_state,
     record_request,
+    request_count,
     request_id_for,
 )
 
@@ -83,6 +84,7 @@ __all__ = [
     "read_request_state",
     "record_request",
     "record_retrain_request",
+    "request_count",
     "request_extra",
     "request_id_for",
     "request_result",

@@ -43,6 +43,7 @@ __all__ = [
     "read_champion",
     "read_request_state",
     "record_request",
+    "request_count",
     "request_id_for",
 ]
 
@@ -63,6 +64,9 @@ TAG_LAST_REQUEST_ID = "mlops.retrain.last_request_id"
 TAG_LAST_REQUEST_CHAMPION_PROMOTED_AT = "mlops.retrain.last_request_champion_promoted_at"
 TAG_HANDLED_REQUEST_ID = "mlops.retrain.handled_request_id"
 TAG_HANDLED_AT = "mlops.retrain.handled_at"
+#: How many distinct requests were recorded on the registered model (a retry or rerun that
+#: records the same request again does not count twice).
+TAG_REQUEST_COUNT = "mlops.retrain.request_count"
 
 
 # --------------------------------------------------------------------------- champion
@@ -300,6 +304,16 @@ def is_request_open(
     return not (champion.since is not None and champion.since > state.last_request_at)
 
 
+def request_count(tags: Mapping[str, str]) -> int:
+    """The number of retrain requests recorded on a registered model (its
+    ``mlops.retrain.request_count`` tag; 1 for a model with a request recorded before the
+    count existed, 0 without any)."""
+    raw = tags.get(TAG_REQUEST_COUNT)
+    if raw is not None and raw.strip().isdigit():
+        return int(raw)
+    return 1 if tags.get(TAG_LAST_REQUEST_AT) else 0
+
+
 def read_request_state(client: MlflowClient, name: str) -> RequestState:
     """The last request recorded on the registered model.
 
@@ -317,7 +331,13 @@ def record_request(
     champion: ChampionInfo | None,
     request_id: str | None,
 ) -> RequestState:
-    """Store a retrain request as registered-model tags; returns the new state."""
+    """Store a retrain request as registered-model tags (and count it in
+    ``mlops.retrain.request_count`` unless it repeats the last request's id); returns the new
+    state."""
+    previous = dict(registered_model_or_error(client, name).tags or {})
+    count = request_count(previous)
+    if request_id is None or request_id != previous.get(TAG_LAST_REQUEST_ID):
+        count += 1
     state = RequestState(
         last_request_at=at,
         reasons=tuple(reasons),
@@ -325,7 +345,7 @@ def record_request(
         request_id=request_id,
         champion_promoted_at=iso(champion.promoted_at) if champion else None,
     )
-    for key, value in state.to_tags().items():
+    for key, value in {**state.to_tags(), TAG_REQUEST_COUNT: str(count)}.items():
         client.set_registered_model_tag(name, key, value)
     log.info("Recorded retrain request for %s at %s: %s", name, iso(at), list(reasons))
     return state
