@@ -60,6 +60,7 @@ __all__ = [
     "MODEL_COLUMNS",
     "RESERVED_COLUMNS",
     "InputInfo",
+    "Predictor",
     "ScoringResult",
     "historical_features",
     "inspect_input",
@@ -274,8 +275,14 @@ def _to_frame(table: pa.Table) -> Any:
     return table.to_pandas(split_blocks=True, self_destruct=True, ignore_metadata=True)
 
 
-class _Predictor:
-    """Turns a pandas frame of feature columns into the output prediction columns."""
+class Predictor:
+    """Turns a pandas frame of feature columns into the output prediction columns: batch
+    scoring and the realtime service (:mod:`mlops_provider.serving`) predict through it.
+
+    :param model: the loaded model; classifiers with ``predict_proba`` give ``prediction`` (the
+        arg-max class) plus ``probability`` (binary) or ``probability_<class>`` columns.
+    :raises ScoringInputError: (when called) a model output that is not one value per row.
+    """
 
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
@@ -334,7 +341,7 @@ class _Layout:
     """How an input batch becomes an output batch: the columns kept, the columns fed to the
     model (and their types), the output schema and the per-run constant columns."""
 
-    predictor: _Predictor
+    predictor: Predictor
     keep: list[pa.Field]
     feed: pa.Schema
     out: pa.Schema
@@ -373,7 +380,7 @@ def _layout(
     scored_at: datetime,
     batch_size: int,
 ) -> _Layout:
-    predictor = _Predictor(model)
+    predictor = Predictor(model)
     present = [c for c in model.inputs if c.name in input_schema.names]
     feed = pa.schema(
         [pa.field(c.name, feed_type(c, input_schema.field(c.name).type)) for c in present]
