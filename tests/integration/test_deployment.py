@@ -159,7 +159,8 @@ def test_validation_starts_the_app_for_the_version_and_matches_batch_scoring(
     assert result.passed, result.reasons
     out = result.to_result()
     assert check_result(out) == []
-    assert out["status"] == "valid" and out["rows"] == 300 and out["mismatches"] == 0
+    assert out["status"] == "valid" and out["rows"] == sample.num_rows > 100
+    assert out["mismatches"] == 0
     assert out["served_version"] == "2"
     assert set(out["latency_ms"]) == {"p50", "p95", "p99", "max"}
     assert 0 < out["latency_ms"]["p50"] <= out["latency_ms"]["p99"]
@@ -183,7 +184,7 @@ def test_validation_reports_answers_that_differ_and_a_blown_latency_budget(
     assert not result.passed
     text = " ".join(result.reasons)
     assert "serves version 1, expected 2" in text
-    assert result.mismatches > 0 and f"{result.mismatches:,} of 300 rows" in text
+    assert result.mismatches > 0 and f"{result.mismatches:,} of {sample.num_rows:,} rows" in text
     assert result.examples[0][ENTITY_COLUMN] is not None
     assert "probability_batch" in result.examples[0] or "prediction_batch" in result.examples[0]
     assert "p99 latency" in text and "over the budget of 0.001 ms" in text
@@ -291,10 +292,9 @@ def _deployment_dag() -> Any:
     import importlib
     import sys
 
-    from include.dag_runner import DAGS_DIR
-
-    if str(DAGS_DIR) not in sys.path:
-        sys.path.insert(0, str(DAGS_DIR))
+    dags = str(Path(__file__).resolve().parents[2] / "dags")
+    if dags not in sys.path:
+        sys.path.insert(0, dags)
     module = importlib.import_module("mlops_deployment")
     return module.dag
 

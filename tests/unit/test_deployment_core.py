@@ -102,7 +102,7 @@ def test_serving_connection_gives_url_and_token(monkeypatch: pytest.MonkeyPatch)
     assert ServingHook("svc2").url_and_token() == ("https://svc:9000", None)
     assert ServingHook("absent", url="http://x:1").url_and_token() == ("http://x:1", None)
     monkeypatch.setenv("AIRFLOW_CONN_EMPTY", json.dumps({"conn_type": "mlops_serving"}))
-    with pytest.raises(ValueError, match="Connection empty .* has no host"):
+    with pytest.raises(ValueError, match=r"Connection empty .* has no host"):
         ServingHook("empty").url_and_token()
     ok, message = ServingHook("absent", url="http://127.0.0.1:9").test_connection()
     assert not ok and "not reachable" in message

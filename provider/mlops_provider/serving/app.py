@@ -83,13 +83,14 @@ def _predict_handler(state: ServingState) -> Callable[[Request], Awaitable[Respo
     from starlette.concurrency import run_in_threadpool
 
     settings = state.settings
+    clock = settings.clock or now_utc
 
     async def predict(request: Request) -> Response:
         body = await _read_body(request, settings.max_body_bytes)
         req = parse_predict_body(
             body, max_body_bytes=settings.max_body_bytes, max_rows=settings.max_rows
         )
-        scored_at = now_utc()
+        scored_at = clock()
         deployment, variant, slot = state.route(req.request_id)
         prediction = await run_in_threadpool(state.predict, slot, req)
         request_id = req.request_id or new_request_id()

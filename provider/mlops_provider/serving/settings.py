@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.core.errors import InputError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mlops_provider.core.mlflow_target import MlflowTarget
 
 __all__ = ["ENV_PREFIX", "ServingSettings", "ServingSettingsError"]
@@ -78,6 +80,8 @@ class ServingSettings:
     :param max_body_bytes: largest request body.
     :param aws_conn_id: connection for an ``s3://`` prediction log.
     :param readiness_cache_seconds: how long a feature store check is reused by ``/readyz``.
+    :param clock: the request time (default: now, UTC); a simulation or a replay sets its own
+        (the prediction log's day comes from it). Not read from the environment.
     :raises ServingSettingsError: (``validate``/``from_env``) an invalid value, named.
     """
 
@@ -100,6 +104,7 @@ class ServingSettings:
     max_body_bytes: int = MIB
     aws_conn_id: str | None = None
     readiness_cache_seconds: float = 5.0
+    clock: Callable[[], datetime] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -155,6 +160,8 @@ class ServingSettings:
         env = os.environ if environ is None else environ
         parsers: dict[str, Callable[[str, str], Any]] = {}
         for f in dataclasses.fields(cls):
+            if f.name == "clock":
+                continue
             kind = str(f.type)
             if kind.startswith("float"):
                 parsers[f.name] = _float

@@ -43,6 +43,8 @@ __all__ = [
     "validate_serving",
 ]
 
+#: Single-row requests sent before the timed ones (connection set-up, first-call costs).
+WARMUP_REQUESTS = 10
 #: Variables of the parent that would point the child at another model, store or token.
 _CHILD_DROPPED = ("MLOPS_SERVING_", "MLFLOW_TRACKING_", "MLFLOW_REGISTRY_URI")
 
@@ -314,6 +316,8 @@ def _compare_served(
 def _time_single_rows(client: ServingClient, sample: pa.Table, requests: int) -> list[float]:
     """Seconds of ``requests`` sequential single-row requests (cycling through the sample)."""
     rows = _json_rows(sample.slice(0, min(sample.num_rows, max(requests, 1))))
+    for i in range(min(requests, WARMUP_REQUESTS)):  # first calls pay one-off costs: untimed
+        client.predict([rows[i % len(rows)]])
     timings = []
     for i in range(requests):
         started = time.perf_counter()
