@@ -232,7 +232,7 @@ def test_nothing_to_check_without_log_partitions(tmp_path: Path) -> None:
 def test_parameters_are_checked_before_reading(tmp_path: Path) -> None:
     log_uri = str(tmp_path / "log")
     with pytest.raises(ParameterError, match="max_mismatch_rate: must be <= 1"):
-        check_skew(log_uri, ["2026-01-05"], store=None, max_mismatch_rate=2)  # type: ignore[arg-type]
+        check_skew(log_uri, ["2026-01-05"], store=None, options={"max_mismatch_rate": 2})  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match="days: 'soon' is not a YYYY-MM-DD day"):
         check_skew(log_uri, ["soon"], store=None)  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match="not both"):
@@ -252,4 +252,16 @@ def test_a_variant_filter_with_no_rows_is_nothing_to_check(tmp_path: Path) -> No
         io.join_uri(io.partition_uri(log_uri, date(2026, 1, 5)), "part-1.parquet"),
     )
     with pytest.raises(MonitoringError, match=r"no rows of variant\(s\) \['shadow'\]"):
-        check_skew(log_uri, [date(2026, 1, 5)], store=None, variants=["shadow"])  # type: ignore[arg-type]
+        check_skew(log_uri, [date(2026, 1, 5)], store=None, options={"variants": ["shadow"]})  # type: ignore[arg-type]
+
+
+def test_options_are_checked_and_unknown_ones_named() -> None:
+    from mlops_provider.core.monitoring import SkewOptions
+
+    opts = SkewOptions.of({"max_rows": "50", "variants": ["primary"], "rtol": 0})
+    assert (opts.max_rows, opts.variants, opts.rtol, opts.atol) == (50, ("primary",), 0.0, 1e-9)
+    assert SkewOptions.of(None) == SkewOptions()
+    with pytest.raises(ParameterError, match=r"unknown option\(s\) \['tolerance'\]"):
+        SkewOptions.of({"tolerance": 1})
+    with pytest.raises(ParameterError, match="max_rows: must be >= 1"):
+        SkewOptions.of({"max_rows": 0})

@@ -70,10 +70,12 @@ from mlops_provider.core.monitoring.skew import (
     DEFAULT_SKEW_ATOL,
     DEFAULT_SKEW_RTOL,
     FeatureSkew,
+    SkewOptions,
     check_skew,
     compare_features,
     render_skew_report,
     sample_rows,
+    skew_result,
     skew_verdict,
 )
 from mlops_provider.core.profile import DriftInputError
@@ -96,6 +98,7 @@ __all__ = [
     "DriftInputError",
     "DriftReference",
     "FeatureSkew",
+    "SkewOptions",
     "LabelColumns",
     "MetricPlan",
     "MonitoringError",
@@ -126,6 +129,7 @@ __all__ = [
     "run_drift_check",
     "run_performance_check",
     "sample_rows",
+    "skew_result",
     "skew_verdict",
     "training_record",
 ]

@@ -73,10 +73,12 @@ __all__ = [
     "DEFAULT_SKEW_ATOL",
     "DEFAULT_SKEW_RTOL",
     "FeatureSkew",
+    "SkewOptions",
     "check_skew",
     "compare_features",
     "render_skew_report",
     "sample_rows",
+    "skew_result",
     "skew_verdict",
 ]
 
@@ -501,38 +503,107 @@ def _offline(
     return table.select(group.names).to_pandas()
 
 
-def _compare_groups(
-    frame: pd.DataFrame,
+# --------------------------------------------------------------------------- publish
+
+
+@dataclass
+class _CheckedRows:
+    """The log rows a check compares and what they are compared through."""
+
+    frame: pd.DataFrame
+    rows_logged: int
+    missing_days: list[date]
+    timestamp_column: str
+    groups: list[_Group]
+    refs: list[str]
+    keys: list[str]
+
+    def details(
+        self, predictions_data: str, days: Sequence[date], options: SkewOptions
+    ) -> dict[str, Any]:
+        return {
+            "predictions_data": str(predictions_data),
+            "days": [d.isoformat() for d in days],
+            "missing_days": [d.isoformat() for d in self.missing_days],
+            "rows_logged": self.rows_logged,
+            "sampled": len(self.frame) < self.rows_logged,
+            "max_rows": options.max_rows,
+            "seed": options.seed,
+            "feature_refs": self.refs,
+            "feature_source": "; ".join(g.source for g in self.groups),
+            "timestamp_column": self.timestamp_column,
+            "variants": _counts(self.frame, "variant"),
+            "model_versions": _counts(self.frame, MODEL_VERSION),
+            "rtol": options.rtol,
+            "atol": options.atol,
+        }
+
+
+def _read_checked(
+    predictions_data: str,
+    days: list[date],
     store: FeatureStore,
-    groups: Sequence[_Group],
-    keys: Sequence[str],
-    timestamp_column: str,
-    tolerance: tuple[float, float],
-    max_examples: int,
+    client: MlflowClient | None,
+    *,
+    features: Sequence[str] | None,
+    feature_service: str | None,
+    registered_model_name: str | None,
+    alias: str | None,
+    options: SkewOptions,
+    conn_id: str | None,
+) -> _CheckedRows:
+    """Read the log rows of ``days``, sample them, resolve their feature references and check
+    that the log holds the features and the entity keys."""
+    logged, missing_days = _read_log(predictions_data, days, options.variants, conn_id)
+    ts = _timestamp_column(logged, options.timestamp_column, predictions_data)
+    frame = sample_rows(logged, options.max_rows, options.seed)
+    groups = _feature_groups(
+        frame,
+        store,
+        client,
+        features=features,
+        feature_service=feature_service,
+        registered_model_name=registered_model_name,
+        alias=alias,
+        where=predictions_data,
+    )
+    refs = list(dict.fromkeys(r for g in groups for r in g.refs))
+    keys = join_keys(store, refs)
+    _check_log_columns(frame, groups, keys, predictions_data)
+    return _CheckedRows(frame, len(logged), missing_days, ts, groups, refs, keys)
+
+
+def _compare_groups(
+    frame: pd.DataFrame, store: FeatureStore, read: _CheckedRows, options: SkewOptions
 ) -> dict[str, FeatureSkew]:
-    context = [*keys, timestamp_column, *(c for c in _EXAMPLE_COLUMNS if c in frame.columns)]
+    """Compare each group of rows with its offline features; the counts merged per feature."""
+    log.info(
+        "Comparing %d feature(s) of %d prediction log rows (%d logged) with the offline store",
+        len(read.refs),
+        len(frame),
+        read.rows_logged,
+    )
+    keys, ts = read.keys, read.timestamp_column
+    context = [*keys, ts, *(c for c in _EXAMPLE_COLUMNS if c in frame.columns)]
     merged: dict[str, FeatureSkew] = {}
-    for group in groups:
+    for group in read.groups:
         rows = frame.iloc[group.positions].reset_index(drop=True)
-        offline = _offline(store, rows, group, keys, timestamp_column)
+        offline = _offline(store, rows, group, keys, ts)
         compared = compare_features(
             rows,
             offline,
             group.names,
             context_columns=context,
-            rtol=tolerance[0],
-            atol=tolerance[1],
-            max_examples=max_examples,
+            rtol=options.rtol,
+            atol=options.atol,
+            max_examples=options.max_examples,
         )
         for name, skew in compared.items():
             if name in merged:
-                merged[name].add(skew, max_examples)
+                merged[name].add(skew, options.max_examples)
             else:
                 merged[name] = skew
     return merged
-
-
-# --------------------------------------------------------------------------- publish
 
 
 def _newest_model(frame: pd.DataFrame, timestamp_column: str) -> dict[str, Any] | None:
@@ -663,22 +734,113 @@ def render_skew_report(result: Mapping[str, Any], *, title: str) -> str:
     return reports.page(title, sections, subtitle="online features vs offline features;")
 
 
-def _validated(
-    max_mismatch_rate: Any, rtol: Any, atol: Any, max_rows: Any, max_examples: Any
-) -> tuple[float, float, float, int | None, int]:
-    threshold = as_float(
-        max_mismatch_rate,
-        "max_mismatch_rate",
-        default=DEFAULT_MAX_MISMATCH_RATE,
-        minimum=0.0,
-        maximum=1.0,
+def skew_result(
+    compared: Mapping[str, FeatureSkew],
+    max_mismatch_rate: float,
+    *,
+    model: Any = None,
+    rows: int | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """The task's result (docs/results.md): status ``ok`` / ``skew`` / ``insufficient_data``
+    (:func:`skew_verdict`), ``passed`` = not skew, ``model`` = the version that served the
+    newest row, ``rows`` = rows compared, then the per-feature comparison and the ``details``
+    (docs/monitoring.md)."""
+    status, reasons, skewed = skew_verdict(compared, max_mismatch_rate)
+    rates = [s.mismatch_rate for s in compared.values() if s.mismatch_rate is not None]
+    return make_result(
+        status=status,
+        passed=status != "skew",
+        reasons=reasons,
+        model=model,
+        rows=rows,
+        max_mismatch_rate=max_mismatch_rate,
+        worst_mismatch_rate=round(max(rates), 6) if rates else None,
+        skewed_features=skewed,
+        n_features=len(compared),
+        n_skewed=len(skewed),
+        features={n: s.to_dict(max_mismatch_rate) for n, s in compared.items()},
+        **details,
     )
-    rel = as_float(rtol, "rtol", default=DEFAULT_SKEW_RTOL, minimum=0.0)
-    abs_ = as_float(atol, "atol", default=DEFAULT_SKEW_ATOL, minimum=0.0)
-    rows = as_int(max_rows, "max_rows", minimum=1)
-    examples = as_int(max_examples, "max_examples", default=DEFAULT_MAX_EXAMPLES, minimum=0)
-    assert threshold is not None and rel is not None and abs_ is not None
-    return threshold, rel, abs_, rows, examples or 0
+
+
+def _publish(
+    out: dict[str, Any],
+    *,
+    name: str,
+    day: date,
+    report_uri: str | None,
+    run: MonitoringRun,
+    conn_id: str | None,
+) -> None:
+    publish_monitoring_result(
+        out,
+        kind="skew",
+        name=name,
+        day=day,
+        html=render_skew_report(out, title=f"Training-serving skew: {name} {day.isoformat()}"),
+        json_name="skew.json",
+        metrics=_run_metrics(out),
+        tags=_run_tags(out),
+        report_uri=report_uri,
+        run=run,
+        document_extra={"generated_at": iso(utcnow())},
+        conn_id=conn_id,
+    )
+
+
+@dataclass(frozen=True)
+class SkewOptions:
+    """How a skew check compares: :meth:`of` checks the values (``ParameterError``).
+
+    :param max_mismatch_rate: a feature is skewed above this share of mismatching rows.
+    :param rtol: relative tolerance of numbers; ``atol``: absolute tolerance.
+    :param max_rows: rows compared at most (a seeded sample of a larger log; ``None``: all).
+    :param seed: seed of the sample.
+    :param max_examples: example mismatching rows kept per feature.
+    :param timestamp_column: the point in time of a request (default: the first of
+        :data:`TIMESTAMP_COLUMNS` the log has).
+    :param variants: only the rows of these variants (default all).
+    """
+
+    max_mismatch_rate: float = DEFAULT_MAX_MISMATCH_RATE
+    rtol: float = DEFAULT_SKEW_RTOL
+    atol: float = DEFAULT_SKEW_ATOL
+    max_rows: int | None = DEFAULT_MAX_ROWS
+    seed: int = 0
+    max_examples: int = DEFAULT_MAX_EXAMPLES
+    timestamp_column: str | None = None
+    variants: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, values: SkewOptions | Mapping[str, Any] | None) -> SkewOptions:
+        if isinstance(values, SkewOptions):
+            return values
+        v = dict(values or {})
+        unknown = sorted(set(v) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ParameterError("options", f"unknown option(s) {unknown}")
+        variants = v.get("variants")
+        return cls(
+            max_mismatch_rate=as_float(
+                v.get("max_mismatch_rate"),
+                "max_mismatch_rate",
+                default=DEFAULT_MAX_MISMATCH_RATE,
+                minimum=0.0,
+                maximum=1.0,
+            )
+            or 0.0,
+            rtol=as_float(v.get("rtol"), "rtol", default=DEFAULT_SKEW_RTOL, minimum=0.0) or 0.0,
+            atol=as_float(v.get("atol"), "atol", default=DEFAULT_SKEW_ATOL, minimum=0.0) or 0.0,
+            max_rows=as_int(v.get("max_rows"), "max_rows", default=DEFAULT_MAX_ROWS, minimum=1),
+            seed=as_int(v.get("seed"), "seed", default=0) or 0,
+            max_examples=as_int(
+                v.get("max_examples"), "max_examples", default=DEFAULT_MAX_EXAMPLES, minimum=0
+            )
+            or 0,
+            timestamp_column=v.get("timestamp_column") or None,
+            variants=tuple(str(x) for x in variants) if variants else None,
+        )
 
 
 def check_skew(
@@ -691,14 +853,7 @@ def check_skew(
     feature_service: str | None = None,
     registered_model_name: str | None = None,
     alias: str | None = models.DEFAULT_ALIAS,
-    timestamp_column: str | None = None,
-    variants: Sequence[str] | None = None,
-    max_mismatch_rate: float = DEFAULT_MAX_MISMATCH_RATE,
-    rtol: float = DEFAULT_SKEW_RTOL,
-    atol: float = DEFAULT_SKEW_ATOL,
-    max_rows: int | None = DEFAULT_MAX_ROWS,
-    seed: int = 0,
-    max_examples: int = DEFAULT_MAX_EXAMPLES,
+    options: SkewOptions | Mapping[str, Any] | None = None,
     report_uri: str | None = None,
     report_name: str | None = None,
     data_interval_start: datetime | None = None,
@@ -708,14 +863,13 @@ def check_skew(
     artifact_location: str | None = None,
     conn_id: str | None = None,
 ) -> dict[str, Any]:
-    """Compare the features served online with the offline features; write the report; log the
-    monitoring run.
+    """Compare the features served online with the offline ones, write the report, log the run.
 
-    The parameters are those of
-    :class:`~mlops_provider.operators.monitoring.TrainingServingSkewOperator`
-    (docs/monitoring.md); ``store`` is the Feast feature store, ``client`` the MLflow client
-    (feature references of the models, monitoring run), ``identity`` the task whose monitoring
-    run is logged to, ``conn_id`` the connection of remote URIs.
+    The parameters are TrainingServingSkewOperator's (docs/monitoring.md); ``options`` holds
+    the comparison's (a :class:`SkewOptions` or its fields), ``store`` is the Feast feature
+    store, ``client`` the MLflow client (the models' feature references, the monitoring run),
+    ``identity`` the task whose monitoring run is logged to, ``conn_id`` the connection of
+    remote URIs.
 
     :returns: the result (docs/results.md; status ``ok`` / ``skew`` / ``insufficient_data``).
     :raises CoreError: (MonitoringError, ParameterError, ModelNotFoundError) no log rows for the
@@ -723,90 +877,49 @@ def check_skew(
         retrieval error; raised before anything is written.
     """
     started = time.perf_counter()
-    threshold, rel, abs_, max_rows, max_examples = _validated(
-        max_mismatch_rate, rtol, atol, max_rows, max_examples
-    )
-    seed = as_int(seed, "seed", default=0) or 0
+    opts = SkewOptions.of(options)
     if features and feature_service:
         raise ParameterError("features", "give features or feature_service, not both")
     checked_days = _as_days(days)
-    logged, missing_days = _read_log(predictions_data, checked_days, variants, conn_id)
-    ts = _timestamp_column(logged, timestamp_column, predictions_data)
-    frame = sample_rows(logged, max_rows, seed)
-    groups = _feature_groups(
-        frame,
+    read = _read_checked(
+        predictions_data,
+        checked_days,
         store,
         client,
         features=features,
         feature_service=feature_service,
         registered_model_name=registered_model_name,
         alias=alias,
-        where=predictions_data,
+        options=opts,
+        conn_id=conn_id,
     )
-    refs = list(dict.fromkeys(r for g in groups for r in g.refs))
-    keys = join_keys(store, refs)
-    _check_log_columns(frame, groups, keys, predictions_data)
-    log.info(
-        "Comparing %d feature(s) of %d prediction log rows (%d logged) with the offline store",
-        len(refs),
-        len(frame),
-        len(logged),
-    )
-    compared = _compare_groups(frame, store, groups, keys, ts, (rel, abs_), max_examples)
-    status, reasons, skewed = skew_verdict(compared, threshold)
-    rates = [s.mismatch_rate for s in compared.values() if s.mismatch_rate is not None]
-    out = make_result(
-        status=status,
-        passed=status != "skew",
-        reasons=reasons,
+    frame, ts = read.frame, read.timestamp_column
+    compared = _compare_groups(frame, store, read, opts)
+    out = skew_result(
+        compared,
+        opts.max_mismatch_rate,
         model=_newest_model(frame, ts),
         rows=len(frame),
-        max_mismatch_rate=threshold,
-        worst_mismatch_rate=round(max(rates), 6) if rates else None,
-        skewed_features=skewed,
-        n_features=len(compared),
-        n_skewed=len(skewed),
-        features={n: s.to_dict(threshold) for n, s in compared.items()},
-        predictions_data=str(predictions_data),
-        days=[d.isoformat() for d in checked_days],
-        missing_days=[d.isoformat() for d in missing_days],
-        rows_logged=len(logged),
-        sampled=len(frame) < len(logged),
-        max_rows=max_rows,
-        seed=seed,
-        feature_refs=refs,
+        **read.details(predictions_data, checked_days, opts),
         feature_service=feature_service,
-        feature_source="; ".join(g.source for g in groups),
-        timestamp_column=ts,
-        variants=_counts(frame, "variant"),
-        model_versions=_counts(frame, MODEL_VERSION),
-        rtol=rel,
-        atol=abs_,
         data_interval_start=iso(data_interval_start),
         data_interval_end=iso(data_interval_end),
     )
     day = (data_interval_start.date() if data_interval_start else None) or checked_days[-1]
     name = report_name or registered_model_name or (out["model"] or {}).get("name")
-    name = name or io.dataset_name(predictions_data)
-    publish_monitoring_result(
+    _publish(
         out,
-        kind="skew",
-        name=name,
+        name=name or io.dataset_name(predictions_data),
         day=day,
-        html=render_skew_report(out, title=f"Training-serving skew: {name} {day.isoformat()}"),
-        json_name="skew.json",
-        metrics=_run_metrics(out),
-        tags=_run_tags(out),
         report_uri=report_uri,
         run=MonitoringRun(client, identity, experiment_name, artifact_location),
-        document_extra={"generated_at": iso(utcnow())},
         conn_id=conn_id,
     )
     log.info(
         "Skew check done in %.1fs: status=%s, %d row(s), skewed features %s",
         time.perf_counter() - started,
-        status,
+        out["status"],
         len(frame),
-        skewed,
+        out["skewed_features"],
     )
     return out
