@@ -47,6 +47,9 @@ REPORTS_URI = config.reports_uri()
 
 MODEL_NAME = config.model_name("churn")
 """The registered model: setting ``model_name``, else ``churn``."""
+ONLINE_PREDICTIONS_URI = f"{DATA_ROOT}/predictions-online/{MODEL_NAME}"
+"""The serving app's online prediction log (``dt=YYYY-MM-DD/part-*.parquet``, one row per
+request with the features as fed to the model): what the training-serving skew check reads."""
 FEATURE_VIEW = "customer_activity"
 FEATURE_SERVICE = "churn_model"
 TARGET = "churned"

@@ -7,6 +7,11 @@ combines the policies (drift, performance, new labelled data, model age) with a 
 open request at a time; when it decides to retrain it emits the retrain-request Asset, which
 schedules mlops_training_pipeline.
 
+Training-serving skew compares the features the serving app logged with each online request
+with the offline features of the same customers at the same times. It runs only on days with
+logged online traffic (a short-circuit skips it otherwise, e.g. in the batch-only demo); it is
+not an input of the retrain decision, since retraining does not fix a serving defect.
+
 Every storage access goes through ``MLOPS_AWS_CONN_ID`` (for an ``s3://`` lake).
 """
 
@@ -19,10 +24,12 @@ from mlops_common import (
     DEFAULT_ARGS,
     END_DATE,
     ENTITY_COLUMNS,
+    FEATURE_REPO,
     FEATURES_URI,
     LABEL_DELAY_DAYS,
     LABELS_URI,
     MODEL_NAME,
+    ONLINE_PREDICTIONS_URI,
     PREDICTIONS_URI,
     REPORTS_URI,
     SCORE_COLUMN,
@@ -32,7 +39,11 @@ from mlops_common import (
 )
 
 from mlops_provider.assets import RETRAIN_REQUEST_ASSET
-from mlops_provider.operators.monitoring import DriftDetectionOperator, ModelPerformanceOperator
+from mlops_provider.operators.monitoring import (
+    DriftDetectionOperator,
+    ModelPerformanceOperator,
+    TrainingServingSkewOperator,
+)
 from mlops_provider.operators.retraining import RetrainDecisionOperator
 
 with DAG(
@@ -105,3 +116,24 @@ with DAG(
         trigger_rule="all_done",
     )
     [data_drift, prediction_drift, performance] >> decide
+
+    @task.short_circuit
+    def online_traffic(day: str) -> bool:
+        """Whether the serving app logged online predictions that day (a partition with files);
+        the skew check is skipped otherwise."""
+        from mlops_provider.core import io
+
+        partition = io.partition_uri(ONLINE_PREDICTIONS_URI, day)
+        return io.exists(partition, conn_id=AWS_CONN_ID) and bool(
+            io.list_files(partition, conn_id=AWS_CONN_ID)
+        )
+
+    skew = TrainingServingSkewOperator(
+        task_id="training_serving_skew",
+        predictions_data=ONLINE_PREDICTIONS_URI,
+        registered_model_name=MODEL_NAME,
+        report_uri=f"{REPORTS_URI}/skew/dt={DAY}",
+        repo_path=FEATURE_REPO,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    online_traffic(DAY) >> skew

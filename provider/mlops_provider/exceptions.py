@@ -53,6 +53,16 @@ class ModelPerformanceError(MlopsError):
     """Performance monitoring could not run (missing labels dataset or columns, bad parameters)."""
 
 
+class TrainingServingSkewError(MlopsError):
+    """The skew check could not run (no logged traffic, no feature references, columns missing
+    from the prediction log, a Feast retrieval error, bad parameters)."""
+
+
+class TrainingServingSkewDetected(TrainingServingSkewError):
+    """Features served online differ from the offline features (raised with ``on_skew="fail"``);
+    the message names the skewed features with their mismatch rates and the report."""
+
+
 class RetrainDecisionError(MlopsError):
     """The retraining decision could not be made (bad policy, unreadable monitoring results)."""
 

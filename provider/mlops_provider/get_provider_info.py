@@ -19,7 +19,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": (
             "Operators and sensors for the whole machine-learning lifecycle: data validation "
             "(Great Expectations), features (Feast), training and registry (MLflow), batch "
-            "scoring, drift and performance monitoring, retraining."
+            "scoring, drift, performance and training-serving skew monitoring, retraining."
         ),
         "versions": [__version__],
         "integrations": [

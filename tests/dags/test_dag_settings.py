@@ -95,6 +95,7 @@ def test_dags_find_their_files_without_settings(load_dags: Loader) -> None:
         "mlops_training_pipeline.training_set",
         "mlops_training_pipeline.evaluation_set",
         "mlops_batch_scoring.features_ready",
+        "mlops_monitoring.training_serving_skew",
     }
     assert set(repos.values()) == {str(ROOT / "include" / "feature_repo")}
     suites = _tasks_with(dags, "expectation_suite")
@@ -123,6 +124,7 @@ def test_every_operator_uses_the_aws_connection_setting(load_dags: Loader) -> No
         "mlops_monitoring.data_drift",
         "mlops_monitoring.prediction_drift",
         "mlops_monitoring.performance",
+        "mlops_monitoring.training_serving_skew",
         "mlops_monitoring.retrain_decision",
         "mlops_batch_scoring.score",
         "mlops_training_pipeline.train",

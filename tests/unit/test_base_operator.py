@@ -129,7 +129,7 @@ def _catalogue() -> list[type]:
 
 def test_every_operator_is_built_on_the_base_with_one_aws_default() -> None:
     operators = _catalogue()
-    assert len(operators) == 15  # the catalogue, RetrainRequest and the sharded-scoring pair
+    assert len(operators) == 16  # the catalogue, RetrainRequest, the sharded-scoring pair, skew
     for cls in operators:
         assert issubclass(cls, MlopsBaseOperator), cls.__name__
         assert issubclass(cls.error_class, MlopsError), cls.__name__

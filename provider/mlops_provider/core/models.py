@@ -43,6 +43,7 @@ __all__ = [
     "alias_holder",
     "cold_start_reason",
     "ENTITY_COLUMNS_TAG",
+    "FEATURE_REFS_TAG",
     "TARGET_TAG",
     "TrainingRecord",
     "input_columns",
@@ -467,6 +468,9 @@ def load(model: ModelVersion | str, *, flavor: Literal["auto", "sklearn"] = "aut
 TARGET_TAG = "mlops.target"
 #: Training run tag naming the entity (identifier) columns, a JSON list.
 ENTITY_COLUMNS_TAG = "mlops.entity_columns"
+#: Training run tag naming the Feast feature references (``view:feature``) of the training
+#: set, a JSON list (empty when the training data did not come from Feast).
+FEATURE_REFS_TAG = "mlops.feature_refs"
 
 
 @dataclass(frozen=True)
@@ -476,9 +480,11 @@ class TrainingRecord:
     run_id: str | None = None
     target: str | None = None
     entity_columns: tuple[str, ...] | None = None
+    feature_refs: tuple[str, ...] | None = None
 
 
-def _entity_columns(text: str | None, run_id: str) -> tuple[str, ...] | None:
+def _names(text: str | None, run_id: str, tag: str) -> tuple[str, ...] | None:
+    """A JSON list of names recorded in a run tag (a comma-separated text is accepted)."""
     if not text:
         return None
     try:
@@ -488,14 +494,14 @@ def _entity_columns(text: str | None, run_id: str) -> tuple[str, ...] | None:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        log.warning("run %s: tag %s is not a list of names: %r", run_id, ENTITY_COLUMNS_TAG, text)
+        log.warning("run %s: tag %s is not a list of names: %r", run_id, tag, text)
         return None
     return tuple(value)
 
 
 def training_record(client: MlflowClient, run_id: str | None) -> TrainingRecord:
-    """The label and entity columns the training run ``run_id`` recorded (an empty record for
-    ``None`` or a run that does not exist)."""
+    """The label, entity columns and feature references the training run ``run_id`` recorded
+    (an empty record for ``None`` or a run that does not exist)."""
     from mlflow.exceptions import MlflowException
 
     if not run_id:
@@ -510,7 +516,8 @@ def training_record(client: MlflowClient, run_id: str | None) -> TrainingRecord:
     return TrainingRecord(
         run_id,
         target=tags.get(TARGET_TAG) or None,
-        entity_columns=_entity_columns(tags.get(ENTITY_COLUMNS_TAG), run_id),
+        entity_columns=_names(tags.get(ENTITY_COLUMNS_TAG), run_id, ENTITY_COLUMNS_TAG),
+        feature_refs=_names(tags.get(FEATURE_REFS_TAG), run_id, FEATURE_REFS_TAG),
     )
 
 

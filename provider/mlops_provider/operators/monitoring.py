@@ -1,6 +1,7 @@
-"""Monitoring operators: data/prediction/target drift and model performance on late labels.
+"""Monitoring operators: data/prediction/target drift, model performance on late labels and
+training-serving skew.
 
-Both are thin shells over :mod:`mlops_provider.core.monitoring` (docs/monitoring.md); their
+All are thin shells over :mod:`mlops_provider.core.monitoring` (docs/monitoring.md); their
 results follow docs/results.md.
 """
 
@@ -9,11 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from mlops_provider.exceptions import DriftDetectionError, ModelPerformanceError
+from mlops_provider.exceptions import (
+    DriftDetectionError,
+    ModelPerformanceError,
+    TrainingServingSkewDetected,
+    TrainingServingSkewError,
+)
 from mlops_provider.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from mlops_provider.links.reports import ReportLink
 from mlops_provider.operators._base import (
     AWS_CONN_ID,
+    FEAST_CONN_ID,
     MLFLOW_CONN_ID,
     MlopsBaseOperator,
     data_interval,
@@ -28,12 +35,16 @@ __all__ = [
     "DriftDetectionOperator",
     "ModelPerformanceError",
     "ModelPerformanceOperator",
+    "TrainingServingSkewDetected",
+    "TrainingServingSkewError",
+    "TrainingServingSkewOperator",
     "data_interval",
     "run_identity",
 ]
 
 _MONITORING_EXPERIMENT = "mlops-monitoring"
 _REFERENCE_PROFILE = "monitoring/reference_profile.json"
+ON_SKEW_MODES = ("fail", "warn")
 
 
 class DriftDetectionOperator(MlopsBaseOperator):
@@ -551,3 +562,253 @@ class ModelPerformanceOperator(MlopsBaseOperator):
         for day in result.get("evaluated_days") or []:
             lineage.dataset(join(str(self.predictions_data), f"dt={day}"))
         return lineage.dataset(self.labels_data).model(result.get("model")).build()
+
+
+class TrainingServingSkewOperator(MlopsBaseOperator):
+    """Compare the features a model was served online with the offline features of the same
+    entities at the same times (training-serving skew).
+
+    The online side is the prediction log of the serving app (``<predictions_data>/dt=<day>/
+    part-*.parquet``: entity columns, the features as fed to the model, ``model_run_id``,
+    ``event_timestamp`` ...) for ``days``; the offline side is Feast historical retrieval for
+    each logged row at its ``event_timestamp`` (``scored_at`` when the log has none), through
+    the feature references the model was trained on: the ``mlops.feature_refs`` tag of the
+    training run of each row's model, or ``features`` / ``feature_service`` when given. Numbers
+    match within ``rtol`` / ``atol``, anything else exactly; rows without an offline value are
+    counted apart, not compared. A feature whose mismatch rate exceeds ``max_mismatch_rate`` is
+    skewed. The JSON result and the HTML report (a bar chart of mismatch rates, the
+    per-feature table, example mismatching entities) are written to ``report_uri`` and logged
+    to one MLflow monitoring run per (dag_id, task_id, data interval, map_index), reused on
+    retries and reruns.
+
+    :param predictions_data: base URI of the online prediction log (default layout of the
+        serving app: ``<lake>/predictions-online/<model>``). (templated)
+    :param days: day(s) of the log to check (``YYYY-MM-DD``, a list or a comma-separated
+        text); default: the data interval's start day. (templated)
+    :param feature_service: Feast feature service to retrieve offline (instead of the
+        model's recorded references). (templated)
+    :param features: Feast feature references ``view:feature`` (instead of the model's
+        recorded references). (templated)
+    :param registered_model_name: the model (report name; its ``alias`` holder's training run
+        names the features of log rows without ``model_run_id``). (templated)
+    :param alias: alias for the rows without ``model_run_id`` (default ``champion``).
+        (templated)
+    :param timestamp_column: the point in time of a logged request (default
+        ``event_timestamp``, else ``scored_at``). (templated)
+    :param variants: only the rows of these variants (``primary``, ``canary``, ``shadow``);
+        default all. (templated)
+    :param max_mismatch_rate: a feature is skewed above this share of mismatching rows
+        (default 0.01). (templated)
+    :param rtol: relative tolerance of numbers (default 1e-6). (templated)
+    :param atol: absolute tolerance of numbers (default 1e-9). (templated)
+    :param max_rows: rows compared at most; a larger log is sampled (default 100000).
+        (templated)
+    :param seed: seed of the sample (default 0). (templated)
+    :param on_skew: ``"fail"`` (default): raise :class:`TrainingServingSkewDetected` after
+        writing the report and pushing the result; ``"warn"``: log a warning and succeed.
+        (templated)
+    :param report_uri: report directory (``skew.json`` + ``report.html``) or ``.html`` file;
+        default ``<reports root>/skew/<report_name>/dt=<data interval start>``. (templated)
+    :param report_name: name in the default report location; default the registered model
+        name, else the model named in the log, else the log's name. (templated)
+    :param experiment_name: MLflow experiment of monitoring runs (default
+        ``mlops-monitoring``); ``None`` disables MLflow logging. (templated)
+    :param mlflow_conn_id: MLflow connection (default ``mlflow_default``). (templated)
+    :param feast_conn_id: Feast connection (default ``feast_default``). (templated)
+    :param repo_path: feature repo directory; default: the Feast connection's. (templated)
+    :param aws_conn_id: connection for ``s3://`` URIs (default ``aws_default``). (templated)
+
+    XCom (return value, docs/results.md): ``status`` (``ok`` | ``skew`` |
+    ``insufficient_data``), ``passed`` (not skew), ``reasons``, ``model`` (the version that
+    served the newest logged row), ``mlflow_run_id``, ``report_uri``, ``rows`` (rows
+    compared); then ``max_mismatch_rate``, ``worst_mismatch_rate``, ``skewed_features``,
+    ``n_features``, ``n_skewed``, ``features`` (per feature: ``kind``, ``rows``, ``compared``,
+    ``mismatches``, ``mismatch_rate``, ``offline_missing``, ``offline_missing_rate``,
+    ``online_missing``, ``skewed``, ``examples``), ``predictions_data``, ``days``,
+    ``missing_days``, ``rows_logged``, ``sampled``, ``max_rows``, ``seed``, ``feature_refs``,
+    ``feature_service``, ``feature_source``, ``timestamp_column``, ``variants``,
+    ``model_versions``, ``rtol``, ``atol``, ``data_interval_start``, ``data_interval_end``,
+    ``report_json_uri``, ``mlflow_experiment_id``. ``status``, ``passed``,
+    ``skewed_features`` and ``report_uri`` are also pushed under their own XCom keys.
+
+    :raises TrainingServingSkewDetected: skew with ``on_skew="fail"`` (the report is written
+        and the result pushed first).
+    :raises TrainingServingSkewError: no log rows for the days (nothing to check), no feature
+        references (the model's training run recorded none and none were given), feature or
+        entity columns missing from the log (named), a Feast retrieval error, or an invalid
+        parameter. Raised before anything is written.
+    """
+
+    template_fields: Sequence[str] = (
+        "predictions_data",
+        "days",
+        "feature_service",
+        "features",
+        "registered_model_name",
+        "alias",
+        "timestamp_column",
+        "variants",
+        "max_mismatch_rate",
+        "rtol",
+        "atol",
+        "max_rows",
+        "seed",
+        "on_skew",
+        "report_uri",
+        "report_name",
+        "experiment_name",
+        "mlflow_conn_id",
+        "feast_conn_id",
+        "repo_path",
+        "aws_conn_id",
+    )
+    operator_extra_links = (ReportLink(), MlflowRunLink(), MlflowModelVersionLink())
+    ui_color = "#fdf3e7"
+    error_class = TrainingServingSkewError
+    push_keys: ClassVar[tuple[str, ...]] = ("status", "passed", "skewed_features", "report_uri")
+
+    def __init__(
+        self,
+        *,
+        predictions_data: str,
+        days: str | list[str] | None = None,
+        feature_service: str | None = None,
+        features: list[str] | None = None,
+        registered_model_name: str | None = None,
+        alias: str = "champion",
+        timestamp_column: str | None = None,
+        variants: str | list[str] | None = None,
+        max_mismatch_rate: float = 0.01,
+        rtol: float = 1e-6,
+        atol: float = 1e-9,
+        max_rows: int = 100_000,
+        seed: int = 0,
+        on_skew: str = "fail",
+        report_uri: str | None = None,
+        report_name: str | None = None,
+        experiment_name: str | None = _MONITORING_EXPERIMENT,
+        mlflow_conn_id: str = MLFLOW_CONN_ID,
+        feast_conn_id: str = FEAST_CONN_ID,
+        repo_path: str | None = None,
+        aws_conn_id: str | None = AWS_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.predictions_data = predictions_data
+        self.days = days
+        self.feature_service = feature_service
+        self.features = features
+        self.registered_model_name = registered_model_name
+        self.alias = alias
+        self.timestamp_column = timestamp_column
+        self.variants = variants
+        self.max_mismatch_rate = max_mismatch_rate
+        self.rtol = rtol
+        self.atol = atol
+        self.max_rows = max_rows
+        self.seed = seed
+        self.on_skew = on_skew
+        self.report_uri = report_uri
+        self.report_name = report_name
+        self.experiment_name = experiment_name
+        self.mlflow_conn_id = mlflow_conn_id
+        self.feast_conn_id = feast_conn_id
+        self.repo_path = repo_path
+        self.aws_conn_id = aws_conn_id
+
+    def error_message(self, err: Exception) -> str:
+        return f"training-serving skew check failed: {err}"
+
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import params
+        from mlops_provider.core.errors import ParameterError
+        from mlops_provider.core.monitoring import check_skew
+
+        on_skew = params.as_str(self.on_skew, "on_skew", default="fail")
+        if on_skew not in ON_SKEW_MODES:
+            raise ParameterError(
+                "on_skew", f"must be one of {list(ON_SKEW_MODES)}, got {on_skew!r}"
+            )
+        start, end = self.data_interval(context)
+        features = params.as_names(self.features, "features")
+        experiment = params.as_str(self.experiment_name, "experiment_name")
+        client = self.hook.client if experiment or not (features or self.feature_service) else None
+        result = check_skew(
+            cast(
+                str,
+                params.required(
+                    params.as_uri(self.predictions_data, "predictions_data"), "predictions_data"
+                ),
+            ),
+            params.as_names(self.days, "days") or [start.date().isoformat()],
+            store=self.feast_hook.store,
+            client=client,
+            features=features,
+            feature_service=params.as_str(self.feature_service, "feature_service"),
+            registered_model_name=params.as_str(
+                self.registered_model_name, "registered_model_name"
+            ),
+            alias=params.as_str(self.alias, "alias", default="champion"),
+            options={
+                "timestamp_column": params.as_str(self.timestamp_column, "timestamp_column"),
+                "variants": params.as_names(self.variants, "variants"),
+                "max_mismatch_rate": self.max_mismatch_rate,
+                "rtol": self.rtol,
+                "atol": self.atol,
+                "max_rows": self.max_rows,
+                "seed": self.seed,
+            },
+            report_uri=params.as_str(self.report_uri, "report_uri"),
+            report_name=params.as_str(self.report_name, "report_name"),
+            data_interval_start=start,
+            data_interval_end=end,
+            identity=self.identity(context),
+            experiment_name=experiment,
+            artifact_location=self.hook.target.artifact_location if client else None,
+            conn_id=self.aws_conn_id,
+        )
+        self.log.info(
+            "status=%s rows=%s worst mismatch rate=%s skewed=%s report=%s",
+            result["status"],
+            result["rows"],
+            result["worst_mismatch_rate"],
+            result["skewed_features"],
+            result["report_uri"],
+        )
+        if result["status"] == "skew":
+            message = f"{result['reasons'][0]}; report: {result['report_uri']}"
+            if on_skew == "fail":
+                # Downstream tasks with a failure trigger rule (alerts) can read the result.
+                self._mlops_result = result
+                self.persist_links(context, result)
+                self.push_result_keys(context, result)
+                context["ti"].xcom_push(key="return_value", value=result)
+                raise TrainingServingSkewDetected(message)
+            self.log.warning("%s", message)
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (docs/openlineage.md): the prediction log partitions checked, with one
+        assertion per feature compared, and the model that served the newest row, as inputs."""
+        from mlops_provider.lineage import Lineage, join, operator_result
+
+        result = operator_result(self)
+        assertions = [
+            {
+                "assertion": "no_training_serving_skew",
+                "name": f"mismatch_rate({name})",
+                "column": name,
+                "success": not info.get("skewed"),
+                "actual": info.get("mismatch_rate"),
+                "expected": result.get("max_mismatch_rate"),
+            }
+            for name, info in (result.get("features") or {}).items()
+            if isinstance(info, Mapping)
+        ]
+        lineage = Lineage.of(self)
+        for day in result.get("days") or []:
+            if day not in (result.get("missing_days") or []):
+                lineage.dataset(
+                    join(str(self.predictions_data), f"dt={day}"), assertions=assertions
+                )
+        return lineage.model(result.get("model")).build()

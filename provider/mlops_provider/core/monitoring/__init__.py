@@ -9,7 +9,9 @@
   version against each version's baseline (pure statistics, joins and evaluation days);
   :mod:`.performance_report` renders its page;
 - :mod:`.export`: the latest results of every registered model as Prometheus metrics;
-- :mod:`.publish`: the one :func:`publish_monitoring_result` of both checks (JSON + HTML report,
+- :mod:`.skew`: training-serving skew: the features served online (the prediction log) against
+  the offline features of the same entities at the same times (Feast historical retrieval);
+- :mod:`.publish`: the one :func:`publish_monitoring_result` of every check (JSON + HTML report,
   MLflow monitoring run).
 """
 
@@ -70,6 +72,20 @@ from mlops_provider.core.monitoring.reference import (
     resolve_reference,
     training_record,
 )
+from mlops_provider.core.monitoring.skew import (
+    DEFAULT_MAX_MISMATCH_RATE,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_SKEW_ATOL,
+    DEFAULT_SKEW_RTOL,
+    FeatureSkew,
+    SkewOptions,
+    check_skew,
+    compare_features,
+    render_skew_report,
+    sample_rows,
+    skew_result,
+    skew_verdict,
+)
 from mlops_provider.core.profile import DriftInputError
 
 __all__ = [
@@ -77,8 +93,12 @@ __all__ = [
     "DEFAULT_EXCLUDED_COLUMNS",
     "DEFAULT_EXCLUDED_PATTERNS",
     "DEFAULT_MAX_DEGRADATION",
+    "DEFAULT_MAX_MISMATCH_RATE",
+    "DEFAULT_MAX_ROWS",
     "DEFAULT_MIN_LABELS",
     "DEFAULT_MONITORING_EXPERIMENT",
+    "DEFAULT_SKEW_ATOL",
+    "DEFAULT_SKEW_RTOL",
     "ENTITY_COLUMNS_TAG",
     "REFERENCE_PROFILE_ARTIFACT",
     "TARGET_TAG",
@@ -86,6 +106,8 @@ __all__ = [
     "DriftInputError",
     "DriftReference",
     "ExportSettings",
+    "FeatureSkew",
+    "SkewOptions",
     "LabelColumns",
     "MetricPlan",
     "MetricsExporter",
@@ -95,6 +117,8 @@ __all__ = [
     "PerformanceResult",
     "TrainingRecord",
     "VersionPerformance",
+    "check_skew",
+    "compare_features",
     "compare_with_reference",
     "detect_options",
     "collect_snapshot",
@@ -112,9 +136,13 @@ __all__ = [
     "read_labels",
     "read_predictions",
     "render_metrics",
+    "render_skew_report",
     "resolve_drift_reference",
     "resolve_reference",
     "run_drift_check",
     "run_performance_check",
+    "sample_rows",
+    "skew_result",
+    "skew_verdict",
     "training_record",
 ]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlops_provider.core import io, runs
-from mlops_provider.core.models import ENTITY_COLUMNS_TAG, TARGET_TAG
+from mlops_provider.core.models import ENTITY_COLUMNS_TAG, FEATURE_REFS_TAG, TARGET_TAG
 from mlops_provider.core.results import make_result
 from mlops_provider.core.training.config import (
     DEFAULT_EXPERIMENT,
@@ -336,7 +336,7 @@ def _run_tags(
         "mlops.estimator": prepared.estimator_path,
         "mlops.training_data": inputs.training_data,
         "mlops.fingerprint": inputs.fingerprint,
-        "mlops.feature_refs": json.dumps(inputs.feature_refs),
+        FEATURE_REFS_TAG: json.dumps(inputs.feature_refs),
     }
     if prepared.config.entity_columns:
         # monitoring joins predictions with labels on these (core.monitoring.reference)
