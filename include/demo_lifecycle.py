@@ -244,6 +244,10 @@ class Lifecycle:
             "shift injected from": self.shift_day.isoformat(),
             "models used for scoring": " -> ".join(dict.fromkeys(versions)) or "none",
             "final champion": records[-1].champion_version if records else None,
+            "realtime requests (failed)": (
+                f"{sum(r.service_requests or 0 for r in records)} "
+                f"({sum(r.service_errors or 0 for r in records)})"
+            ),
             "seconds per DAG": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
         }
         write_lifecycle_report(records, facts, str(self.lake / "reports"))

@@ -131,7 +131,9 @@ class DemoService:
         a batch of 20 customers), logged under that day; the log is flushed afterwards."""
         import httpx
 
-        self.now = datetime.combine(day, dtime(12, 0), timezone.utc)
+        # the end of the day: the online store holds the day's materialized features, which is
+        # what the offline store returns as of then (the skew check compares the two)
+        self.now = datetime.combine(day, dtime(23, 59, 59, 999999), timezone.utc)
         stats = DayTraffic()
         per_client = max(1, requests // clients)
 
@@ -161,7 +163,7 @@ class DemoService:
             with httpx.Client(base_url=self.url, timeout=30) as client:
                 while not stop.is_set():
                     self._send(client, customers, stats, 1)
-                    time.sleep(0.01)
+                    time.sleep(0.02)
 
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
