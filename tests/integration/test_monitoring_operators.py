@@ -689,3 +689,70 @@ def test_performance_deprecated_names_in_a_dag(lake: Lake) -> None:
     run = run_dag(dag, date(2026, 1, 12))
     out = xcom(run, "old_names")
     assert out["status"] == "ok" and out["mlflow_run_id"] is None
+
+
+def test_online_traffic_is_monitored_like_batch_predictions(lake: Lake) -> None:
+    """The serving app's prediction log (docs/serving.md) is read by the monitoring operators
+    as they are: performance on late labels and data drift of the features served."""
+    import httpx
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_provider.serving import ServingSettings, serve_in_thread
+
+    online = lake.root / "predictions-online"
+    days = [date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 5)]
+    for day in days:
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        settings = ServingSettings(
+            model_name=MODEL,
+            model_uri=f"models:/{MODEL}/1",
+            tracking_uri=MlflowHook().target.tracking_uri,
+            prediction_log_uri=str(online),
+            entity_columns=ENTITY,  # the test models' runs record none
+            alias_poll_seconds=0,
+            clock=lambda noon=noon: noon,
+        )
+        rows = lake.sim.activity(day)[["customer_id", *FEATURE_COLUMNS]].to_dict("records")
+        with serve_in_thread(settings) as service:  # stopping it flushes the log
+            for first in range(0, len(rows), 200):
+                answer = httpx.post(
+                    f"{service.url}/predict", json={"rows": rows[first : first + 200]}, timeout=30
+                )
+                assert answer.status_code == 200, answer.text
+    with _dag("monitoring_online") as dag:
+        ModelPerformanceOperator(
+            task_id="online_performance",
+            predictions_data=str(online),
+            labels_data=str(lake.root / "labels"),
+            label_delay=7,
+            evaluation_window=3,
+            min_labels=100,
+            target="churned",
+            entity_columns=ENTITY,
+            registered_model_name=MODEL,
+            report_name="online",
+        )
+        DriftDetectionOperator(
+            task_id="online_drift",
+            current_data=str(online / "dt=2026-01-05"),
+            registered_model_name=MODEL,
+            report_name="online-features",
+        )
+    run = run_dag(dag, date(2026, 1, 12))
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    performance = xcom(run, "online_performance")
+    assert performance["evaluated_days"] == [d.isoformat() for d in days]
+    assert performance["model_versions"] == ["1"]
+    # the same AUC computed here from the log and the labels
+    logged = pd.concat(
+        [io.read_pandas(io.partition_uri(str(online), d)) for d in days], ignore_index=True
+    )
+    labels = pd.concat([lake.sim.labels(d)[["customer_id", "churned"]].assign(day=d) for d in days])
+    joined = logged.assign(day=logged["scored_at"].dt.date).merge(labels, on=["customer_id", "day"])
+    assert performance["labelled_rows_total"] == len(joined)
+    expected = roc_auc_score(joined["churned"], joined["probability"])
+    assert performance["metrics"]["roc_auc"] == pytest.approx(expected, abs=1e-4)
+    drift = xcom(run, "online_drift")
+    assert check_result(drift) == [] and drift["status"] == "no_drift"
+    assert drift["reference_model_version"] == "1"
+    assert drift["rows"] == len(lake.sim.activity(days[-1]))

@@ -189,7 +189,11 @@ class ModelManager:
                     override=self.settings.feature_refs,
                     on_missing=self.on_missing,
                 )
-            entity = list(record.entity_columns or (online.entity_columns if online else []))
+            entity = list(
+                self.settings.entity_columns
+                or record.entity_columns
+                or (online.entity_columns if online else [])
+            )
             return ModelSlot(model, Predictor(model), entity, refs, online, stack)
         except BaseException:
             stack.close()

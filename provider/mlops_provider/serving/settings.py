@@ -70,6 +70,8 @@ class ServingSettings:
         JSON/YAML text), e.g. a Redis online store.
     :param feature_refs: Feast references (``view:feature``) to look up, overriding the ones
         the training run recorded (tag ``mlops.feature_refs``).
+    :param entity_columns: the id columns echoed in answers and logged with each prediction,
+        overriding what the training run recorded (``mlops.entity_columns``).
     :param prediction_log_uri: where sampled predictions are written (``None``: off).
     :param log_sample_rate: share of requests logged, 0..1.
     :param log_flush_rows: buffered rows that trigger a flush of the prediction log.
@@ -94,6 +96,7 @@ class ServingSettings:
     feature_repo: str | None = None
     feature_store_overrides: str | Mapping[str, Any] | None = None
     feature_refs: Sequence[str] | None = None
+    entity_columns: Sequence[str] | None = None
     prediction_log_uri: str | None = None
     log_sample_rate: float = 1.0
     log_flush_rows: int = 10_000
@@ -167,7 +170,7 @@ class ServingSettings:
                 parsers[f.name] = _float
             elif kind.startswith("int"):
                 parsers[f.name] = _int
-            elif f.name == "feature_refs":
+            elif f.name in ("feature_refs", "entity_columns"):
                 parsers[f.name] = _refs
             else:
                 parsers[f.name] = lambda _name, value: value
