@@ -38,6 +38,8 @@ __all__ = [
 EMBEDDED = "embedded default"
 
 _LOCK = threading.RLock()
+#: Held for the whole of an :func:`activated` block (re-entrant: blocks may nest in a thread).
+_ACTIVE = threading.RLock()
 _CREDENTIALS: dict[str, dict[str, Any]] = {}
 _BUILDERS_INSTALLED = False
 
@@ -171,7 +173,10 @@ def activated(target: MlflowTarget) -> Iterator[None]:
     """Point MLflow's fluent API at ``target`` for the duration of the block, then restore.
 
     ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment; both the
-    module globals and the environment are put back as they were when the block ends.
+    module globals and the environment are put back as they were when the block ends. The state
+    is process-wide, so one thread at a time is inside such a block (others wait): two threads
+    restoring interleaved would leave the first one's target behind (a serving app that loads
+    a model in its reload thread while its alias poll loads another).
     """
     import mlflow
     from mlflow.tracking import fluent
@@ -181,29 +186,30 @@ def activated(target: MlflowTarget) -> Iterator[None]:
     target.prepare_local_store()
     _register_credentials(target)
     keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
-    with _LOCK:
-        saved_env = {k: os.environ.get(k) for k in keys}
-        saved_tracking = tracking_utils._tracking_uri
-        saved_registry = registry_utils._registry_uri
-        # an experiment made active earlier in this process (mlflow.set_experiment) belongs to
-        # another store or task; it must not leak into runs started in this block
-        saved_experiment = fluent._active_experiment_id
-        fluent._active_experiment_id = None
-        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-        mlflow.set_tracking_uri(target.tracking_uri)
-        mlflow.set_registry_uri(target.effective_registry_uri)
-    try:
-        yield
-    finally:
+    with _ACTIVE:
         with _LOCK:
-            tracking_utils._tracking_uri = saved_tracking
-            registry_utils._registry_uri = saved_registry
-            fluent._active_experiment_id = saved_experiment
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            saved_env = {k: os.environ.get(k) for k in keys}
+            saved_tracking = tracking_utils._tracking_uri
+            saved_registry = registry_utils._registry_uri
+            # an experiment made active earlier in this process (mlflow.set_experiment) belongs
+            # to another store or task; it must not leak into runs started in this block
+            saved_experiment = fluent._active_experiment_id
+            fluent._active_experiment_id = None
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+            mlflow.set_tracking_uri(target.tracking_uri)
+            mlflow.set_registry_uri(target.effective_registry_uri)
+        try:
+            yield
+        finally:
+            with _LOCK:
+                tracking_utils._tracking_uri = saved_tracking
+                registry_utils._registry_uri = saved_registry
+                fluent._active_experiment_id = saved_experiment
+                for key, value in saved_env.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:

@@ -337,27 +337,31 @@ def open_model(
     """
     from mlops_provider.core.models import opened
 
-    with activated(target):
-        started = time.perf_counter()
-        with opened(resolved) as handle:
-            mlmodel, flavor, estimator = handle.mlmodel, handle.flavor, handle.model
-            if flavor == "sklearn":
-                prediction_type, classes = _sklearn_outputs(estimator)
-            else:
-                prediction_type, classes = _pyfunc_prediction_type(mlmodel), None
-            log.info(
-                "Loaded %s as the %s flavor in %.1f s",
-                resolved.describe(),
-                "native scikit-learn" if flavor == "sklearn" else "pyfunc",
-                time.perf_counter() - started,
-            )
-            inputs, source = _input_contract(resolved, mlmodel, estimator, flavor, feature_columns)
-            yield LoadedModel(
-                resolved=resolved,
-                flavor=flavor,
-                estimator=estimator,
-                inputs=inputs,
-                classes=classes,
-                prediction_type=prediction_type,
-                signature_source=source,
-            )
+    with contextlib.ExitStack() as files:
+        # MLflow is pointed at the target only while the model is downloaded and loaded: the
+        # block below may last as long as a service runs, and the fluent state it restores
+        # is process-wide (a restore at the end of a long block would undo later changes)
+        with activated(target):
+            started = time.perf_counter()
+            handle = files.enter_context(opened(resolved))
+        mlmodel, flavor, estimator = handle.mlmodel, handle.flavor, handle.model
+        if flavor == "sklearn":
+            prediction_type, classes = _sklearn_outputs(estimator)
+        else:
+            prediction_type, classes = _pyfunc_prediction_type(mlmodel), None
+        log.info(
+            "Loaded %s as the %s flavor in %.1f s",
+            resolved.describe(),
+            "native scikit-learn" if flavor == "sklearn" else "pyfunc",
+            time.perf_counter() - started,
+        )
+        inputs, source = _input_contract(resolved, mlmodel, estimator, flavor, feature_columns)
+        yield LoadedModel(
+            resolved=resolved,
+            flavor=flavor,
+            estimator=estimator,
+            inputs=inputs,
+            classes=classes,
+            prediction_type=prediction_type,
+            signature_source=source,
+        )
