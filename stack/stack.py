@@ -52,6 +52,7 @@ DAG_IDS = (
     "mlops_training_pipeline",
     "mlops_batch_scoring",
     "mlops_monitoring",
+    "mlops_deployment",
 )
 
 
