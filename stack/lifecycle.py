@@ -69,6 +69,9 @@ def demo_environment(args: argparse.Namespace) -> dict[str, str]:
         "MLOPS_STACK_WORKER_CONCURRENCY": os.environ.get("MLOPS_STACK_WORKER_CONCURRENCY", "4"),
         # the deployment's verification window: the driver's requests are the only traffic
         "MLOPS_SERVING_VERIFY_SECONDS": os.environ.get("MLOPS_SERVING_VERIFY_SECONDS", "10"),
+        # validate_serving's single-row p99 budget: on this machine the serving app shares the
+        # cores with the lifecycle's other tasks (p99 near 2 s seen on 2 cores, 250 ms alone)
+        "MLOPS_SERVING_MAX_P99_MS": os.environ.get("MLOPS_SERVING_MAX_P99_MS", "5000"),
     }
 
 

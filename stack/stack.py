@@ -60,6 +60,7 @@ PASSED_THROUGH = (
     "MLOPS_SENSOR_POKE_INTERVAL",
     "MLOPS_DAG_END_DATE",
     "MLOPS_SERVING_VERIFY_SECONDS",
+    "MLOPS_SERVING_MAX_P99_MS",
 )
 """DAG settings handed to the stack's processes only when set where the stack starts."""
 

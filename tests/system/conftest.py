@@ -41,6 +41,7 @@ TEST_STACK = {
     "MLOPS_STACK_WORKER_CONCURRENCY": "4",  # as make stack-demo
     "MLOPS_DAG_END_DATE": "2026-01-14",  # the lifecycle's 14 days (test_stack_lifecycle.py)
     "MLOPS_SERVING_VERIFY_SECONDS": "5",  # the deployment DAG's verification window
+    "MLOPS_SERVING_MAX_P99_MS": "5000",  # as make stack-demo: the app shares 2 busy cores
 }
 
 
