@@ -142,7 +142,7 @@ def test_service_metrics_agree_with_the_registry_and_the_traffic(
             "model": MODEL,
             "version": champion.version,
             "run_id": champion.run_id,
-            "alias": "champion",
+            "alias": "",  # the deployment's reload names the version: no alias is served
             "variant": "primary",
         }
     ], info
