@@ -11,7 +11,13 @@ scheduler, the Celery worker and the triggerer of ``make stack`` (stack/stack.py
    of ``mlops_monitoring``; when monitoring decides to retrain, its retrain-request Asset event
    makes the scheduler start an asset-triggered ``mlops_training_pipeline`` run, which the
    driver waits for before scoring the next day with whatever is champion then;
-5. the same per-day table as ``make demo``, read from XComs through the REST API, and the HTML
+5. every promotion emits the model asset, on which the scheduler starts ``mlops_deployment``:
+   the new champion is validated in the serving app and deployed to the stack's running
+   service (``mlops-serving``, connection ``mlops_serving_default``); the driver records each
+   deployment run's outcome (without waiting for it before the next day; all are awaited at the
+   end) and, each scored day, sends the service a few entity requests (the service's version
+   and request stats go into the per-day table);
+6. the same per-day table as ``make demo``, read from XComs through the REST API, and the HTML
    lifecycle report under ``<stack home>/reports/``.
 
 By default the stack is restarted from empty databases, Redis dbs and lake (``--keep`` reuses a
@@ -39,8 +45,13 @@ FEATURES = "mlops_feature_pipeline"
 TRAINING = "mlops_training_pipeline"
 SCORING = "mlops_batch_scoring"
 MONITORING = "mlops_monitoring"
+DEPLOYMENT = "mlops_deployment"
 RUN_TIMEOUT = 900.0
 """Seconds one DAG run may take before the driver gives up (it waits in the queue too)."""
+
+
+def _p99(validated: dict[str, Any]) -> Any:
+    return (validated.get("latency_ms") or {}).get("p99")
 
 
 def _midnight(day: date) -> str:
@@ -56,6 +67,11 @@ def demo_environment(args: argparse.Namespace) -> dict[str, str]:
         "MLOPS_SENSOR_POKE_INTERVAL": os.environ.get("MLOPS_SENSOR_POKE_INTERVAL", "10"),
         # tasks mostly wait on the MLflow server and S3: four at a time keep 2 cores busy
         "MLOPS_STACK_WORKER_CONCURRENCY": os.environ.get("MLOPS_STACK_WORKER_CONCURRENCY", "4"),
+        # the deployment's verification window: the driver's requests are the only traffic
+        "MLOPS_SERVING_VERIFY_SECONDS": os.environ.get("MLOPS_SERVING_VERIFY_SECONDS", "10"),
+        # validate_serving's single-row p99 budget: on this machine the serving app shares the
+        # cores with the lifecycle's other tasks (p99 near 2 s seen on 2 cores, 250 ms alone)
+        "MLOPS_SERVING_MAX_P99_MS": os.environ.get("MLOPS_SERVING_MAX_P99_MS", "5000"),
     }
 
 
@@ -81,12 +97,17 @@ class StackLifecycle:
         self.deferred: list[dict[str, Any]] = []
         """Scoring runs whose sensor waited in the triggerer: run id, day, the deferred TI."""
         self.trainings: list[str] = []
+        self.deployments: dict[str, date] = {}
+        """``mlops_deployment`` runs the promotions started: run id -> the promotion's day."""
+        self.deployed: dict[str, dict[str, Any]] = {}
+        """Finished deployment runs: run id -> state, validation and deploy XComs."""
+        self._simulator: Any = None
 
     # ------------------------------------------------------------------ data
     def land_data(self) -> int:
         """Simulate every day and upload its raw export and label drop to the S3 lake."""
         client = s3_client(self.settings)
-        simulator = self.timeline.simulator()
+        simulator = self._simulator = self.timeline.simulator()
         count = 0
         with tempfile.TemporaryDirectory() as tmp:
             for day in self.timeline.days:
@@ -133,9 +154,13 @@ class StackLifecycle:
         from include.demo_lifecycle import record_training
 
         as_of = _midnight(day + timedelta(days=1))
+        seen = self._deployment_runs()
         run_id = self.api.trigger(TRAINING, logical_date=as_of, conf={"as_of": as_of})
         self.trainings.append(run_id)
-        record_training(self.records[day], self._timed_wait(TRAINING, run_id), "weekly schedule")
+        outcome = record_training(
+            self.records[day], self._timed_wait(TRAINING, run_id), "weekly schedule"
+        )
+        self._deployment_started(day, outcome, seen)
 
     def _scoring(self, day: date) -> None:
         from include.demo_lifecycle import record_scoring
@@ -165,6 +190,7 @@ class StackLifecycle:
         run = self._timed_wait(SCORING, scoring_id)
         if published:
             record_scoring(self.records[day], run)
+            self._traffic(day)
             self._monitoring(day)
 
     def _asset_triggered_training(self, seen: set[str]) -> str:
@@ -180,13 +206,106 @@ class StackLifecycle:
         from include.demo_lifecycle import record_monitoring, record_training
 
         seen = {r["dag_run_id"] for r in self.api.runs(TRAINING, run_type="asset_triggered")}
+        deployments = self._deployment_runs()
         record = self.records[day]
         record_monitoring(record, self._backfill_day(MONITORING, day))
         if record.retrain_decision:
             run_id = self._asset_triggered_training(seen)
             self.trainings.append(run_id)
             run = self._timed_wait(TRAINING, run_id)
-            record_training(record, run, "retrain requested by monitoring")
+            outcome = record_training(record, run, "retrain requested by monitoring")
+            self._deployment_started(day, outcome, deployments)
+
+    # ------------------------------------------------------------------ realtime service
+    def _deployment_runs(self) -> set[str]:
+        return {r["dag_run_id"] for r in self.api.runs(DEPLOYMENT, run_type="asset_triggered")}
+
+    def _deployment_started(self, day: date, outcome: str, seen: set[str]) -> None:
+        """After a promotion: the ``mlops_deployment`` run the scheduler started on the model
+        asset (not awaited here: it validates and deploys while the next days run)."""
+        if not outcome.endswith("promoted"):
+            return
+
+        def created() -> str | None:
+            new = self._deployment_runs() - seen - set(self.deployments)
+            return min(new) if new else None
+
+        run_id = wait_until("the asset-triggered deployment run", created, 180, every=1)
+        self.deployments[run_id] = day
+        say(f"    deployment: {DEPLOYMENT} run {run_id} started by the model asset")
+
+    def collect_deployments(self, wait: bool = False) -> None:
+        """Record the deployment runs that finished (``wait``: all of them, awaited)."""
+        for run_id, day in self.deployments.items():
+            if run_id in self.deployed:
+                continue
+            if wait:
+                run = self._timed_wait(DEPLOYMENT, run_id)
+            else:
+                current = self.api.run(DEPLOYMENT, run_id)
+                if current["state"] not in ("success", "failed"):
+                    continue
+                run = ApiRun(self.api, DEPLOYMENT, current)
+            self._record_deployment(day, run)
+
+    def _record_deployment(self, day: date, run: ApiRun) -> None:
+        validated = run.xcom("validate_serving") or {}
+        deployed = run.xcom("deploy") or {}
+        states = run.task_states()
+        self.deployed[run.run_id] = {
+            "state": run.state,
+            "tasks": states,
+            "validate_serving": validated,
+            "deploy": deployed,
+        }
+        if states.get("deploy") == "success":
+            outcome = f"v{deployed.get('version')} {deployed.get('status')}"
+        elif states.get("deploy") == "skipped":
+            outcome = f"v{validated.get('version')} {validated.get('status')}, not deployed"
+        else:
+            failed = [t for t, s in states.items() if s == "failed"]
+            outcome = f"failed ({', '.join(failed) or run.state})"
+        record = self.records[day]
+        record.deployment = f"{outcome} (validation p99 {_p99(validated)} ms)"
+        say(f"    deployment of {day}: {record.deployment}")
+
+    def serving_state(self) -> dict[str, Any]:
+        """The service's ``/readyz`` body (``{}`` when it does not answer)."""
+        import requests
+
+        try:
+            return dict(requests.get(f"{self.settings.serving_url}/readyz", timeout=10).json())
+        except (requests.RequestException, ValueError):
+            return {}
+
+    def _traffic(self, day: date) -> None:
+        """A few entity requests to the service (features from the Redis online store): its
+        answers' versions and latencies go into the day's record."""
+        import httpx
+
+        from include.demo_serving import DayTraffic
+
+        if not self.args.requests_per_day or not self.serving_state().get("ready"):
+            return
+        activity = self._simulator.activity(day) if self._simulator is not None else None
+        if activity is None:
+            return
+        customers = [int(c) for c in activity["customer_id"].unique()]
+        stats = DayTraffic()
+        with httpx.Client(base_url=self.settings.serving_url, timeout=30) as client:
+            for i in range(self.args.requests_per_day):
+                size = 20 if i % 5 == 4 else 1
+                entities = [{"customer_id": c} for c in customers[i * 7 % len(customers) :][:size]]
+                started = time.perf_counter()
+                resp = client.post("/predict", json={"entities": entities, "request_id": f"{i}"})
+                version = resp.json()["model"]["version"] if resp.status_code == 200 else None
+                stats.add(resp.status_code, time.perf_counter() - started, version)
+        stats.fill(self.records[day])
+        record = self.records[day]
+        say(
+            f"    service: {stats.requests} requests, {stats.failed} failed, p99 "
+            f"{record.service_p99_ms} ms, version(s) {record.served_versions}"
+        )
 
     def champion(self) -> str | None:
         """The version holding the champion alias on the stack's MLflow server."""
@@ -202,7 +321,7 @@ class StackLifecycle:
     def run(self) -> list[Any]:
         """The whole period; the per-day records."""
         days = self.timeline.days
-        for dag_id in (FEATURES, TRAINING, SCORING, MONITORING):
+        for dag_id in (FEATURES, TRAINING, SCORING, MONITORING, DEPLOYMENT):
             self.api.set_paused(dag_id, False)
         say(f"  backfill of {FEATURES}: {days[0]} .. {days[-2]}, {self.feature_runs} at a time")
         self.api.backfill(
@@ -215,6 +334,10 @@ class StackLifecycle:
             else:
                 self._day(day)
             self.records[day].champion_version = self.champion()
+            self.collect_deployments()
+        self.collect_deployments(wait=True)
+        served = (self.serving_state().get("model") or {}).get("version")
+        say(f"  service: serving version {served} (champion {self.champion()})")
         return list(self.records.values())
 
     def _day(self, day: date) -> None:
@@ -222,6 +345,7 @@ class StackLifecycle:
         if day == self.timeline.first_training_day:
             self._first_training(day)
         if published and self.champion():
+            self._traffic(day)
             self._scoring(day)
             self._monitoring(day)
 
@@ -234,6 +358,10 @@ class StackLifecycle:
             "final champion": records[-1].champion_version if records else None,
             "training runs": ", ".join(self.trainings),
             "scoring runs whose sensor deferred": len(self.deferred),
+            "deployment runs": ", ".join(
+                f"{run_id}: {d['state']}" for run_id, d in self.deployed.items()
+            ),
+            "served version at the end": (self.serving_state().get("model") or {}).get("version"),
             "seconds waited per DAG": ", ".join(f"{k}: {v:.0f}" for k, v in self.seconds.items()),
             "lifecycle seconds": f"{seconds:.0f}",
         }
@@ -248,6 +376,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--keep", action="store_true", help="use the running stack as it is (no restart, no reset)"
     )
     parser.add_argument("--feature-runs", type=int, default=3, help="feature days at a time")
+    parser.add_argument(
+        "--requests-per-day",
+        type=int,
+        default=50,
+        help="entity requests to the serving app per scored day (0: none)",
+    )
     return parser.parse_args(argv)
 
 

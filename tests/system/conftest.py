@@ -30,6 +30,7 @@ TEST_STACK = {
     "MLOPS_STACK_S3_PORT": "25011",
     "MLOPS_STACK_WORKER_LOG_PORT": "28795",
     "MLOPS_STACK_TRIGGER_LOG_PORT": "28796",
+    "MLOPS_STACK_SERVING_PORT": "28010",
     "MLOPS_STACK_BROKER_DB": "4",
     "MLOPS_STACK_FEAST_DB": "5",
     "MLOPS_STACK_AIRFLOW_DB": "mlops_airflow_systest",
@@ -39,6 +40,8 @@ TEST_STACK = {
     "MLOPS_SENSOR_POKE_INTERVAL": "5",
     "MLOPS_STACK_WORKER_CONCURRENCY": "4",  # as make stack-demo
     "MLOPS_DAG_END_DATE": "2026-01-14",  # the lifecycle's 14 days (test_stack_lifecycle.py)
+    "MLOPS_SERVING_VERIFY_SECONDS": "5",  # the deployment DAG's verification window
+    "MLOPS_SERVING_MAX_P99_MS": "5000",  # as make stack-demo: the app shares 2 busy cores
 }
 
 
@@ -107,8 +110,9 @@ def stack(stack_services: None) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def lifecycle(stack: Any) -> Any:
     """The 14-day lifecycle of ``make stack-demo`` on the test stack, run once for the session
-    (test_stack.py and test_stack_lifecycle.py assert on its runs); its driver: per-day records
-    (``result``), training run ids, the deferred scoring run."""
+    (test_stack.py, test_stack_lifecycle.py and test_stack_serving.py assert on its runs); its
+    driver: per-day records (``result``), training run ids, the deferred scoring run, the
+    deployment runs the promotions started."""
     from include.lifecycle_report import format_table
     from stack.lifecycle import StackLifecycle, parse_args
 

@@ -78,7 +78,7 @@ def test_reference_dags_parse_without_import_errors(api: Api) -> None:
         found = {d["dag_id"] for d in api.get("/dags", limit=100)["dags"]}
         return found if set(DAG_IDS) <= found else set()
 
-    _wait("the four reference DAGs", listed, timeout=180)
+    _wait("the reference DAGs", listed, timeout=180)
     errors = api.get("/importErrors")
     assert errors["total_entries"] == 0, errors["import_errors"]
 

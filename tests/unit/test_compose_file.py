@@ -48,7 +48,12 @@ EXPECTED_SERVICES = {
     "grafana",
 }
 ONE_SHOT = {"minio-init", "airflow-init"}
-CONNECTIONS = {"mlflow_default": "mlflow", "aws_default": "aws", "feast_default": "feast"}
+CONNECTIONS = {
+    "mlflow_default": "mlflow",
+    "aws_default": "aws",
+    "feast_default": "feast",
+    "mlops_serving_default": "mlops_serving",
+}
 BUCKETS = {"mlops-lake", "mlops-mlflow"}
 #: Variables shared by the Airflow processes of both stacks (names only; values differ by host).
 SHARED_PREFIXES = ("MLOPS_", "AIRFLOW_CONN_", "FEAST_", "AWS_")
@@ -424,18 +429,56 @@ def test_serving_contract_lists_the_serving_metrics() -> None:
     assert named == SERVING_METRICS
 
 
+def option(command: list[str], name: str) -> str:
+    assert name in command, f"the serving app is started without {name}"
+    return command[command.index(name) + 1]
+
+
+def serving_command() -> list[str]:
+    return [str(c) for c in services()["mlops-serving"]["command"]]
+
+
 def test_the_serving_service_runs_the_serving_app() -> None:
     svc = services()["mlops-serving"]
     assert svc["image"] == common()["image"]
-    assert svc["environment"] == common()["environment"]  # the Airflow services' settings
-    command = [str(c) for c in svc["command"]]
+    env = svc["environment"]
+    # the Airflow services' settings, plus the app's own MLOPS_SERVING_* and MLflow
+    assert {k: env.get(k) for k in common()["environment"]} == common()["environment"]
+    own = set(env) - set(common()["environment"])
+    assert all(k.startswith("MLOPS_SERVING_") for k in own - {"MLFLOW_TRACKING_URI"}), own
+    command = serving_command()
     assert command[:3] == ["python", "-m", "mlops_provider.serving"]
-    assert command[command.index("--port") + 1] == "8000"
-    assert command[command.index("--host") + 1] == "0.0.0.0"
-    assert command[command.index("--alias") + 1] == "champion"
+    assert option(command, "--port") == "8000"
+    assert option(command, "--host") == "0.0.0.0"
+    assert option(command, "--alias") == "champion"
+    # only the deployment DAG moves the served version (after validating it)
+    assert float(option(command, "--poll-seconds")) == 0
     test = " ".join(svc["healthcheck"]["test"])
     assert "localhost:8000/healthz" in test or "localhost:8000/readyz" in test
     assert {"mlflow", "redis", "minio"} <= set(svc["depends_on"])
+
+
+def test_the_serving_app_uses_the_stores_of_the_airflow_services() -> None:
+    env = environment("mlops-serving")
+    airflow = compose_environment()
+    command = serving_command()
+    assert (
+        option(command, "--feature-repo")
+        == connections(airflow)["feast_default"]["extra"]["repo_path"]
+    )
+    assert json.loads(env["MLOPS_SERVING_FEATURE_STORE_OVERRIDES"]) == feast_overrides(airflow)
+    assert env["MLOPS_SERVING_AWS_CONN_ID"] == airflow["MLOPS_AWS_CONN_ID"]
+    log = option(command, "--prediction-log")
+    assert log == f"{airflow['MLOPS_LAKE_URI']}/predictions-online/churn"
+    tracking = urlsplit(env["MLFLOW_TRACKING_URI"])
+    assert (tracking.hostname, str(tracking.port)) == ("mlflow", mlflow_option("port"))
+
+
+def test_the_serving_connection_names_the_service_and_its_token() -> None:
+    conn = connections(compose_environment())["mlops_serving_default"]
+    assert host_port(conn["host"]) == ("mlops-serving", int(option(serving_command(), "--port")))
+    assert conn["password"] == environment("mlops-serving")["MLOPS_SERVING_ADMIN_TOKEN"]
+    assert "change-me" in conn["password"], "the default token must say it is a placeholder"
 
 
 def test_prometheus_scrapes_serving_and_the_plugin() -> None:
@@ -555,6 +598,26 @@ def test_settings_match_the_native_stack(tmp_path: Path, monkeypatch: Any) -> No
     stack = native_stack(tmp_path, monkeypatch)
     native = {k: str(v) for k, v in stack.stack_environment().items()}
     assert shape(compose_environment()) == shape(native)
+
+
+def test_the_serving_app_matches_the_native_stack(tmp_path: Path, monkeypatch: Any) -> None:
+    stack = native_stack(tmp_path, monkeypatch)
+    settings = stack.Settings()
+    native = next(s for s in stack.services(settings) if s.name == "mlops-serving")
+    compose_own = set(environment("mlops-serving")) - set(compose_environment())
+    assert set(native.env) | set(native.secrets) == compose_own
+    flags = ("--model", "--alias", "--poll-seconds")
+    assert [option(native.argv, f) for f in flags] == [option(serving_command(), f) for f in flags]
+    assert native.argv[native.argv.index("-m") + 1] == "mlops_provider.serving"
+    lake = stack.stack_environment(settings)["MLOPS_LAKE_URI"]
+    assert option(native.argv, "--prediction-log") == f"{lake}/predictions-online/churn"
+    repo = connections(stack.stack_environment(settings))["feast_default"]["extra"]["repo_path"]
+    assert option(native.argv, "--feature-repo") == repo
+    assert json.loads(native.env["MLOPS_SERVING_FEATURE_STORE_OVERRIDES"]) == stack.feast_overrides(
+        settings
+    )
+    conn = stack.connections(settings)["mlops_serving_default"]
+    assert conn["host"] == f"http://127.0.0.1:{option(native.argv, '--port')}"
 
 
 def test_buckets_match_the_native_stack(tmp_path: Path, monkeypatch: Any) -> None:
