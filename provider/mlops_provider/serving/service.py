@@ -8,7 +8,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +25,7 @@ from mlops_provider.serving.payload import (
     canary_hit,
     check_entities,
     columns_from_rows,
+    feed_signature,
     frame_from_columns,
 )
 from mlops_provider.serving.settings import ServingSettings
@@ -66,6 +67,7 @@ class ServingState:
     """
 
     def __init__(self, settings: ServingSettings) -> None:
+        from mlops_provider.serving.batching import ModelThread
         from mlops_provider.serving.metrics import ServingMetrics
 
         self.settings = settings
@@ -78,6 +80,12 @@ class ServingState:
             settings,
             on_missing=lambda name: self.metrics.missing_features.labels(name).inc(),
             on_swap=self._swapped,
+        )
+        self.model_thread = ModelThread(
+            self.predict_batch,
+            max_rows=settings.max_rows,
+            model_threads=settings.model_threads,
+            batching=settings.micro_batching,
         )
 
     # ------------------------------------------------------------------ life cycle
@@ -120,6 +128,7 @@ class ServingState:
 
     def close(self) -> None:
         """Stop polling, flush the prediction log, close the models."""
+        self.model_thread.close()
         self.manager.close()
         if self.prediction_log is not None:
             self.prediction_log.close()
@@ -184,13 +193,64 @@ class ServingState:
         :raises ServingError: 422/404/400 for the input, 500 ``model_error`` when the model
             fails.
         """
-        model = slot.model
+        features, echo = self._features(slot, request)
+        return Prediction(slot, echo, features, self._run_model(slot, features))
+
+    def predict_batch(
+        self, slot: ModelSlot, requests: Sequence[PredictRequest]
+    ) -> list[Prediction | ServingError]:
+        """:meth:`predict` of several requests with one model call for all of them (the
+        model thread's micro-batches): one result per request, a request's own error in its
+        place. Rows are predicted independently, so each answer is the one :meth:`predict` gives
+        (requests whose columns would be typed differently are predicted apart; when the model
+        fails on the batch, every request is predicted alone and only the failing ones fail).
+        """
+        if len(requests) == 1:
+            try:
+                return [self.predict(slot, requests[0])]
+            except ServingError as err:
+                return [err]
+        results: list[Prediction | ServingError | None] = [None] * len(requests)
+        groups: dict[tuple[Any, ...], list[tuple[int, dict[str, list[Any]], Any]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                features, echo = self._features(slot, request)
+            except ServingError as err:
+                results[i] = err
+                continue
+            key = feed_signature(features, slot.model.inputs) or ("alone", i)
+            groups.setdefault(key, []).append((i, features, echo))
+        for group in groups.values():
+            names = list(group[0][1])
+            merged = {name: [v for _, f, _ in group for v in f[name]] for name in names}
+            try:
+                outputs = self._run_model(slot, merged) if len(group) > 1 else None
+            except ServingError:
+                outputs = None
+            start = 0
+            for i, features, echo in group:
+                rows = len(requests[i].items)
+                try:
+                    own = (
+                        {k: v[start : start + rows] for k, v in outputs.items()}
+                        if outputs is not None
+                        else self._run_model(slot, features)
+                    )
+                    results[i] = Prediction(slot, echo, features, own)
+                except ServingError as err:
+                    results[i] = err
+                start += rows
+        return [r for r in results if r is not None]
+
+    def _features(
+        self, slot: ModelSlot, request: PredictRequest
+    ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         if request.mode == "rows":
-            features, echo = columns_from_rows(
-                request.items, model.inputs, echo=slot.entity_columns
-            )
-        else:
-            features, echo = self._lookup(slot, request.items)
+            return columns_from_rows(request.items, slot.model.inputs, echo=slot.entity_columns)
+        return self._lookup(slot, request.items)
+
+    def _run_model(self, slot: ModelSlot, features: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        model = slot.model
         frame = frame_from_columns(features, model.inputs)
         try:
             arrays = slot.predictor(frame)
@@ -201,8 +261,7 @@ class ServingState:
                 f"{model.resolved.describe()} failed: {type(err).__name__}: {err}",
             ) from err
         names = [f.name for f in slot.predictor.fields()]
-        outputs = {name: array.to_pylist() for name, array in zip(names, arrays)}
-        return Prediction(slot, echo, features, outputs)
+        return {name: array.to_pylist() for name, array in zip(names, arrays)}
 
     def _lookup(
         self, slot: ModelSlot, entities: list[dict[str, Any]]
@@ -262,12 +321,14 @@ class ServingState:
             )
         )
 
-    def shadow(
+    async def shadow(
         self, slot: ModelSlot, request: PredictRequest, request_id: str, scored_at: datetime
     ) -> None:
-        """Predict with the shadow model and log its rows (variant ``shadow``); never raises."""
+        """Predict with the shadow model (in the model thread) and log its rows (variant
+        ``shadow``); never raises."""
         try:
-            self.record(self.predict(slot, request), "shadow", request_id, scored_at)
+            prediction = await self.model_thread.predict(slot, request)
+            self.record(prediction, "shadow", request_id, scored_at)
         except ServingError as err:
             self.metrics.errors.labels("/predict", f"shadow_{err.kind}").inc()
             log.warning(
