@@ -201,10 +201,7 @@ class ServingState:
     ) -> list[Prediction | ServingError]:
         """:meth:`predict` of several requests with one model call for all of them (the
         model thread's micro-batches): one result per request, a request's own error in its
-        place. Rows are predicted independently, so each answer is the one :meth:`predict` gives
-        (requests whose columns would be typed differently are predicted apart; when the model
-        fails on the batch, every request is predicted alone and only the failing ones fail).
-        """
+        place, each answer exactly the one :meth:`predict` gives (see :meth:`_joined`)."""
         if len(requests) == 1:
             try:
                 return [self.predict(slot, requests[0])]
@@ -221,26 +218,58 @@ class ServingState:
             key = feed_signature(features, slot.model.inputs) or ("alone", i)
             groups.setdefault(key, []).append((i, features, echo))
         for group in groups.values():
-            names = list(group[0][1])
-            merged = {name: [v for _, f, _ in group for v in f[name]] for name in names}
-            try:
-                outputs = self._run_model(slot, merged) if len(group) > 1 else None
-            except ServingError:
-                outputs = None
-            start = 0
-            for i, features, echo in group:
-                rows = len(requests[i].items)
-                try:
-                    own = (
-                        {k: v[start : start + rows] for k, v in outputs.items()}
-                        if outputs is not None
-                        else self._run_model(slot, features)
-                    )
-                    results[i] = Prediction(slot, echo, features, own)
-                except ServingError as err:
-                    results[i] = err
-                start += rows
+            sizes = [len(requests[i].items) for i, _, _ in group]
+            outputs = self._joined(slot, [f for _, f, _ in group], sizes)
+            for (i, features, echo), own in zip(group, outputs):
+                results[i] = (
+                    own if isinstance(own, ServingError) else Prediction(slot, echo, features, own)
+                )
         return [r for r in results if r is not None]
+
+    def _joined(
+        self, slot: ModelSlot, parts: list[dict[str, list[Any]]], sizes: list[int]
+    ) -> list[dict[str, list[Any]] | ServingError]:
+        """The model's outputs for each part, from one call on the joined columns.
+
+        Rows are predicted independently by most models, but a linear model's matrix product
+        may round the last bit differently for another number of rows (the BLAS kernel
+        changes). The first ``slot.batch_checks`` joined calls of a model are compared with
+        per-part calls: any difference turns batching off for that model, and the per-part
+        outputs answer. When the joined call fails, every part is predicted alone (only the
+        failing ones fail).
+        """
+        joined: dict[str, list[Any]] | None = None
+        if len(parts) > 1 and slot.batch_checks >= 0:
+            merged = {name: [v for f in parts for v in f[name]] for name in parts[0]}
+            try:
+                joined = self._run_model(slot, merged)
+            except ServingError:
+                joined = None
+        split: list[dict[str, list[Any]]] = []
+        start = 0
+        for rows in sizes:
+            if joined is not None:
+                split.append({k: v[start : start + rows] for k, v in joined.items()})
+            start += rows
+        if joined is not None and slot.batch_checks == 0:
+            return list(split)
+        alone: list[dict[str, list[Any]] | ServingError] = []
+        for features in parts:
+            try:
+                alone.append(self._run_model(slot, features))
+            except ServingError as err:
+                alone.append(err)
+        if joined is not None:
+            if alone == split:
+                slot.batch_checks -= 1
+            else:
+                slot.batch_checks = -1
+                log.warning(
+                    "%s: predictions of joined requests differ from per-request ones (last "
+                    "bits of a matrix product); micro-batching is off for this model",
+                    slot.version.describe(),
+                )
+        return alone
 
     def _features(
         self, slot: ModelSlot, request: PredictRequest
