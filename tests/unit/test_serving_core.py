@@ -11,6 +11,7 @@ import pytest
 
 from mlops_provider.core.scoring.model import InputColumn
 from mlops_provider.serving.payload import (
+    PredictRequest,
     ServingError,
     canary_hit,
     check_entities,
@@ -180,3 +181,43 @@ def test_prediction_log_flush_failure_keeps_rows(tmp_path: Path) -> None:
         "request_id",
     ]
     assert str(frame["scored_at"].dt.tz) == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("max_rows", "batching", "calls"), [(4, True, [4, 2]), (10, False, [1] * 6)]
+)
+def test_model_thread_batches_concurrent_requests_and_keeps_errors_apart(
+    max_rows: int, batching: bool, calls: list[int]
+) -> None:
+    import asyncio
+
+    from mlops_provider.serving.batching import ModelThread
+
+    seen: list[int] = []
+
+    def call(slot: object, requests: list[PredictRequest]) -> list[object]:
+        seen.append(len(requests))
+        return [
+            ServingError(422, "invalid_input", "bad row") if r.request_id == "bad" else r.request_id
+            for r in requests
+        ]
+
+    thread = ModelThread(call, max_rows=max_rows, model_threads=0, batching=batching)  # type: ignore[arg-type]
+    requests = [PredictRequest("rows", [{"x": i}], str(i)) for i in range(5)]
+    requests.append(PredictRequest("rows", [{"x": 5}], "bad"))
+
+    slot = object()
+
+    async def send() -> list[object]:
+        return await asyncio.gather(
+            *(thread.predict(slot, r) for r in requests),  # type: ignore[arg-type]
+            return_exceptions=True,
+        )
+
+    try:
+        results = asyncio.run(send())
+    finally:
+        thread.close()
+    assert results[:5] == ["0", "1", "2", "3", "4"]
+    assert isinstance(results[5], ServingError) and results[5].status == 422
+    assert seen == calls  # queued while the thread was busy: one call per batch of max_rows

@@ -1,12 +1,14 @@
 """The ASGI app (FastAPI): ``/predict``, ``/healthz``, ``/readyz``, ``/admin/reload``, ``/metrics``.
 
 Request bodies are read as bytes and parsed with ``json`` (no per-row pydantic models); the
-model runs in Starlette's threadpool so the event loop keeps accepting requests.
+model runs in the model thread (:mod:`mlops_provider.serving.batching`: concurrent requests
+predicted together) so the event loop keeps accepting requests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -80,7 +82,6 @@ def _instrumented(
 
 def _predict_handler(state: ServingState) -> Callable[[Request], Awaitable[Response]]:
     from starlette.background import BackgroundTask
-    from starlette.concurrency import run_in_threadpool
 
     settings = state.settings
     clock = settings.clock or now_utc
@@ -92,7 +93,7 @@ def _predict_handler(state: ServingState) -> Callable[[Request], Awaitable[Respo
         )
         scored_at = clock()
         deployment, variant, slot = state.route(req.request_id)
-        prediction = await run_in_threadpool(state.predict, slot, req)
+        prediction = await state.model_thread.predict(slot, req)
         request_id = req.request_id or new_request_id()
         state.record(prediction, variant, request_id, scored_at)
         background = None
@@ -161,13 +162,18 @@ def _simple_handlers(state: ServingState) -> dict[str, Callable[[Request], Await
     return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 
 
-def create_app(settings: ServingSettings, *, announce: str | None = None) -> FastAPI:
+def create_app(
+    settings: ServingSettings, *, announce: str | None = None, freeze_gc: bool = False
+) -> FastAPI:
     """The service's ASGI app. Nothing is loaded until it starts (lifespan): then Feast is
     opened, the model resolved and loaded, and the alias poll started; at shutdown the
     prediction log is flushed and the models closed.
 
     :param settings: what to serve.
     :param announce: a URL to print ``serving <model> version <v> on <url>`` with at start.
+    :param freeze_gc: after the start, move every object alive (the libraries, the model) out
+        of the garbage collector's reach (``gc.freeze``), so that its full collections scan only
+        what requests allocate. For a process of its own (the CLI), not for tests.
     """
     from fastapi import FastAPI
 
@@ -178,6 +184,9 @@ def create_app(settings: ServingSettings, *, announce: str | None = None) -> Fas
         from starlette.concurrency import run_in_threadpool
 
         await run_in_threadpool(state.start)
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         if announce is not None:
             deployment = state.manager.deployment
             version = (

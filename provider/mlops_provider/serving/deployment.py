@@ -43,6 +43,8 @@ class ModelSlot:
     :param entity_columns: the id columns the training run recorded (echoed in answers).
     :param feature_refs: the Feast references the training run recorded.
     :param online: the online lookup of this model (``None``: no feature repo configured).
+    :param batch_checks: micro-batches still checked against per-request predictions (the
+        model thread's own state: ``0`` proven, ``-1`` batching off for this model).
     """
 
     model: LoadedModel
@@ -50,6 +52,7 @@ class ModelSlot:
     entity_columns: list[str]
     feature_refs: list[str]
     online: OnlineFeatures | None = None
+    batch_checks: int = 20
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property
@@ -194,7 +197,7 @@ class ModelManager:
                 or record.entity_columns
                 or (online.entity_columns if online else [])
             )
-            return ModelSlot(model, Predictor(model), entity, refs, online, stack)
+            return ModelSlot(model, Predictor(model), entity, refs, online, _stack=stack)
         except BaseException:
             stack.close()
             raise

@@ -23,6 +23,7 @@ __all__ = [
     "canary_hit",
     "check_entities",
     "columns_from_rows",
+    "feed_signature",
     "frame_from_columns",
     "parse_predict_body",
 ]
@@ -255,6 +256,27 @@ def frame_from_columns(features: Mapping[str, list[Any]], inputs: Sequence[Input
         else:
             data[col.name] = np.asarray(values, dtype=object)
     return pd.DataFrame(data, copy=False)
+
+
+def feed_signature(
+    features: Mapping[str, list[Any]], inputs: Sequence[InputColumn]
+) -> tuple[Any, ...] | None:
+    """What decides the types :func:`frame_from_columns` gives these columns: the columns of
+    requests with equal signatures, joined, are typed as each request's alone (integer columns
+    become float64 when a value is fractional). ``None`` when joining could change a value
+    (datetime strings are parsed together)."""
+    key: list[Any] = []
+    for col in inputs:
+        values = features.get(col.name)
+        if values is None:
+            key.append(None)
+        elif col.type == "datetime":
+            return None
+        elif col.type in _INTEGER_TYPES:
+            key.append(all(type(v) is int for v in values))
+        else:
+            key.append(True)
+    return tuple(key)
 
 
 def canary_hit(share: float, request_id: str | None, draw: float) -> bool:

@@ -101,5 +101,5 @@ def run(
     from mlops_provider.serving.app import create_app
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    app = create_app(settings, announce=f"http://{shown}:{port}")
+    app = create_app(settings, announce=f"http://{shown}:{port}", freeze_gc=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +25,7 @@ from mlops_provider.serving.payload import (
     canary_hit,
     check_entities,
     columns_from_rows,
+    feed_signature,
     frame_from_columns,
 )
 from mlops_provider.serving.settings import ServingSettings
@@ -66,6 +67,7 @@ class ServingState:
     """
 
     def __init__(self, settings: ServingSettings) -> None:
+        from mlops_provider.serving.batching import ModelThread
         from mlops_provider.serving.metrics import ServingMetrics
 
         self.settings = settings
@@ -78,6 +80,12 @@ class ServingState:
             settings,
             on_missing=lambda name: self.metrics.missing_features.labels(name).inc(),
             on_swap=self._swapped,
+        )
+        self.model_thread = ModelThread(
+            self.predict_batch,
+            max_rows=settings.max_rows,
+            model_threads=settings.model_threads,
+            batching=settings.micro_batching,
         )
 
     # ------------------------------------------------------------------ life cycle
@@ -120,6 +128,7 @@ class ServingState:
 
     def close(self) -> None:
         """Stop polling, flush the prediction log, close the models."""
+        self.model_thread.close()
         self.manager.close()
         if self.prediction_log is not None:
             self.prediction_log.close()
@@ -184,13 +193,93 @@ class ServingState:
         :raises ServingError: 422/404/400 for the input, 500 ``model_error`` when the model
             fails.
         """
-        model = slot.model
+        features, echo = self._features(slot, request)
+        return Prediction(slot, echo, features, self._run_model(slot, features))
+
+    def predict_batch(
+        self, slot: ModelSlot, requests: Sequence[PredictRequest]
+    ) -> list[Prediction | ServingError]:
+        """:meth:`predict` of several requests with one model call for all of them (the
+        model thread's micro-batches): one result per request, a request's own error in its
+        place, each answer exactly the one :meth:`predict` gives (see :meth:`_joined`)."""
+        if len(requests) == 1:
+            try:
+                return [self.predict(slot, requests[0])]
+            except ServingError as err:
+                return [err]
+        results: list[Prediction | ServingError | None] = [None] * len(requests)
+        groups: dict[tuple[Any, ...], list[tuple[int, dict[str, list[Any]], Any]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                features, echo = self._features(slot, request)
+            except ServingError as err:
+                results[i] = err
+                continue
+            key = feed_signature(features, slot.model.inputs) or ("alone", i)
+            groups.setdefault(key, []).append((i, features, echo))
+        for group in groups.values():
+            sizes = [len(requests[i].items) for i, _, _ in group]
+            outputs = self._joined(slot, [f for _, f, _ in group], sizes)
+            for (i, features, echo), own in zip(group, outputs):
+                results[i] = (
+                    own if isinstance(own, ServingError) else Prediction(slot, echo, features, own)
+                )
+        return [r for r in results if r is not None]
+
+    def _joined(
+        self, slot: ModelSlot, parts: list[dict[str, list[Any]]], sizes: list[int]
+    ) -> list[dict[str, list[Any]] | ServingError]:
+        """The model's outputs for each part, from one call on the joined columns.
+
+        Rows are predicted independently by most models, but a linear model's matrix product
+        may round the last bit differently for another number of rows (the BLAS kernel
+        changes). The first ``slot.batch_checks`` joined calls of a model are compared with
+        per-part calls: any difference turns batching off for that model, and the per-part
+        outputs answer. When the joined call fails, every part is predicted alone (only the
+        failing ones fail).
+        """
+        joined: dict[str, list[Any]] | None = None
+        if len(parts) > 1 and slot.batch_checks >= 0:
+            merged = {name: [v for f in parts for v in f[name]] for name in parts[0]}
+            try:
+                joined = self._run_model(slot, merged)
+            except ServingError:
+                joined = None
+        split: list[dict[str, list[Any]]] = []
+        start = 0
+        for rows in sizes:
+            if joined is not None:
+                split.append({k: v[start : start + rows] for k, v in joined.items()})
+            start += rows
+        if joined is not None and slot.batch_checks == 0:
+            return list(split)
+        alone: list[dict[str, list[Any]] | ServingError] = []
+        for features in parts:
+            try:
+                alone.append(self._run_model(slot, features))
+            except ServingError as err:
+                alone.append(err)
+        if joined is not None:
+            if alone == split:
+                slot.batch_checks -= 1
+            else:
+                slot.batch_checks = -1
+                log.warning(
+                    "%s: predictions of joined requests differ from per-request ones (last "
+                    "bits of a matrix product); micro-batching is off for this model",
+                    slot.version.describe(),
+                )
+        return alone
+
+    def _features(
+        self, slot: ModelSlot, request: PredictRequest
+    ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         if request.mode == "rows":
-            features, echo = columns_from_rows(
-                request.items, model.inputs, echo=slot.entity_columns
-            )
-        else:
-            features, echo = self._lookup(slot, request.items)
+            return columns_from_rows(request.items, slot.model.inputs, echo=slot.entity_columns)
+        return self._lookup(slot, request.items)
+
+    def _run_model(self, slot: ModelSlot, features: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        model = slot.model
         frame = frame_from_columns(features, model.inputs)
         try:
             arrays = slot.predictor(frame)
@@ -201,8 +290,7 @@ class ServingState:
                 f"{model.resolved.describe()} failed: {type(err).__name__}: {err}",
             ) from err
         names = [f.name for f in slot.predictor.fields()]
-        outputs = {name: array.to_pylist() for name, array in zip(names, arrays)}
-        return Prediction(slot, echo, features, outputs)
+        return {name: array.to_pylist() for name, array in zip(names, arrays)}
 
     def _lookup(
         self, slot: ModelSlot, entities: list[dict[str, Any]]
@@ -262,12 +350,14 @@ class ServingState:
             )
         )
 
-    def shadow(
+    async def shadow(
         self, slot: ModelSlot, request: PredictRequest, request_id: str, scored_at: datetime
     ) -> None:
-        """Predict with the shadow model and log its rows (variant ``shadow``); never raises."""
+        """Predict with the shadow model (in the model thread) and log its rows (variant
+        ``shadow``); never raises."""
         try:
-            self.record(self.predict(slot, request), "shadow", request_id, scored_at)
+            prediction = await self.model_thread.predict(slot, request)
+            self.record(prediction, "shadow", request_id, scored_at)
         except ServingError as err:
             self.metrics.errors.labels("/predict", f"shadow_{err.kind}").inc()
             log.warning(

@@ -41,6 +41,14 @@ def _int(name: str, value: str) -> int:
         raise ServingSettingsError(f"{ENV_PREFIX}{name}={value!r} is not an integer") from err
 
 
+def _bool(name: str, value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ServingSettingsError(f"{ENV_PREFIX}{name} must be true or false, got {value!r}")
+
+
 def _refs(name: str, value: str) -> tuple[str, ...]:
     text = value.strip()
     if text.startswith("["):
@@ -81,6 +89,10 @@ class ServingSettings:
     :param max_rows: most rows or entities in one request.
     :param max_body_bytes: largest request body.
     :param aws_conn_id: connection for an ``s3://`` prediction log.
+    :param model_threads: native threads (OpenMP, BLAS) of one model call (default 1: requests
+        are many and small; ``0`` leaves the libraries' defaults).
+    :param micro_batching: predict concurrent requests of one model with one call (default on;
+        see :mod:`mlops_provider.serving.batching`).
     :param readiness_cache_seconds: how long a feature store check is reused by ``/readyz``.
     :param clock: the request time (default: now, UTC); a simulation or a replay sets its own
         (the prediction log's day comes from it). Not read from the environment.
@@ -107,6 +119,8 @@ class ServingSettings:
     max_body_bytes: int = MIB
     aws_conn_id: str | None = None
     readiness_cache_seconds: float = 5.0
+    model_threads: int = 1
+    micro_batching: bool = True
     clock: Callable[[], datetime] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +140,8 @@ class ServingSettings:
         for name in ("max_rows", "max_body_bytes", "log_flush_rows"):
             if getattr(self, name) < 1:
                 raise ServingSettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.model_threads < 0:
+            raise ServingSettingsError(f"model_threads must be >= 0, got {self.model_threads}")
         for name in ("alias_poll_seconds", "log_flush_seconds", "readiness_cache_seconds"):
             if getattr(self, name) < 0:
                 raise ServingSettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -170,6 +186,8 @@ class ServingSettings:
                 parsers[f.name] = _float
             elif kind.startswith("int"):
                 parsers[f.name] = _int
+            elif kind.startswith("bool"):
+                parsers[f.name] = _bool
             elif f.name in ("feature_refs", "entity_columns"):
                 parsers[f.name] = _refs
             else:
