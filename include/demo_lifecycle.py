@@ -368,6 +368,8 @@ def record_monitoring(record: Any, run: RunView) -> None:
     record.performance_status = performance.get("status")
     record.roc_auc = (performance.get("metrics") or {}).get("roc_auc")
     record.baseline_roc_auc = (performance.get("baseline") or {}).get("roc_auc")
+    skew = run.xcom("training_serving_skew") or {}
+    record.skew = skew.get("status")
     record.retrain_decision = _verdict(decision, "retrain")
     record.decision_reasons = list(decision.get("reasons") or [])
     say(

@@ -41,6 +41,7 @@ class DayRecord:
     service_p99_ms: float | None = None
     served_versions: str | None = None
     deployment: str | None = None
+    skew: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +116,7 @@ _SERVICE_COLUMNS = (
     ("service_p99_ms", "p99 ms"),
     ("served_versions", "served version(s)"),
     ("deployment", "deployment"),
+    ("skew", "training-serving skew"),
 )
 
 

@@ -92,5 +92,30 @@ def test_scoring_switches_to_the_new_champion(lifecycle: dict) -> None:
 
 def test_lifecycle_report_written(lifecycle: dict) -> None:
     html = (lifecycle["lake"] / "reports" / "lifecycle.html").read_text()
-    assert html.count("<img") == 1 and "Per day" in html
+    assert html.count("<img") == 2 and "Per day" in html  # the timeline and the service panel
+    assert "Realtime service per day" in html
     assert "Per-day summary" in lifecycle["stdout"]
+
+
+def test_the_service_follows_the_champion_without_failing_a_request(lifecycle: dict) -> None:
+    import pyarrow.dataset as ds
+
+    records = lifecycle["records"]
+    served = [r for r in records if r["service_requests"]]
+    # from the first champion's day on, every scored day had traffic, none of it failed
+    assert served and served[0]["day"] == records[4]["day"]
+    assert all(r["service_requests"] for r in records if r["scored_rows"])
+    assert sum(r["service_errors"] for r in served) == 0
+    assert served[-1]["served_versions"].split("->")[-1] == records[-1]["champion_version"]
+    deployed = [
+        r["deployment"] for r in records if r["deployment"] and "deployed" in r["deployment"]
+    ]
+    assert deployed, [r["deployment"] for r in records]
+    assert all("; 0 of " in d for d in deployed), (
+        deployed
+    )  # "v2 deployed; 0 of 812 requests failed"
+    # the traffic is logged under its simulated day, and the skew check read it
+    log = ds.dataset(lifecycle["lake"] / "predictions-online" / "churn", partitioning="hive")
+    days = set(log.to_table(columns=["dt"]).column("dt").to_pylist())
+    assert days == {r["day"] for r in served}
+    assert {r["skew"] for r in records if r["scored_rows"]} == {"ok"}
