@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlops_provider.core.monitoring.publish import DEFAULT_MONITORING_EXPERIMENT
 
@@ -459,112 +459,126 @@ class MonitoringCollector:
     def describe(self) -> list[Any]:
         return []  # the families depend on the snapshot: no registration-time collect
 
+    #: The gauges of the model results: name -> help text (labels from :data:`METRICS`).
+    GAUGES: ClassVar[dict[str, str]] = {
+        "mlops_champion_version_info": "1 for the version holding the alias of each model",
+        "mlops_drift_share": "Share of drifted columns in the latest drift check",
+        "mlops_dataset_drift": "1 if the latest drift check found dataset drift",
+        "mlops_drift_columns": "Columns compared by the latest drift check",
+        "mlops_drift_columns_drifted": "Drifted columns in the latest drift check",
+        "mlops_feature_drift_score": "Drift score of a column (p-value for ks/chi2/z tests, "
+        "distance for psi/wasserstein/jensen_shannon: see the method label)",
+        "mlops_feature_drifted": "1 if the column drifted in the latest drift check",
+        "mlops_performance_metric": "Metric on matured labels, per model version",
+        "mlops_performance_baseline": "Baseline of the metric (the version's training)",
+        "mlops_performance_degradation_absolute": "Degradation from the baseline",
+        "mlops_performance_degradation_relative": "Relative degradation",
+        "mlops_performance_degraded": "1 if the latest performance check degraded",
+        "mlops_performance_status": "1 for the status of the latest performance check",
+        "mlops_performance_labelled_rows": "Labelled rows of the evaluated version",
+        "mlops_result_timestamp_seconds": "End time of the latest monitoring run",
+        "mlops_retrain_requested": "1 while the last retrain request is open",
+        "mlops_retrain_last_request_timestamp_seconds": "Time of the last request",
+        "mlops_retrain_reason_info": "1 for each reason of the last request",
+    }
+
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         def gauge(name: str, doc: str) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, labels=list(METRICS[name]))
 
-        snap = self.snapshot
-        champion = gauge(
-            "mlops_champion_version_info", "1 for the version holding the alias of each model"
-        )
-        share = gauge("mlops_drift_share", "Share of drifted columns in the latest drift check")
-        dataset_drift = gauge(
-            "mlops_dataset_drift", "1 if the latest drift check found dataset drift"
-        )
-        columns = gauge("mlops_drift_columns", "Columns compared by the latest drift check")
-        drifted_cols = gauge(
-            "mlops_drift_columns_drifted", "Drifted columns in the latest drift check"
-        )
-        score = gauge(
-            "mlops_feature_drift_score",
-            "Drift score of a column (p-value for ks/chi2/z tests, distance for psi/wasserstein/"
-            "jensen_shannon: see the method label)",
-        )
-        drifted = gauge(
-            "mlops_feature_drifted", "1 if the column drifted in the latest drift check"
-        )
-        perf = gauge("mlops_performance_metric", "Metric on matured labels, per model version")
-        base = gauge(
-            "mlops_performance_baseline", "Baseline of the metric (the version's training)"
-        )
-        deg_abs = gauge("mlops_performance_degradation_absolute", "Degradation from the baseline")
-        deg_rel = gauge("mlops_performance_degradation_relative", "Relative degradation")
-        degraded = gauge("mlops_performance_degraded", "1 if the latest performance check degraded")
-        status = gauge(
-            "mlops_performance_status", "1 for the status of the latest performance check"
-        )
-        rows = gauge("mlops_performance_labelled_rows", "Labelled rows of the evaluated version")
-        stamp = gauge("mlops_result_timestamp_seconds", "End time of the latest monitoring run")
-        requested = gauge("mlops_retrain_requested", "1 while the last retrain request is open")
+        f = {name: gauge(name, doc) for name, doc in self.GAUGES.items()}
         total = CounterMetricFamily(
             "mlops_retrain_requests", "Retrain requests recorded on the model", labels=["model"]
         )
-        last = gauge("mlops_retrain_last_request_timestamp_seconds", "Time of the last request")
-        reason = gauge("mlops_retrain_reason_info", "1 for each reason of the last request")
-        for model in snap.models:
-            name = model.name
+        for model in self.snapshot.models:
             if model.champion_version is not None:
-                champion.add_metric(
-                    [name, "champion", model.champion_version, model.champion_run_id or ""], 1
+                f["mlops_champion_version_info"].add_metric(
+                    [model.name, "champion", model.champion_version, model.champion_run_id or ""],
+                    1,
                 )
-            for d in model.drift:
-                key = [name, d.check]
-                for family, value in (
-                    (share, d.drift_share),
-                    (dataset_drift, d.dataset_drift),
-                    (columns, d.n_columns),
-                    (drifted_cols, d.n_drifted),
-                ):
-                    if value is not None:
-                        family.add_metric(key, value)
-                for feature, value in sorted(d.scores.items()):
-                    score.add_metric([*key, feature, d.methods.get(feature, "")], value)
-                for feature, value in sorted(d.drifted.items()):
-                    drifted.add_metric([*key, feature], value)
-                stamp.add_metric([name, "drift", d.check], d.timestamp)
-            for p in model.performance:
-                for version, values in sorted(p.by_version.items()):
-                    for metric, value in sorted(values.items()):
-                        perf.add_metric([name, p.check, version, metric], value)
-                if not p.by_version:
-                    for metric, value in sorted(p.metrics.items()):
-                        perf.add_metric([name, p.check, p.version, metric], value)
-                for family, values in (
-                    (base, p.baseline),
-                    (deg_abs, p.degradation_abs),
-                    (deg_rel, p.degradation_rel),
-                ):
-                    for metric, value in sorted(values.items()):
-                        family.add_metric([name, p.check, p.version, metric], value)
-                degraded.add_metric([name, p.check, p.version], float(p.status == "degraded"))
-                status.add_metric([name, p.check, p.version, p.status], 1)
-                if p.labelled_rows is not None:
-                    rows.add_metric([name, p.check, p.version], p.labelled_rows)
-                stamp.add_metric([name, "performance", p.check], p.timestamp)
+            self._add_drift(f, model)
+            self._add_performance(f, model)
             if model.retrain is not None:
-                r = model.retrain
-                requested.add_metric([name], float(r.requested))
-                total.add_metric([name], r.count)
-                if r.last_request_at is not None:
-                    last.add_metric([name], r.last_request_at)
-                for text in dict.fromkeys(x[:_REASON_CHARS] for x in r.reasons):
-                    reason.add_metric([name, text], 1)
-        yield from (champion, share, dataset_drift, columns, drifted_cols, score, drifted)
-        yield from (perf, base, deg_abs, deg_rel, degraded, status, rows, stamp)
-        yield from (requested, total, last, reason)
+                self._add_retrain(f, total, model.name, model.retrain)
+        yield from f.values()
+        yield total
         yield from self._data_quality(gauge)
         yield GaugeMetricFamily(
             "mlops_export_collect_duration_seconds",
             "Seconds the last collection took",
-            value=snap.duration,
+            value=self.snapshot.duration,
         )
         yield GaugeMetricFamily(
             "mlops_export_collect_errors",
             "Parts the last collection could not read (see the log)",
-            value=len(snap.errors),
+            value=len(self.snapshot.errors),
         )
+
+    @staticmethod
+    def _add_drift(f: dict[str, Any], model: Any) -> None:
+        for d in model.drift:
+            key = [model.name, d.check]
+            for name, value in (
+                ("mlops_drift_share", d.drift_share),
+                ("mlops_dataset_drift", d.dataset_drift),
+                ("mlops_drift_columns", d.n_columns),
+                ("mlops_drift_columns_drifted", d.n_drifted),
+            ):
+                if value is not None:
+                    f[name].add_metric(key, value)
+            for feature, value in sorted(d.scores.items()):
+                f["mlops_feature_drift_score"].add_metric(
+                    [*key, feature, d.methods.get(feature, "")], value
+                )
+            for feature, value in sorted(d.drifted.items()):
+                f["mlops_feature_drifted"].add_metric([*key, feature], value)
+            f["mlops_result_timestamp_seconds"].add_metric(
+                [model.name, "drift", d.check], d.timestamp
+            )
+
+    @staticmethod
+    def _add_performance(f: dict[str, Any], model: Any) -> None:
+        name = model.name
+        for p in model.performance:
+            for version, values in sorted(p.by_version.items()):
+                for metric, value in sorted(values.items()):
+                    f["mlops_performance_metric"].add_metric(
+                        [name, p.check, version, metric], value
+                    )
+            if not p.by_version:
+                for metric, value in sorted(p.metrics.items()):
+                    f["mlops_performance_metric"].add_metric(
+                        [name, p.check, p.version, metric], value
+                    )
+            for family, values in (
+                ("mlops_performance_baseline", p.baseline),
+                ("mlops_performance_degradation_absolute", p.degradation_abs),
+                ("mlops_performance_degradation_relative", p.degradation_rel),
+            ):
+                for metric, value in sorted(values.items()):
+                    f[family].add_metric([name, p.check, p.version, metric], value)
+            f["mlops_performance_degraded"].add_metric(
+                [name, p.check, p.version], float(p.status == "degraded")
+            )
+            f["mlops_performance_status"].add_metric([name, p.check, p.version, p.status], 1)
+            if p.labelled_rows is not None:
+                f["mlops_performance_labelled_rows"].add_metric(
+                    [name, p.check, p.version], p.labelled_rows
+                )
+            f["mlops_result_timestamp_seconds"].add_metric(
+                [name, "performance", p.check], p.timestamp
+            )
+
+    @staticmethod
+    def _add_retrain(f: dict[str, Any], total: Any, name: str, r: Any) -> None:
+        f["mlops_retrain_requested"].add_metric([name], float(r.requested))
+        total.add_metric([name], r.count)
+        if r.last_request_at is not None:
+            f["mlops_retrain_last_request_timestamp_seconds"].add_metric([name], r.last_request_at)
+        for text in dict.fromkeys(x[:_REASON_CHARS] for x in r.reasons):
+            f["mlops_retrain_reason_info"].add_metric([name, text], 1)
 
     def _data_quality(self, gauge: Callable[[str, str], Any]) -> Iterator[Any]:
         success = gauge("mlops_data_quality_success", "1 if the latest validation passed")
