@@ -80,6 +80,9 @@ DETAIL_TYPES: dict[tuple[str, tuple[str, ...]], Any] = {
     ("performance", ("metrics", "roc_auc")): float,
     ("performance", ("baseline",)): dict,
     ("performance", ("baseline", "roc_auc")): float,
+    ("candidate", ("version",)): str,
+    ("candidate", ("evaluation_data",)): str,
+    ("validate_serving", ("version",)): str,
     ("deploy", ("version",)): str,
     ("validate_serving", ("latency_ms",)): dict,
     ("validate_serving", ("latency_ms", "p99")): float,
@@ -388,6 +391,8 @@ def _run_lifecycle(
         life.sim.write_day(data_root, day)
     for day in DAYS[:5]:
         run("mlops_feature_pipeline", f"features {day}", day=day)
+    service.start()  # no champion yet: it serves nothing until the deployment DAG reloads it
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SERVING_DEFAULT", service.connection())
     conf = {"as_of": AS_OF.isoformat()}
     approval = {**conf, "require_approval": True}
     # a passing (cold start) candidate, rejected by a reviewer, then by the response timeout
@@ -401,9 +406,7 @@ def _run_lifecycle(
         run("mlops_training_pipeline", "promoted", logical_date=AS_OF, conf=approval)
     later = AS_OF + timedelta(hours=1)
     run("mlops_training_pipeline", "rejected", logical_date=later, conf=conf)
-    # the champion reaches a running service (empty until then), which takes a day's traffic
-    service.start()
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SERVING_DEFAULT", service.connection())
+    # the champion reaches the running service (empty until then), which takes a day's traffic
     run("mlops_deployment", "deployment")
     customers = [int(c) for c in life.sim.activity(DAYS[4])["customer_id"]]
     service.burst(DAYS[4], customers, 60)
