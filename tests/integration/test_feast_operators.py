@@ -419,3 +419,37 @@ def test_a_trigger_serialized_with_poll_interval_still_resumes() -> None:
     assert FeatureFreshnessTrigger(feature_view=VIEW, target_time="x").poke_interval == 60.0
     with pytest.raises(TypeError, match="unexpected arguments"):
         FeatureFreshnessTrigger(feature_view=VIEW, target_time="x", poll_every=3)
+
+
+def test_features_stay_readable_while_a_materialization_runs(
+    airflow_db: Path, lake: Path, mlops_home: Path
+) -> None:
+    """Feast marks a view MATERIALIZING in the shared registry for a whole materialization and
+    then refuses its online and historical reads (one gate for both); the provider's stores keep
+    serving the last values (a training set or a realtime request at the time of the daily
+    materialization)."""
+    from feast.feature_view import FeatureViewState
+
+    from mlops_provider.core.feast_config import load_repo_config, store_from_config
+
+    store = FeastHook().store
+    feat.apply_repo(store)
+    feat.materialize(store, utc(DAYS[1]), utc(DAYS[2]), views=[VIEW])
+    view = store.get_feature_view(VIEW)
+    view.state = FeatureViewState.MATERIALIZING  # as another process's materialization leaves it
+    store.registry.apply_feature_view(view, store.project, commit=True)
+    other = FeastHook().store  # another task's store reads the shared registry
+    assert other.get_feature_view(VIEW).state == FeatureViewState.MATERIALIZING
+    assert _online(other)  # online reads are served
+    # a repo that says no keeps Feast's refusal
+    config = load_repo_config(
+        None,
+        {
+            "registry": {
+                "path": str(mlops_home / "feast" / "registry.db"),
+                "serve_features_while_materializing": False,
+            }
+        },
+    )
+    with pytest.raises(ValueError, match="is in state 'MATERIALIZING'"):
+        _online(store_from_config(config))

@@ -194,10 +194,27 @@ def make_feature_store(
     overrides: str | Mapping[str, Any] | None = None,
 ) -> FeatureStore:
     """A ``FeatureStore`` for the repo with placeholders expanded and overrides applied."""
+    return store_from_config(load_repo_config(repo_path, overrides))
+
+
+def store_from_config(repo_config: RepoConfig) -> FeatureStore:
+    """A ``FeatureStore`` of a loaded configuration that keeps serving while it materializes.
+
+    Feast moves a feature view to ``MATERIALIZING`` in the shared registry for the whole of a
+    materialization and then refuses every online *and* historical read of it (Feast issue
+    6780): a training set or a realtime request that coincides with the daily materialization
+    would fail. Feast's ``serve_features_while_materializing`` keeps the last values readable;
+    it is the provider's default unless the repo's ``registry`` block sets it. (Set in the
+    registry block it also makes Feast warn, on every configuration parse, that it targets SQL
+    registries; the flag is honoured by the file registry too.)
+    """
     from feast import FeatureStore
 
-    repo_config = load_repo_config(repo_path, overrides)
-    return FeatureStore(config=repo_config, repo_path=str(repo_config.repo_path))
+    store = FeatureStore(config=repo_config, repo_path=str(repo_config.repo_path))
+    raw = getattr(repo_config, "registry_config", None)
+    if not (isinstance(raw, Mapping) and "serve_features_while_materializing" in raw):
+        store.registry.serve_features_while_materializing = True
+    return store
 
 
 def describe(overrides: Mapping[str, Any]) -> str:

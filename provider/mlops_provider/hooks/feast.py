@@ -93,10 +93,11 @@ class FeastHook(BaseHook):
 
     @cached_property
     def store(self) -> FeatureStore:
-        """A ``FeatureStore`` for the repo."""
-        from feast import FeatureStore
+        """A ``FeatureStore`` for the repo (serving while it materializes:
+        :func:`~mlops_provider.core.feast_config.store_from_config`)."""
+        from mlops_provider.core.feast_config import store_from_config
 
-        return FeatureStore(config=self.repo_config, repo_path=str(self.repo_path))
+        return store_from_config(self.repo_config)
 
     def get_conn(self) -> FeatureStore:
         """Airflow's generic accessor: the ``FeatureStore``."""
