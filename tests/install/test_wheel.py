@@ -37,6 +37,7 @@ REFERENCE_DAGS = {
     DAG_ID,
     "mlops_monitoring",
     "mlops_training_pipeline",
+    "mlops_deployment",
 }
 pytestmark = pytest.mark.install
 

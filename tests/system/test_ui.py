@@ -1,7 +1,7 @@
 """The Airflow UI with the provider installed, driven by a real browser (Playwright + chromium).
 
 Starts a throw-away api-server + dag-processor (see ``ui_server.py``), logs in through the login
-form, and checks what a user sees: the four reference DAGs, the provider's relabelled MLflow
+form, and checks what a user sees: the reference DAGs, the provider's relabelled MLflow
 connection form and its Feast form, and a DAG's graph. Screenshots go to ``.screenshots/ui/``
 (git-ignored); ``MLOPS_UPDATE_DOC_IMAGES=1`` also copies the DAG list and graph to ``docs/images/``.
 
@@ -135,7 +135,7 @@ def page(browser: Any, ui: UiServer) -> Iterator[Any]:
 
 
 def _show_dag_list(page: Any, ui: UiServer) -> None:
-    """Open the DAG list, reloading until the DAG processor has serialized all four DAGs."""
+    """Open the DAG list, reloading until the DAG processor has serialized all the DAGs."""
     from playwright.sync_api import expect
 
     for _ in range(30):

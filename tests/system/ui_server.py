@@ -29,6 +29,7 @@ REFERENCE_DAGS = (
     "mlops_training_pipeline",
     "mlops_batch_scoring",
     "mlops_monitoring",
+    "mlops_deployment",
 )
 
 
