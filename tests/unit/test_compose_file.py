@@ -588,7 +588,7 @@ def native_stack(tmp_path: Path, monkeypatch: Any) -> Any:
         pytest.skip("stack/stack.py (the native stack of `make stack`) is not in this checkout")
     # the stack as `make stack` starts it: no overrides left by a system test in this session
     for name in list(os.environ):
-        if name.startswith(("MLOPS_STACK_", "MLOPS_SENSOR_", "MLOPS_DEFERRABLE", "MLOPS_DAG_")):
+        if name.startswith(("MLOPS_STACK_", "MLOPS_DEFERRABLE")) or name in stack.PASSED_THROUGH:
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLOPS_STACK_HOME", str(tmp_path / "stack"))
     return stack
