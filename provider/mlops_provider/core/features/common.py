@@ -3,7 +3,10 @@ published feature source lives."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 
 from mlops_provider.core import config, io
 from mlops_provider.core.errors import InputError
@@ -17,6 +20,7 @@ __all__ = [
     "FeatureRequestError",
     "feature_source_uri",
     "features_root",
+    "quiet_offline_store",
     "s3_endpoint_override",
 ]
 
@@ -62,3 +66,13 @@ def s3_endpoint_override() -> str | None:
         if os.environ.get(name):
             return os.environ[name]
     return None
+
+
+@contextlib.contextmanager
+def quiet_offline_store() -> Iterator[None]:
+    """Drop dask's deprecation warnings inside the block: Feast's file offline store computes
+    with dask, whose ``FutureWarning`` about downcasting reaches every task log that reads it
+    (materialization, point-in-time retrieval) and says nothing a reader can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"dask\.")
+        yield

@@ -13,7 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_provider.core import io
-from mlops_provider.core.features.common import ENTITY_TIMESTAMP_COLUMN, FeatureRequestError
+from mlops_provider.core.features.common import (
+    ENTITY_TIMESTAMP_COLUMN,
+    FeatureRequestError,
+    quiet_offline_store,
+)
 from mlops_provider.core.logs import captured_output
 from mlops_provider.core.results import make_result
 from mlops_provider.core.times import to_utc, utcnow
@@ -276,7 +280,8 @@ def _run_chunks(
     for index, (lo, hi) in enumerate(windows, start=1):
         chunk_started = time.perf_counter()
         counts = {n: counters[n].count(lo, hi) for n in names}
-        with captured_output(log, "feast materialize"):  # its banner and progress bars
+        # its banner and progress bars; dask's chatter
+        with captured_output(log, "feast materialize"), quiet_offline_store():
             store.materialize(start_date=lo, end_date=hi, feature_views=names)
         for name, counted in counts.items():
             entry = by_view[name]

@@ -12,7 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_provider.core import io
-from mlops_provider.core.features.common import ENTITY_TIMESTAMP_COLUMN, FeatureRequestError
+from mlops_provider.core.features.common import (
+    ENTITY_TIMESTAMP_COLUMN,
+    FeatureRequestError,
+    quiet_offline_store,
+)
 from mlops_provider.core.features.registry import join_keys, resolve_feature_refs
 from mlops_provider.core.results import make_result
 
@@ -91,10 +95,11 @@ def _historical(
     request_df = table.select(on).group_by(on).aggregate([]).to_pandas()
     if timestamp_column != ENTITY_TIMESTAMP_COLUMN:
         request_df = request_df.rename(columns={timestamp_column: ENTITY_TIMESTAMP_COLUMN})
-    job = store.get_historical_features(
-        entity_df=request_df, features=features, full_feature_names=False
-    )
-    result = job.to_arrow()
+    with quiet_offline_store():
+        job = store.get_historical_features(
+            entity_df=request_df, features=features, full_feature_names=False
+        )
+        result = job.to_arrow()
     if timestamp_column != ENTITY_TIMESTAMP_COLUMN:
         result = result.rename_columns(
             [timestamp_column if n == ENTITY_TIMESTAMP_COLUMN else n for n in result.column_names]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -487,15 +486,13 @@ def _offline(
 
     entity = pa.Table.from_pandas(rows[[*keys, timestamp_column]], preserve_index=False)
     try:
-        with warnings.catch_warnings():  # dask's own deprecation chatter in Feast's file store
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"dask\.")
-            table = build_training_set(
-                store,
-                entity,
-                features=None if group.service else group.refs,
-                feature_service=group.service,
-                timestamp_column=timestamp_column,
-            )
+        table = build_training_set(
+            store,
+            entity,
+            features=None if group.service else group.refs,
+            feature_service=group.service,
+            timestamp_column=timestamp_column,
+        )
     except FeatureRequestError as err:
         raise MonitoringError(f"offline features of the prediction log: {err}") from err
     except Exception as err:  # the offline store's own errors vary by backend
