@@ -47,25 +47,20 @@ class ServingHook(BaseHook):
 
         return ui_field_behaviour(cls.conn_type)
 
-    def _connection(self) -> Any | None:
-        from mlops_provider.hooks._connection import optional_connection
-
-        if self._url:
-            return optional_connection(self, self.serving_conn_id, self.serving_conn_id)
-        return self.get_connection(self.serving_conn_id)
-
     def url_and_token(self) -> tuple[str, str | None]:
         """The service's base URL and the admin token."""
-        conn = None
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
         try:
-            conn = self._connection()
-        except Exception:
-            if not self._url:
+            conn = self.get_connection(self.serving_conn_id)
+        except AirflowNotFoundException:
+            if not self._url:  # a URL given here needs no connection (no token then)
                 raise
+            conn = None
         token = (conn.password or None) if conn is not None else None
-        if self._url:
-            return self._url.rstrip("/"), token
-        host = (conn.host or "").strip() if conn is not None else ""
+        if self._url or conn is None:  # no connection only when a URL was given
+            return str(self._url).rstrip("/"), token
+        host = (conn.host or "").strip()
         if not host:
             raise ValueError(
                 f"Connection {self.serving_conn_id} (mlops_serving) has no host: put the "
@@ -73,8 +68,8 @@ class ServingHook(BaseHook):
             )
         if "://" in host:
             return host.rstrip("/"), token
-        port = f":{conn.port}" if conn is not None and conn.port else ""
-        scheme = (conn.schema if conn is not None else None) or "http"
+        port = f":{conn.port}" if conn.port else ""
+        scheme = conn.schema or "http"
         return f"{scheme}://{host}{port}", token
 
     def client(self, timeout: float = 30.0) -> ServingClient:
