@@ -1,6 +1,7 @@
 """The whole lifecycle on a short simulated timeline, through Airflow, as `make demo` runs it.
 
-Runs the demo runner in a fresh process (its own AIRFLOW_HOME and data lake) and then checks
+The ``lifecycle`` fixture (tests/dags/conftest.py) runs the demo runner once per session in a
+fresh process (its own AIRFLOW_HOME and data lake); these tests check
 what the DAGs wrote: the quarantined incident day, the first champion, drift detected after the
 shift, a retrain requested by the monitoring DAG (an Asset event, not the runner), a new
 version promoted, and scoring switching to it.
@@ -8,40 +9,9 @@ version promoted, and scoring switching to it.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    home = tmp_path_factory.mktemp("lifecycle") / "airflow"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
-    env.pop("MLOPS_HOME", None)
-    # this checkout's provider first (an installed one may be another checkout's)
-    path = os.pathsep.join([str(ROOT), str(ROOT / "provider")])
-    env.update({"AIRFLOW_HOME": str(home), "PYTHONPATH": path})
-    args = ["--days", "15", "--shift-day", "9", "--first-training-day", "5"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "include.demo", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    lake = home / "mlops" / "data"
-    records = json.loads((lake / "reports" / "lifecycle.json").read_text())
-    return {"records": records, "lake": lake, "home": home, "stdout": proc.stdout}
 
 
 def test_incident_day_is_quarantined_and_other_days_flow(lifecycle: dict) -> None:
