@@ -320,6 +320,49 @@ def test_train_and_log_records_everything(
     assert info.signature.inputs.to_dict()[0]["type"] == "double"  # ints declared as doubles
 
 
+def test_the_run_records_its_lineage_document(store: MlflowTarget, dataset: str) -> None:
+    from mlops_provider import __version__
+    from mlops_provider.core.governance import read_training_lineage
+
+    window = {"as_of": "2026-01-05T00:00:00+00:00", "window_days": 4}
+    result = train_and_log(
+        store,
+        dataset,
+        TrainingConfig(target="churned", **FAST),
+        experiment_name="unit-lineage",
+        task_key="dag/run-1/train-lineage/-1",
+        feature_refs=["customer_activity:tenure_months"],
+        lineage={
+            "label_window": window,
+            "entity_data": {"training": {"uri": "/lake/entities/train", "digest": "abc"}},
+            "code": {"dag_id": "dag"},
+            "trigger": {"kind": "retrain_request", "reasons": ["drift"]},
+        },
+    )
+    lineage = read_training_lineage(make_client(store), result.run_id)
+    assert lineage is not None
+    data = io.read_table(dataset)
+    assert lineage.training_data.uri == dataset
+    assert lineage.training_data.digest == io.table_digest(data)
+    assert lineage.training_data.rows == data.num_rows
+    assert lineage.config["estimator"] == "sklearn.linear_model.LogisticRegression"
+    assert lineage.config["target"] == "churned"
+    assert lineage.config["fingerprint"] == result.fingerprint
+    assert lineage.feature_refs == ["customer_activity:tenure_months"]
+    assert lineage.code == {"provider_version": __version__, "dag_id": "dag"}
+    assert lineage.entity_data["training"].digest == "abc"
+    assert lineage.label_window == window and lineage.trigger["reasons"] == ["drift"]
+    with pytest.raises(TrainingInputError, match="unknown lineage field"):
+        train_and_log(
+            store,
+            dataset,
+            TrainingConfig(target="churned", **FAST),
+            experiment_name="unit-lineage-bad",
+            lineage={"windows": {}},
+        )
+    assert make_client(store).get_experiment_by_name("unit-lineage-bad") is None
+
+
 def test_retry_reuses_a_finished_run_and_replaces_when_inputs_change(
     store: MlflowTarget, dataset: str, frame: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -153,6 +153,7 @@ class _Inputs:
     prepared: PreparedTraining
     feature_refs: list[str]
     fingerprint: str
+    digests: dict[str, str | None]
 
 
 def _read(uri: str, conn_id: str | None, what: str) -> pa.Table:
@@ -172,13 +173,13 @@ def _estimator_params(prepared: PreparedTraining) -> dict[str, str]:
 
 
 def _fingerprint(
-    table: pa.Table, valid: pa.Table | None, prepared: PreparedTraining, feature_refs: list[str]
+    digests: Mapping[str, str | None], prepared: PreparedTraining, feature_refs: list[str]
 ) -> str:
     """A digest of everything that decides the model: data, estimator, features, split."""
     config = prepared.config
     parts = {
-        "data": io.table_digest(table),
-        "validation": io.table_digest(valid) if valid is not None else None,
+        "data": digests["training"],
+        "validation": digests["validation"],
         "estimator": prepared.estimator_path,
         "params": _estimator_params(prepared),
         "features": asdict(prepared.features),
@@ -208,9 +209,20 @@ def _inputs(
     valid_frame = valid.to_pandas() if valid is not None else None
     prepared = prepare_training(frame, config, valid_frame)
     refs = [str(r) for r in (feature_refs or [])]
-    fingerprint = _fingerprint(table, valid, prepared, refs)
+    digests = {
+        "training": io.table_digest(table),
+        "validation": io.table_digest(valid) if valid is not None else None,
+    }
+    fingerprint = _fingerprint(digests, prepared, refs)
     return _Inputs(
-        str(training_data), validation_data, frame, valid_frame, prepared, refs, fingerprint
+        str(training_data),
+        validation_data,
+        frame,
+        valid_frame,
+        prepared,
+        refs,
+        fingerprint,
+        digests,
     )
 
 
@@ -415,6 +427,47 @@ def _profile(inputs: _Inputs, run_id: str, digest: str) -> str:
     return profile.to_json()
 
 
+def _lineage(inputs: _Inputs, extra: Mapping[str, Any] | None) -> str:
+    """The run's lineage document (:mod:`mlops_provider.core.governance.record`): what this
+    function knows (datasets and digests, configuration, feature references, provider version),
+    completed by the caller's ``extra`` (windows, feature views, code, trigger)."""
+    from mlops_provider import __version__
+    from mlops_provider.core.governance.record import DatasetRef, TrainingLineage
+
+    prepared = inputs.prepared
+    config = prepared.config
+    validation = None
+    if inputs.validation_data and inputs.valid_frame is not None:
+        validation = DatasetRef(
+            inputs.validation_data, inputs.digests["validation"], len(inputs.valid_frame)
+        )
+    lineage = TrainingLineage(
+        training_data=DatasetRef(
+            inputs.training_data, inputs.digests["training"], len(inputs.frame)
+        ),
+        validation_data=validation,
+        config={
+            **{k: v for k, v in asdict(config).items() if k != "estimator"},
+            "estimator": prepared.estimator_path,
+            "task": prepared.task,
+            "fingerprint": inputs.fingerprint,
+        },
+        feature_refs=list(inputs.feature_refs),
+        code={"provider_version": __version__},
+    )
+    return lineage.merged(extra).to_json()
+
+
+def _check_lineage(lineage: Mapping[str, Any]) -> None:
+    """Reject an unknown or malformed lineage field before anything is read or logged."""
+    from mlops_provider.core.governance.record import DatasetRef, TrainingLineage
+
+    try:
+        TrainingLineage(training_data=DatasetRef("-")).merged(lineage)
+    except (ValueError, TypeError, KeyError) as err:
+        raise TrainingInputError(f"lineage: {err}") from err
+
+
 def _log_model(fitted: FittedModel, pip_requirements: Sequence[str] | None) -> ModelInfo:
     """The Pipeline with its signature and input example (integer columns declared as doubles:
     a scoring batch may hold missing values)."""
@@ -491,10 +544,12 @@ def _publish(
     *,
     experiment_name: str,
     pip_requirements: Sequence[str] | None,
+    lineage: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Log everything on the (new) run; a failure marks it FAILED before raising."""
     import mlflow
 
+    from mlops_provider.core.governance.record import LINEAGE_ARTIFACT
     from mlops_provider.core.mlflow_target import activated
 
     run_id = run.info.run_id
@@ -506,6 +561,7 @@ def _publish(
             texts = {
                 FEATURES_PATH: json.dumps({**features, "task": fitted.task}, indent=2),
                 REFERENCE_PROFILE_PATH: _profile(inputs, run_id, digest),
+                LINEAGE_ARTIFACT: _lineage(inputs, lineage),
             }
             runs.log_results(client, run_id, texts=texts)
             info = _log_model(fitted, pip_requirements)
@@ -545,6 +601,7 @@ def train_and_log(
     feature_refs: Sequence[str] | None = None,
     run_name: str | None = None,
     pip_requirements: Sequence[str] | None = None,
+    lineage: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train on ``training_data`` and log params, metrics, dataset, profile and model to MLflow.
 
@@ -554,10 +611,16 @@ def train_and_log(
 
     :param task_key: the identity of the work across retries (``RunIdentity.key``).
     :param tags: extra run tags (the Airflow lineage).
+    :param lineage: fields of the run's lineage document
+        (:class:`~mlops_provider.core.governance.TrainingLineage`) the caller knows: entity and
+        evaluation data, label window, feature views, source partitions, code, trigger. The
+        datasets read here, their digests and the configuration are recorded in any case.
     :raises TrainingInputError: bad data, estimator or configuration (nothing was logged).
     :raises InputError: an unknown ``problem_type`` (nothing was logged).
     :raises TrackingUnavailableError: the tracking store does not answer.
     """
+    if lineage:
+        _check_lineage(lineage)
     inputs = _inputs(training_data, validation_data, config, conn_id, feature_refs)
     client, experiment_id = _reach(target, experiment_name)
     key = {TASK_KEY_TAG: task_key} if task_key else None
@@ -588,6 +651,7 @@ def train_and_log(
         fitted,
         experiment_name=experiment_name,
         pip_requirements=pip_requirements,
+        lineage=lineage,
     )
     if task_key:
         _supersede(client, previous, result.run_id, task_key)
