@@ -116,6 +116,8 @@ def test_every_write_reports_its_digest(tmp_path: Path) -> None:
     assert single["digest"] == io.table_digest(table) == io.digest_of(single["uri"])
     meta = pq.read_schema(single["uri"]).metadata
     assert meta[versions.DIGEST_KEY.encode()].decode() == single["digest"]
+    nameless = io.write_table(table, str(tmp_path / "export" / "table"))  # parquet, no suffix
+    assert nameless["digest"] == single["digest"] == io.digest_of(nameless["uri"])
     csv = io.write_table(table, str(tmp_path / "export" / "t.csv"))
     assert csv["digest"] == io.digest_of(csv["uri"])
     text = io.write_text("<html>é</html>", str(tmp_path / "reports" / "r.html"))

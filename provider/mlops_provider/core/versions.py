@@ -241,8 +241,16 @@ def _file_sha(loc: Location, path: str) -> str:
     return sha.hexdigest()[:_DIGEST_CHARS]
 
 
-def _is_parquet(path: str) -> bool:
-    return path.lower().endswith(_PARQUET_SUFFIXES)
+def _is_parquet(loc: Location, path: str) -> bool:
+    """A parquet file: by its name, else by its magic bytes (``write_table`` writes parquet
+    whatever the name)."""
+    if path.lower().endswith(_PARQUET_SUFFIXES):
+        return True
+    try:
+        with loc.fs.open(path, "rb") as handle:
+            return bool(handle.read(4) == b"PAR1")
+    except OSError:
+        return False
 
 
 def _read_marker(loc: Location, path: str) -> dict[str, Any]:
@@ -259,7 +267,7 @@ def _recorded(loc: Location, is_dir: bool) -> dict[str, Any]:
     if is_dir:
         marker = _read_marker(loc, loc.path)
         return {k: marker.get(k) for k in ("digest", "committed_at", "rows")}
-    if _is_parquet(loc.path):
+    if _is_parquet(loc, loc.path):
         import pyarrow.parquet as pq
 
         try:
@@ -291,7 +299,7 @@ def _compute(loc: Location, is_dir: bool) -> str:
     import pyarrow.dataset as ds
 
     files = _data_files(loc, is_dir)
-    if files and all(_is_parquet(f) for f in files):
+    if files and all(_is_parquet(loc, f) for f in files):
         if is_dir:
             dataset = ds.dataset(
                 files,
