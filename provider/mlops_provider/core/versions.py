@@ -209,7 +209,7 @@ class TableDigest:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_batch(batch)
-        digest.update(sink.getvalue().to_pybytes())
+        digest.update(memoryview(sink.getvalue()))
 
     def hexdigest(self) -> str:
         """The digest of the rows added so far (more may be added afterwards)."""
@@ -536,22 +536,28 @@ def prune_versions(
 # ==========================================================================================
 # Listing and resolving versions
 # ==========================================================================================
+def _committed_at(loc: Location, is_dir: bool, recorded: dict[str, Any]) -> str | None:
+    """The recorded commit time, else the file's (or the marker's) modification time."""
+    if recorded.get("committed_at"):
+        return str(recorded["committed_at"])
+    target = loc.path if not is_dir else posixpath.join(loc.path, _SUCCESS)
+    try:
+        return _iso(loc.fs.modified(target))
+    except (OSError, NotImplementedError):  # no marker, or a filesystem without mtimes
+        return None
+
+
 def _current(loc: Location) -> dict[str, Any] | None:
     if not loc.fs.exists(loc.path):
         return None
     is_dir = bool(loc.fs.isdir(loc.path))
     recorded = _recorded(loc, is_dir)
     digest = recorded["digest"] or _compute(loc, is_dir)
-    committed = recorded["committed_at"]
-    if not committed:
-        with contextlib.suppress(Exception):
-            target = loc.path if not is_dir else posixpath.join(loc.path, _SUCCESS)
-            committed = _iso(loc.fs.modified(target))
     return {
         "digest": digest,
         "current": True,
         "uri": loc.uri,
-        "committed_at": committed,
+        "committed_at": _committed_at(loc, is_dir, recorded),
         "retained_at": None,
         "rows": recorded["rows"],
     }
@@ -654,7 +660,7 @@ def retain(loc: Location, *, is_dir: bool, digest: str) -> Location:
         "uri": loc.uri,
         "name": name or None,
         "kind": "directory" if is_dir else "file",
-        "committed_at": recorded["committed_at"] or (_current(loc) or {}).get("committed_at"),
+        "committed_at": _committed_at(loc, is_dir, recorded),
         "retained_at": _now().isoformat(),
         "rows": recorded["rows"],
     }
