@@ -336,3 +336,14 @@ def test_default_policy_keeps_thirty_days() -> None:
         {"digest": "b", "retained_at": (now - timedelta(days=31)).isoformat()},
     ]
     assert [m["digest"] for m, _ in policy.expired(manifests, now)] == ["b"]
+
+
+def test_relative_paths_resolve_to_readable_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = io.write_table(_table(3), "train.parquet")
+    io.write_table(_table(4), "train.parquet")
+    where = io.resolve_version("train.parquet", first["digest"])
+    assert Path(where).is_absolute() and io.read_table(where).num_rows == 3
+    assert io.read_table("train.parquet", version=first["digest"]).num_rows == 3

@@ -353,9 +353,13 @@ def version_root(loc: Location, *, is_dir: bool) -> Location:
     keep = first - 1 if first is not None else len(segments) - (1 if is_dir else 2)
     keep = max(keep, 1)
     rel = segments[keep:]
-    uri_parts = loc.uri.rstrip("/").split("/")
-    base_uri = "/".join(uri_parts[: len(uri_parts) - len(rel)]) or "."
-    base = replace(loc, uri=base_uri, path="/".join(segments[:keep]))
+    base_path = "/".join(segments[:keep])
+    if loc.is_local:  # the absolute path: a relative URI may have fewer segments
+        base_uri = base_path
+    else:
+        uri_parts = loc.uri.rstrip("/").split("/")
+        base_uri = "/".join(uri_parts[: len(uri_parts) - len(rel)])
+    base = replace(loc, uri=base_uri, path=base_path)
     return base.child(VERSIONS_DIR, *rel)
 
 
@@ -381,7 +385,8 @@ def _manifests(root: Location) -> list[dict[str, Any]]:
         manifest = _read_manifest(root.child(name))
         if manifest is not None:
             out.append(manifest)
-    return sorted(out, key=lambda m: str(m.get("retained_at") or ""), reverse=True)
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(out, key=lambda m: _parse_time(m.get("retained_at")) or oldest, reverse=True)
 
 
 def _read_manifest(entry: Location) -> dict[str, Any] | None:
