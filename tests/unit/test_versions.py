@@ -131,6 +131,16 @@ def test_every_write_reports_its_digest(tmp_path: Path) -> None:
         io.digest_of(str(tmp_path / "nope"))
 
 
+def test_unreadable_data_is_copied_with_the_digest_of_its_bytes(tmp_path: Path) -> None:
+    bad = tmp_path / "raw" / "dt=2026-01-02"
+    bad.mkdir(parents=True)
+    (bad / "part-0.parquet").write_bytes(b"PAR1 this is not parquet PAR1")
+    copied = io.copy(str(bad), str(tmp_path / "quarantine" / "dt=2026-01-02"))
+    assert copied["digest"] == io.digest_of(str(bad))
+    (bad / "part-0.parquet").write_bytes(b"PAR1 nor is this PAR1")
+    assert io.digest_of(str(bad)) != copied["digest"]
+
+
 # ------------------------------------------------------------------------------------------
 # versions
 # ------------------------------------------------------------------------------------------

@@ -294,26 +294,35 @@ def _data_files(loc: Location, is_dir: bool) -> list[str]:
     )
 
 
-def _compute(loc: Location, is_dir: bool) -> str:
-    """The digest of data without a recorded one, read as io reads it."""
+def _parquet_digest(loc: Location, is_dir: bool, files: Sequence[str]) -> str:
     import pyarrow.dataset as ds
 
+    if is_dir:
+        dataset = ds.dataset(
+            list(files),
+            filesystem=loc.fs,
+            format="parquet",
+            partitioning="hive",
+            partition_base_dir=loc.path,
+        )
+    else:
+        dataset = ds.dataset(loc.path, filesystem=loc.fs, format="parquet")
+    running = TableDigest(dataset.schema)
+    for batch in dataset.to_batches():
+        running.update(batch)
+    return running.hexdigest()
+
+
+def _compute(loc: Location, is_dir: bool) -> str:
+    """The digest of data without a recorded one, read as io reads it: the table digest of
+    parquet data, the bytes digest of anything else, including parquet that cannot be read as
+    one table (quarantined data)."""
     files = _data_files(loc, is_dir)
     if files and all(_is_parquet(loc, f) for f in files):
-        if is_dir:
-            dataset = ds.dataset(
-                files,
-                filesystem=loc.fs,
-                format="parquet",
-                partitioning="hive",
-                partition_base_dir=loc.path,
-            )
-        else:
-            dataset = ds.dataset(loc.path, filesystem=loc.fs, format="parquet")
-        running = TableDigest(dataset.schema)
-        for batch in dataset.to_batches():
-            running.update(batch)
-        return running.hexdigest()
+        try:
+            return _parquet_digest(loc, is_dir, files)
+        except pa.ArrowException as err:
+            log.info("%s is not readable as one table (%s): digest of its bytes", loc.uri, err)
     if not is_dir:
         return _file_sha(loc, loc.path)
     listing = "".join(
