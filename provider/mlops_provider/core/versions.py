@@ -692,7 +692,11 @@ def retain(loc: Location, *, is_dir: bool, digest: str) -> Location:
                 handle.write(text)
             if os.path.lexists(entry.path):  # an incomplete earlier attempt
                 shutil.rmtree(entry.path)
-            os.replace(staging.path, entry.path)
+            try:
+                os.replace(staging.path, entry.path)
+            except OSError:
+                if _read_manifest(entry) is None:
+                    raise  # not a concurrent writer retaining the same content first
         finally:
             if os.path.lexists(staging.path):
                 shutil.rmtree(staging.path, ignore_errors=True)
