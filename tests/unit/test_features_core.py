@@ -448,6 +448,7 @@ def test_create_training_dataset_writes_parquet_with_digest(
     assert pc.sum(pc.is_null(written.column("plan"))).as_py() == 0
     assert result["feature_refs"] == refs
     assert result["digest"] == io.table_digest(written)
+    assert written.schema.metadata[b"mlops.digest"] == result["digest"].encode()  # recorded
     assert (
         written.schema.metadata[b"feature_refs"]
         == b'["customer_activity:tenure_months", "customer_activity:plan"]'

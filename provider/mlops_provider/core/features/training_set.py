@@ -215,8 +215,7 @@ def create_training_dataset(
             "timestamp (no feature row at or before it within the ttl)"
         )
         log.warning("%s", reasons[0])
-    digest = io.table_digest(table)
-    written = io.write_table(
+    written = io.write_table(  # records the content digest (mlops.digest, docs/versioning.md)
         table,
         output_uri,
         conn_id=conn_id,
@@ -224,9 +223,9 @@ def create_training_dataset(
             "feature_refs": json.dumps(refs),
             "feature_service": feature_service or "",
             "entity_data": str(entity_data),
-            "digest": digest,
         },
     )
+    digest = written["digest"]
     return make_result(
         status="written",
         passed=True,
