@@ -69,6 +69,7 @@ DETAIL_TYPES: dict[tuple[str, tuple[str, ...]], Any] = {
     ("as_of", ("reasons",)): list,
     ("label_window", ("train_uri",)): str,
     ("label_window", ("eval_uri",)): str,
+    ("training_lineage", ()): dict,
     ("resolve_champion", ("uri",)): str,
     ("input_rows", ()): int,
     ("earlier_predictions", ()): list,
