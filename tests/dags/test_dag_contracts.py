@@ -68,6 +68,7 @@ DETAIL_TYPES: dict[tuple[str, tuple[str, ...]], Any] = {
     ("as_of", ("key",)): str,
     ("as_of", ("reasons",)): list,
     ("label_window", ("train_uri",)): str,
+    ("label_window", ()): dict,
     ("label_window", ("eval_uri",)): str,
     ("training_lineage", ()): dict,
     ("resolve_champion", ("uri",)): str,
