@@ -797,11 +797,12 @@ def _run_summary(data: Mapping[str, Any]) -> list[str]:
 
 def _code_summary(data: Mapping[str, Any]) -> list[str]:
     lines = [f"{data.get('dag_id')} / {data.get('run_id')} / {data.get('task_id')}"]
-    if data.get("dag_version_id") or data.get("bundle_version"):
+    if data.get("dag_version_id"):
         lines.append(
-            f"DAG version {data.get('dag_version_id')}, bundle {data.get('bundle_name')} "
-            f"version {data.get('bundle_version')}"
+            f"DAG version {data['dag_version_id']} (Airflow {data.get('airflow_version')})"
         )
+    if data.get("bundle_name"):
+        lines.append(f"DAG bundle {data['bundle_name']} version {data.get('bundle_version')}")
     if data.get("dag_file"):
         lines.append(f"{data.get('dag_file')} (sha256 {_short(data.get('dag_file_digest'))})")
     lines.append(f"provider version {data.get('provider_version')}")
