@@ -437,3 +437,23 @@ def test_a_changed_source_partition_is_reported(world: dict[str, Any]) -> None:
     assert changed == ["2026-01-02"] and "2026-01-02" in partitions.notes[0]
     quick = trace_model_version(world["client"], f"{NAME}/{world['v1']}", verify=False)
     assert quick.changed == []
+
+
+def test_the_trigger_of_a_training_run() -> None:
+    from mlops_provider.core.governance.collect import training_trigger
+
+    event = {"reasons": ["drift"], "request_id": "mon/1", "as_of": "2026-01-05T00:00:00+00:00"}
+    request = {"last_request_at": "2026-01-05T00:00:00+00:00", "reasons": ["perf"]}
+    consumed = training_trigger(events=[event], request=request, run_type="asset_triggered")
+    assert (consumed["kind"], consumed["source"]) == ("retrain_request", "asset_events")
+    assert consumed["reasons"] == ["drift"] and consumed["request_ids"] == ["mon/1"]
+    open_request = training_trigger(
+        request={**request, "request_id": "mon/2", "handled": False}, run_type="manual"
+    )
+    assert (open_request["kind"], open_request["source"]) == ("retrain_request", "registry")
+    assert open_request["reasons"] == ["perf"] and open_request["request_ids"] == ["mon/2"]
+    handled = training_trigger(
+        request={**request, "handled": True}, run_type="manual", conf_as_of="2026-01-06"
+    )
+    assert (handled["kind"], handled["reasons"]) == ("manual", [])
+    assert training_trigger(run_type="scheduled")["kind"] == "schedule"
