@@ -48,8 +48,10 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from mlops_provider.core.mlflow_target import MlflowTarget
-    from mlops_provider.core.monitoring.performance_check import LabelColumns, MetricPlan
     from mlops_provider.core.scoring.model import LoadedModel
+
+#: Metrics of a frame of labelled predictions (the performance check's scorer).
+Scorer = Callable[[pd.DataFrame], dict[str, float | None]]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ __all__ = [
     "FIRST_CHAMPION",
     "Counterfactual",
     "CounterfactualScores",
+    "Scoring",
     "champion_counterfactuals",
     "comparison_rows",
     "gain",
@@ -272,19 +275,25 @@ class CounterfactualScores:
         }
 
 
-def _score_one(
-    loaded: LoadedModel,
-    rows: pd.DataFrame,
-    score: Callable[[pd.DataFrame], dict[str, float | None]],
-    columns: LabelColumns,
-) -> dict[str, float | None]:
+def _score_one(loaded: LoadedModel, rows: pd.DataFrame, label: str, score: Scorer) -> dict:
     predicted = _predict(loaded, rows)
-    frame = pd.DataFrame({str(columns.target): rows[str(columns.target)].to_numpy()})
-    if "prediction" in predicted:
-        frame["prediction"] = predicted["prediction"].to_numpy()
-    if "probability" in predicted:
-        frame["probability"] = predicted["probability"].to_numpy()
+    frame = pd.DataFrame({label: rows[label].to_numpy()})
+    for column in ("prediction", "probability"):
+        if column in predicted:
+            frame[column] = predicted[column].to_numpy()
     return score(frame)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How rows are scored: ``label`` column, ``keys`` (entity columns),
+    ``current`` (metrics from the logged predictions' columns) and ``predicted`` (metrics
+    from the ``prediction`` / ``probability`` columns the batch scorer writes)."""
+
+    label: str
+    keys: list[str]
+    current: Scorer
+    predicted: Scorer
 
 
 def score_counterfactuals(
@@ -294,8 +303,7 @@ def score_counterfactuals(
     name: str,
     current: str,
     input_data: str,
-    plan: MetricPlan,
-    columns: LabelColumns,
+    scoring: Scoring,
     alias: str = models.DEFAULT_ALIAS,
     target: MlflowTarget | None = None,
     conn_id: str | None = None,
@@ -307,10 +315,8 @@ def score_counterfactuals(
     :param input_data: base URI of the features the predictions were scored from.
     :raises MonitoringError: features missing or not joinable, a model that cannot be loaded.
     """
-    from mlops_provider.core.monitoring.performance_check import LabelColumns
-
     started = time.perf_counter()
-    keys = list(columns.entity_columns or ())
+    keys = scoring.keys
     found, notes = champion_counterfactuals(client, name, current, alias)
     loaded = {
         cf.version: _loaded(models.resolve(client, models.version_uri(name, cf.version)), target)
@@ -321,7 +327,7 @@ def score_counterfactuals(
     if len(rows) < len(labelled):
         notes.append(f"{len(labelled) - len(rows)} labelled row(s) have no features in input_data")
     digest = rows_digest(rows, keys)
-    current_metrics = columns.scorer(plan)(rows) if len(rows) else {}
+    current_metrics = scoring.current(rows) if len(rows) else {}
     comparison = {
         "model_version": str(current),
         "metrics": _rounded(current_metrics),
@@ -329,14 +335,13 @@ def score_counterfactuals(
         "rows_digest": digest,
         "days": sorted({str(d)[:10] for d in rows[_DAY]}) if len(rows) else [],
     }
-    # the earlier champions' predictions come from predict_table: its column names
-    own = LabelColumns(target=columns.target, decision_threshold=columns.decision_threshold)
-    scorer = own.scorer(plan)
     out = []
     by_version: dict[str, dict[str, float | None]] = {}
     for cf in found:
         if cf.version not in by_version and len(rows):
-            by_version[cf.version] = _score_one(loaded[cf.version], rows, scorer, own)
+            by_version[cf.version] = _score_one(
+                loaded[cf.version], rows, scoring.label, scoring.predicted
+            )
         metrics = by_version.get(cf.version, {})
         out.append(
             {

@@ -946,7 +946,6 @@ def counterfactual_keys(
     request: CounterfactualRequest | None,
     window: LabelledWindow,
     result: PerformanceResult,
-    *,
     plan: MetricPlan,
     client: MlflowClient | None,
     registered_model_name: str | None,
@@ -956,6 +955,7 @@ def counterfactual_keys(
     """The result's ``comparison``, ``counterfactuals``, ``gain`` and ``counterfactual_notes``
     (docs/monitoring.md); empty with a note when not requested or not possible."""
     from mlops_provider.core.monitoring.counterfactual import (
+        Scoring,
         safe_counterfactuals,
         score_counterfactuals,
     )
@@ -984,6 +984,15 @@ def counterfactual_keys(
         pv.model_version,
         request.input_data,
     )
+    columns = window.columns
+    # earlier champions are scored by the batch scorer's code: its column names
+    written = LabelColumns(target=columns.target, decision_threshold=columns.decision_threshold)
+    scoring = Scoring(
+        label=str(columns.target),
+        keys=list(columns.entity_columns or ()),
+        current=columns.scorer(plan),
+        predicted=written.scorer(plan),
+    )
     return safe_counterfactuals(
         lambda: score_counterfactuals(
             client,
@@ -991,8 +1000,7 @@ def counterfactual_keys(
             name=name,
             current=pv.model_version,
             input_data=request.input_data,
-            plan=plan,
-            columns=window.columns,
+            scoring=scoring,
             alias=alias,
             target=request.target,
             conn_id=conn_id,
@@ -1118,14 +1126,7 @@ def run_performance_check(
         label_delay=label_delay,
         evaluation_window=evaluation_window,
         **counterfactual_keys(
-            counterfactuals,
-            window,
-            result,
-            plan=plan,
-            client=client,
-            registered_model_name=registered_model_name,
-            alias=alias,
-            conn_id=conn_id,
+            counterfactuals, window, result, plan, client, registered_model_name, alias, conn_id
         ),
     )
     _publish(
@@ -1138,6 +1139,11 @@ def run_performance_check(
         sources=(predictions_data, labels_data),
         conn_id=conn_id,
     )
+    _log_done(out, started)
+    return out
+
+
+def _log_done(out: Mapping[str, Any], started: float) -> None:
     log.info(
         "Performance check done in %.1fs: status=%s, %d labelled rows, %s; gain over earlier "
         "champions on the same rows: %s",
@@ -1147,4 +1153,3 @@ def run_performance_check(
         out["metrics"],
         out["gain"] or "-",
     )
-    return out
