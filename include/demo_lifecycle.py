@@ -249,8 +249,18 @@ class Lifecycle:
                 f"({sum(r.service_errors or 0 for r in records)})"
             ),
             "seconds per DAG": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
+            "retraining gain": _gain_fact(records),
         }
         write_lifecycle_report(records, facts, str(self.lake / "reports"))
+
+
+def _gain_fact(records: list[Any]) -> str:
+    from include.lifecycle_report import retraining_gain
+
+    measured = retraining_gain(records)
+    if measured is None:
+        return "not measured (no retrained champion's predictions matured in the timeline)"
+    return measured.sentence()
 
 
 def write_lifecycle_report(records: list[Any], facts: dict[str, Any], directory: str) -> str:
@@ -372,11 +382,43 @@ def record_monitoring(record: Any, run: RunView) -> None:
     record.skew = skew.get("status")
     record.retrain_decision = _verdict(decision, "retrain")
     record.decision_reasons = list(decision.get("reasons") or [])
+    record_gain(record, performance)
     say(
         f"    monitoring: drift share {record.drift_share}, performance "
         f"{record.performance_status} (AUC {record.roc_auc}), retrain: "
         f"{record.retrain_decision} {record.decision_reasons}"
     )
+    for line in decision.get("retraining_gain") or []:
+        say(f"    gain: {line}")
+
+
+def record_gain(record: Any, performance: dict[str, Any]) -> None:
+    """The matured rows' AUC of the first champion ("never retrained") on the same rows: its
+    counterfactual score, or the served AUC itself when the first champion served them."""
+    comparison = performance.get("comparison") or {}
+    record.matured_version = _model(performance).get("version")
+    first = next(
+        (c for c in performance.get("counterfactuals") or [] if c["role"] == "first_champion"),
+        None,
+    )
+    if first is not None:
+        record.first_champion_version = first["version"]
+        record.first_champion_roc_auc = (first.get("metrics") or {}).get("roc_auc")
+        record.roc_auc = (comparison.get("metrics") or {}).get("roc_auc", record.roc_auc)
+    elif comparison and any(
+        "never retrained" in n for n in performance.get("counterfactual_notes") or []
+    ):
+        record.first_champion_version = record.matured_version
+        record.first_champion_roc_auc = (comparison.get("metrics") or {}).get("roc_auc")
+    previous = next(
+        (c for c in performance.get("counterfactuals") or [] if c["role"] == "previous_champion"),
+        None,
+    )
+    if previous is not None:
+        record.previous_champion_roc_auc = (previous.get("metrics") or {}).get("roc_auc")
+    record.compared_rows = comparison.get("rows")
+    record.compared_days = list(comparison.get("days") or [])
+    record.rows_digest = comparison.get("rows_digest")
 
 
 def _model(result: dict[str, Any]) -> dict[str, Any]:
