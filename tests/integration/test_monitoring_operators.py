@@ -854,5 +854,7 @@ def test_gain_over_earlier_champions_on_the_same_rows(lake: Lake) -> None:
     assert logged["gain.previous_champion.roc_auc"] == pytest.approx(
         out["gain"]["previous_champion"]["roc_auc"]
     )
+    html = Path(out["report_uri"]).read_text()
+    assert "Gain over earlier champions (same rows)" in html and "first champion" in html
     off = xcom(run, "off")
     assert off["counterfactuals"] == [] and off["metrics"] == out["metrics"]

@@ -1046,7 +1046,7 @@ def _publish(
 
     name = name or io.dataset_name(sources[0])
     html = render_performance_report(
-        result, title=f"Model performance: {name} (run day {run_day.isoformat()})"
+        result, title=f"Model performance: {name} (run day {run_day.isoformat()})", out=out
     )
     publish_monitoring_result(
         out,
