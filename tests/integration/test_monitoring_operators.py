@@ -858,3 +858,33 @@ def test_gain_over_earlier_champions_on_the_same_rows(lake: Lake) -> None:
     assert "Gain over earlier champions (same rows)" in html and "first champion" in html
     off = xcom(run, "off")
     assert off["counterfactuals"] == [] and off["metrics"] == out["metrics"]
+
+
+def test_earlier_champions_without_a_recorded_history(lake: Lake) -> None:
+    """Aliases moved outside the provider leave no history: the previous champion is then the
+    ``previous_champion`` alias, and there is no first champion to name."""
+    import mlflow
+
+    from mlops_provider.core.monitoring.counterfactual import (
+        Counterfactual,
+        champion_counterfactuals,
+    )
+
+    name = "churn-monitoring-no-history"
+    client = MlflowHook().client
+    with MlflowHook().activated(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for trained in (lake.models["1"], lake.models["2"]):
+            mlflow.register_model(trained.model_uri, name)
+    client.set_registered_model_alias(name, "champion", "2")
+    client.set_registered_model_alias(name, "previous_champion", "1")
+    found, notes = champion_counterfactuals(client, name, "2")
+    assert found == [Counterfactual("1", "previous_champion")]
+    assert any("no recorded history" in n for n in notes)
+    _promote_with_history(name, "2", "1")  # now recorded: v2 replaced v1, v2 came first
+    found, notes = champion_counterfactuals(client, name, "2")
+    assert found == [Counterfactual("1", "previous_champion")]
+    assert any("is the first champion" in n for n in notes)
+    found, notes = champion_counterfactuals(client, name, "1")
+    assert found == [Counterfactual("2", "first_champion")]
+    assert any("never held" in n for n in notes)
