@@ -478,3 +478,14 @@ def test_the_decision_records_what_retraining_bought() -> None:
     assert detail["gain"]["first_champion"] == {"roc_auc": 0.17}
     assert detail["rows_digest"] == "ab" * 32
     assert decide({"min_metric": 0.7}, performance=perf_result(), now=NOW).gain == []
+    same = dict(
+        performance,
+        counterfactuals=[
+            {**performance["counterfactuals"][1], "role": "previous_champion"},
+            performance["counterfactuals"][1],
+        ],
+    )
+    assert decide({"min_metric": 0.7}, performance=same, now=NOW).gain == [
+        "v3 over v1 (previous_champion, first_champion): roc_auc +0.1700 on 1,234 matured rows "
+        "of 2026-01-15..2026-01-16"
+    ]

@@ -195,15 +195,19 @@ def describe_gain(res: Mapping[str, Any], metric: str) -> list[str]:
     """One sentence per earlier champion a performance result compared with (docs/retraining.md):
     ``"v3 over v1 (first_champion): roc_auc +0.1712 on 1,234 matured rows of 2026-01-15"``."""
     comparison = res.get("comparison") or {}
-    out = []
+    days = comparison.get("days") or []
+    span = f" of {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "") if days else ""
+    roles: dict[str, list[str]] = {}  # one sentence per version (it may hold both roles)
     for cf in res.get("counterfactuals") or []:
+        roles.setdefault(str(cf.get("version")), []).append(str(cf.get("role")))
+    out = []
+    for version, names in roles.items():
+        cf = next(c for c in res["counterfactuals"] if str(c.get("version")) == version)
         value = (cf.get("gain") or {}).get(metric)
         if value is None:
             continue
-        days = comparison.get("days") or []
-        span = f" of {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "") if days else ""
         out.append(
-            f"v{comparison.get('model_version')} over v{cf.get('version')} ({cf.get('role')}): "
+            f"v{comparison.get('model_version')} over v{version} ({', '.join(names)}): "
             f"{metric} {value:+.4f} on {cf.get('rows') or 0:,} matured rows{span}"
         )
     return out
