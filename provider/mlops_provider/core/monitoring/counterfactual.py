@@ -367,9 +367,11 @@ def score_counterfactuals(
 def safe_counterfactuals(run: Callable[[], CounterfactualScores]) -> dict[str, Any]:
     """The result keys of ``run()``; a failure is reported, never raised (the performance
     check stands on its own): ``counterfactuals`` is then empty and the note says why."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return run().to_result()
-    except (CoreError, OSError, ValueError) as err:
+    except (CoreError, MlflowException, OSError, ValueError) as err:
         log.warning("Earlier champions were not scored: %s", err)
         return {
             "comparison": None,
