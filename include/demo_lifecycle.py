@@ -255,18 +255,23 @@ class Lifecycle:
                 f"({sum(r.service_errors or 0 for r in records)})"
             ),
             "seconds per step": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
-            "retraining gain": _gain_fact(records),
+            **_gain_facts(records),
         }
         write_lifecycle_report(records, facts, str(self.lake / "reports"))
 
 
-def _gain_fact(records: list[Any]) -> str:
+def _gain_facts(records: list[Any]) -> dict[str, str]:
+    """The closing lines: the gain per retrained champion, then overall."""
     from include.lifecycle_report import retraining_gain
 
     measured = retraining_gain(records)
     if measured is None:
-        return "not measured (no retrained champion's predictions matured in the timeline)"
-    return measured.sentence()
+        why = "not measured (no retrained champion's predictions matured in the timeline)"
+        return {"retraining gain": why}
+    return {
+        "matured AUC gain over the first champion, per served version": measured.per_version(),
+        "retraining gain": measured.sentence(),
+    }
 
 
 def write_lifecycle_report(records: list[Any], facts: dict[str, Any], directory: str) -> str:

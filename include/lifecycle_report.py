@@ -180,22 +180,46 @@ def _service_plot(records: Sequence[DayRecord]) -> str:
 @dataclass(frozen=True)
 class RetrainingGain:
     """The served models' matured AUC against the first champion's on the same rows, over
-    the days a retrained champion's predictions matured (``rows``-weighted mean of the daily
-    gains)."""
+    the days a retrained champion's predictions matured: ``gain`` is the ``rows``-weighted mean
+    of the daily gains, ``by_version`` the same per served version ``(version, gain, rows,
+    days)``."""
 
     gain: float
     rows: int
     days: list[str]
     first_champion: str | None
-    versions: list[str]
+    by_version: list[tuple[str, float, int, list[str]]]
 
     def sentence(self) -> str:
-        span = self.days[0] + (f"..{self.days[-1]}" if len(self.days) > 1 else "")
+        """``retraining bought +0.06 AUC over the first champion (v1) on 7,264 matured rows of
+        2026-01-09..2026-01-20 (...)``."""
+        versions = ", ".join(f"v{v}" for v, *_ in self.by_version)
         return (
             f"retraining bought {self.gain:+.2f} AUC over the first champion "
-            f"(v{self.first_champion}) on {self.rows:,} matured rows of {span} "
-            f"(scored by v{', v'.join(self.versions)}; the first champion scored the same rows)"
+            f"(v{self.first_champion}) on {self.rows:,} matured rows of {_span(self.days)} "
+            f"(scored by {versions}; the first champion scored the same rows)"
         )
+
+    def per_version(self) -> str:
+        """``v2 +0.00 on 2,474 rows of 2026-01-09..2026-01-12; v3 ...``."""
+        return "; ".join(
+            f"v{v} {gain:+.2f} on {rows:,} rows of {_span(days)}"
+            for v, gain, rows, days in self.by_version
+        )
+
+
+def _span(days: Sequence[str]) -> str:
+    return days[0] + (f"..{days[-1]}" if len(days) > 1 else "") if days else "-"
+
+
+def _weighted_gain(days: Sequence[DayRecord]) -> tuple[float, int, list[str]]:
+    rows = sum(int(r.compared_rows or 0) for r in days)
+    weighted = sum(
+        (float(r.roc_auc or 0) - float(r.first_champion_roc_auc or 0)) * int(r.compared_rows or 0)
+        for r in days
+    )
+    matured = sorted({d for r in days for d in r.compared_days}) or [r.day for r in days]
+    return weighted / rows, rows, matured
 
 
 def retraining_gain(records: Sequence[DayRecord]) -> RetrainingGain | None:
@@ -211,19 +235,12 @@ def retraining_gain(records: Sequence[DayRecord]) -> RetrainingGain | None:
     ]
     if not days:
         return None
-    rows = sum(int(r.compared_rows or 0) for r in days)
-    weighted = sum(
-        (float(r.roc_auc or 0) - float(r.first_champion_roc_auc or 0)) * int(r.compared_rows or 0)
-        for r in days
-    )
-    matured = sorted({d for r in days for d in r.compared_days})
-    return RetrainingGain(
-        gain=weighted / rows,
-        rows=rows,
-        days=matured or [r.day for r in days],
-        first_champion=days[0].first_champion_version,
-        versions=list(dict.fromkeys(str(r.matured_version) for r in days)),
-    )
+    gain, rows, matured = _weighted_gain(days)
+    by_version = []
+    for version in dict.fromkeys(str(r.matured_version) for r in days):
+        v_gain, v_rows, v_days = _weighted_gain([r for r in days if r.matured_version == version])
+        by_version.append((version, v_gain, v_rows, v_days))
+    return RetrainingGain(gain, rows, matured, days[0].first_champion_version, by_version)
 
 
 def render_lifecycle_report(

@@ -145,6 +145,7 @@ def test_retraining_gain_over_the_first_champion_on_the_same_rows() -> None:
         "retraining bought +0.16 AUC over the first champion (v1) on 1,000 matured rows of "
         "2026-01-13..2026-01-14"
     )
+    assert measured.per_version() == ("v3 +0.16 on 1,000 rows of 2026-01-13..2026-01-14")
     assert retraining_gain(records[:1]) is None
     html = render_lifecycle_report(records, extra_sections=[("Trace", "<p>trace of v3</p>")])
     assert "never retrained" in html and html.index("Per day") < html.index("trace of v3")
