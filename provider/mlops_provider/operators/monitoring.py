@@ -592,13 +592,16 @@ class ModelPerformanceOperator(MlopsBaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (docs/openlineage.md): the evaluated predictions partitions, the labels
-        and the model version that scored the newest predictions, as inputs."""
+        and the model version that scored the newest predictions, as inputs (and, when earlier
+        champions were scored, the feature partitions they read)."""
         from mlops_provider.lineage import Lineage, join, operator_result
 
         result = operator_result(self)
         lineage = Lineage.of(self)
         for day in result.get("evaluated_days") or []:
             lineage.dataset(join(str(self.predictions_data), f"dt={day}"))
+        for day in (result.get("comparison") or {}).get("days") or []:
+            lineage.dataset(join(str(self.input_data), f"dt={day}"))
         return lineage.dataset(self.labels_data).model(result.get("model")).build()
 
 
