@@ -105,7 +105,7 @@ def _timeline_plot(records: Sequence[DayRecord]) -> str:
     drift = [r.drift_share if r.drift_share is not None else float("nan") for r in records]
     auc = [r.roc_auc if r.roc_auc is not None else float("nan") for r in records]
     ax.plot(days, drift, marker="o", label="drift share", color="#c62828")
-    ax.plot(days, auc, marker="s", label="ROC AUC on matured labels", color="#1565c0")
+    ax.plot(days, auc, marker="s", label="served model: ROC AUC on matured labels", color="#1565c0")
     base = [r.baseline_roc_auc if r.baseline_roc_auc is not None else float("nan") for r in records]
     ax.plot(days, base, linestyle="--", label="champion's baseline AUC", color="#1565c0", alpha=0.5)
     never = [_nan(r.first_champion_roc_auc) for r in records]
