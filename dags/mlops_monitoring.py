@@ -2,7 +2,8 @@
 
 Data drift compares the day's features with the champion's training profile (stored with the
 model version), prediction drift compares today's scores with those of the previous week, and
-performance joins predictions with the labels that have arrived since. The retrain decision
+performance joins predictions with the labels that have arrived since (and scores the same
+labelled rows with the earlier champions: the gain retraining bought). The retrain decision
 combines the policies (drift, performance, new labelled data, model age) with a cooldown and one
 open request at a time; when it decides to retrain it emits the retrain-request Asset, which
 schedules mlops_training_pipeline.
@@ -99,6 +100,9 @@ with DAG(
         label_time_column=TIMESTAMP_COLUMN,
         score_column=SCORE_COLUMN,
         report_uri=f"{REPORTS_URI}/performance/dt={DAY}",
+        # what retraining bought: the same matured rows scored by the earlier champions
+        counterfactuals=True,
+        input_data=FEATURES_URI,
         aws_conn_id=AWS_CONN_ID,
     )
     decide = RetrainDecisionOperator(

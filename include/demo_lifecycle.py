@@ -62,8 +62,10 @@ class Lifecycle:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         say("\n[1/3] Simulated data")
+        started = time.perf_counter()
         for day in self.days:
             self.simulator.write_day(self.landing, day)
+        self._timed("simulated data", started)
         say(
             f"  wrote {len(self.days)} daily raw exports and label drops under {self.landing} "
             f"({self.args.customers} customers, labels arrive {self.args.label_delay} days late)"
@@ -109,8 +111,11 @@ class Lifecycle:
 
         started = time.perf_counter()
         dag_run = run_dag(dag, sync=False, **kwargs)
-        self.timings[dag.dag_id] = self.timings.get(dag.dag_id, 0.0) + time.perf_counter() - started
+        self._timed(dag.dag_id, started)
         return dag_run
+
+    def _timed(self, step: str, started: float) -> None:
+        self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - started
 
     def _queued_retrain(self) -> dict[str, Any] | None:
         """A training run queued by a retrain-request Asset event, as the scheduler sees it.
@@ -175,7 +180,6 @@ class Lifecycle:
         self.service = DemoService(MODEL_NAME, FEATURE_REPO, ONLINE_PREDICTIONS_URI)
         url = self.service.start()
         os.environ["AIRFLOW_CONN_MLOPS_SERVING_DEFAULT"] = self.service.connection()
-        os.environ.setdefault("MLOPS_SERVING_VERIFY_SECONDS", "3")
         say(f"    service: serving {MODEL_NAME}@champion on {url} (prediction log: online)")
 
     def _deploy(self, record: Any) -> None:
@@ -191,7 +195,9 @@ class Lifecycle:
     def _traffic(self, day: date, record: Any) -> None:
         if self.service is None:
             return
+        started = time.perf_counter()
         stats = self.service.burst(day, self._customers(day), self.args.requests_per_day)
+        self._timed("realtime traffic", started)
         stats.fill(record)
         say(
             f"    service: {stats.requests} requests, {stats.failed} failed, p99 "
@@ -248,9 +254,24 @@ class Lifecycle:
                 f"{sum(r.service_requests or 0 for r in records)} "
                 f"({sum(r.service_errors or 0 for r in records)})"
             ),
-            "seconds per DAG": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
+            "seconds per step": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
+            **_gain_facts(records),
         }
         write_lifecycle_report(records, facts, str(self.lake / "reports"))
+
+
+def _gain_facts(records: list[Any]) -> dict[str, str]:
+    """The closing lines: the gain per retrained champion, then overall."""
+    from include.lifecycle_report import retraining_gain
+
+    measured = retraining_gain(records)
+    if measured is None:
+        why = "not measured (no retrained champion's predictions matured in the timeline)"
+        return {"retraining gain": why}
+    return {
+        "matured AUC gain over the first champion, per served version": measured.per_version(),
+        "retraining gain": measured.sentence(),
+    }
 
 
 def write_lifecycle_report(records: list[Any], facts: dict[str, Any], directory: str) -> str:
@@ -372,11 +393,43 @@ def record_monitoring(record: Any, run: RunView) -> None:
     record.skew = skew.get("status")
     record.retrain_decision = _verdict(decision, "retrain")
     record.decision_reasons = list(decision.get("reasons") or [])
+    record_gain(record, performance)
     say(
         f"    monitoring: drift share {record.drift_share}, performance "
         f"{record.performance_status} (AUC {record.roc_auc}), retrain: "
         f"{record.retrain_decision} {record.decision_reasons}"
     )
+    for line in decision.get("retraining_gain") or []:
+        say(f"    gain: {line}")
+
+
+def record_gain(record: Any, performance: dict[str, Any]) -> None:
+    """The matured rows' AUC of the first champion ("never retrained") on the same rows: its
+    counterfactual score, or the served AUC itself when the first champion served them."""
+    comparison = performance.get("comparison") or {}
+    record.matured_version = _model(performance).get("version")
+    first = next(
+        (c for c in performance.get("counterfactuals") or [] if c["role"] == "first_champion"),
+        None,
+    )
+    if first is not None:
+        record.first_champion_version = first["version"]
+        record.first_champion_roc_auc = (first.get("metrics") or {}).get("roc_auc")
+        record.roc_auc = (comparison.get("metrics") or {}).get("roc_auc", record.roc_auc)
+    elif comparison and any(
+        "never retrained" in n for n in performance.get("counterfactual_notes") or []
+    ):
+        record.first_champion_version = record.matured_version
+        record.first_champion_roc_auc = (comparison.get("metrics") or {}).get("roc_auc")
+    previous = next(
+        (c for c in performance.get("counterfactuals") or [] if c["role"] == "previous_champion"),
+        None,
+    )
+    if previous is not None:
+        record.previous_champion_roc_auc = (previous.get("metrics") or {}).get("roc_auc")
+    record.compared_rows = comparison.get("rows")
+    record.compared_days = list(comparison.get("days") or [])
+    record.rows_digest = comparison.get("rows_digest")
 
 
 def _model(result: dict[str, Any]) -> dict[str, Any]:

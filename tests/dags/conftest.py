@@ -12,8 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-LIFECYCLE_ARGS = ["--days", "15", "--shift-day", "9", "--first-training-day", "5"]
-"""The demo runner's timeline in the tests (include/demo.py arguments)."""
+LIFECYCLE_ARGS = ["--days", "22", "--shift-day", "9", "--first-training-day", "5"]
+"""The demo runner's timeline in the tests (include/demo.py arguments): long enough for the
+predictions of the last champion promoted after the shift to mature (the retraining gain)."""
 
 
 @pytest.fixture(scope="session")

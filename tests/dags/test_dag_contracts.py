@@ -82,6 +82,7 @@ DETAIL_TYPES: dict[tuple[str, tuple[str, ...]], Any] = {
     ("performance", ("metrics", "roc_auc")): float,
     ("performance", ("baseline",)): dict,
     ("performance", ("baseline", "roc_auc")): float,
+    ("retrain_decision", ("retraining_gain",)): list,
     ("candidate", ("version",)): str,
     ("candidate", ("evaluation_data",)): str,
     ("validate_serving", ("version",)): str,

@@ -756,3 +756,135 @@ def test_online_traffic_is_monitored_like_batch_predictions(lake: Lake) -> None:
     assert check_result(drift) == [] and drift["status"] == "no_drift"
     assert drift["reference_model_version"] == "1"
     assert drift["rows"] == len(lake.sim.activity(days[-1]))
+
+
+GAIN_MODEL = "churn-monitoring-gain"
+
+
+def _promote_with_history(name: str, version: str, replaced: str | None) -> None:
+    """Move ``@champion`` and record the event as promotions do (the alias history)."""
+    import time
+
+    from mlops_provider.core.registry.history import new_event, record_event, set_previous
+
+    client = MlflowHook().client
+    event = new_event("promote", "champion", version, replaced, replaced, "test", "test")
+    record_event(client, name, event, version_tags={})
+    client.set_registered_model_alias(name, "champion", version)
+    set_previous(client, name, "champion", replaced)
+    time.sleep(0.01)  # distinct event times
+
+
+def test_gain_over_earlier_champions_on_the_same_rows(lake: Lake) -> None:
+    """v1 (first champion) -> v2 -> v3: the matured rows scored by v3 are scored again by v2
+    (previous champion) and v1 (first champion). v3 is v1's model registered again, so its
+    gain over v1 is exactly 0 and its gain over v2 is what an independent recomputation from
+    the lake gives."""
+    import mlflow
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_provider.core.monitoring.counterfactual import rows_digest
+
+    one, two = lake.models["1"], lake.models["2"]
+    with MlflowHook().activated(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        versions = [
+            str(mlflow.register_model(m.model_uri, GAIN_MODEL).version) for m in (one, two, one)
+        ]
+    assert versions == ["1", "2", "3"]
+    for version, replaced in (("1", None), ("2", "1"), ("3", "2")):
+        _promote_with_history(GAIN_MODEL, version, replaced)
+    day = date(2026, 1, 5)
+    current = Trained("3", one.run_id, one.model_uri, one.metrics, one.model)
+    preds = lake.root / "predictions_gain"
+    _write_predictions(preds, day, lake.sim.activity(day), current, name=GAIN_MODEL)
+    common = {
+        "predictions_data": str(preds),
+        "labels_data": str(lake.root / "labels"),
+        "label_delay": 7,
+        "min_labels": 50,
+        "registered_model_name": GAIN_MODEL,
+        "target": "churned",
+        "entity_columns": ENTITY,
+    }
+    with _dag("monitoring_performance_gain") as dag:
+        ModelPerformanceOperator(
+            task_id="gain", counterfactuals=True, input_data=str(lake.root / "raw"), **common
+        )
+        ModelPerformanceOperator(task_id="off", report_name="off", **common)
+        ModelPerformanceOperator(
+            task_id="no_input", report_name="no-input", counterfactuals=True, **common
+        )
+    run = run_dag(dag, date(2026, 1, 12))
+    states = task_states(run)
+    assert states["gain"] == "success" and states["off"] == "success"
+    assert states["no_input"] == "failed"  # counterfactuals without input_data: named error
+    out = xcom(run, "gain")
+    assert check_result(out) == []
+    roles = {c["role"]: c for c in out["counterfactuals"]}
+    assert {r: c["version"] for r, c in roles.items()} == {
+        "previous_champion": "2",
+        "first_champion": "1",
+    }
+    comparison = out["comparison"]
+    assert comparison["model_version"] == "3" and comparison["days"] == ["2026-01-05"]
+    assert comparison["rows"] == out["rows"] == len(lake.sim.labels(day))
+    assert comparison["metrics"]["roc_auc"] == out["metrics"]["roc_auc"]
+    for cf in out["counterfactuals"]:  # the same rows for every model
+        assert cf["rows"] == comparison["rows"]
+        assert cf["rows_digest"] == comparison["rows_digest"]
+    # recompute from the lake: the features scored that day, the labels of that day
+    features = pd.read_parquet(lake.root / "raw" / "dt=2026-01-05")
+    labels = lake.sim.labels(day)[["customer_id", "churned"]]
+    rows = features.merge(labels, on="customer_id")
+    assert rows_digest(rows.assign(_day=day), ENTITY) == comparison["rows_digest"]
+    auc = {
+        v: roc_auc_score(rows["churned"], m.predict_proba(rows[FEATURE_COLUMNS])[:, 1])
+        for v, m in (("1", one.model), ("2", two.model))
+    }
+    assert comparison["metrics"]["roc_auc"] == pytest.approx(auc["1"], abs=1e-6)
+    assert roles["first_champion"]["metrics"]["roc_auc"] == pytest.approx(auc["1"], abs=1e-6)
+    assert roles["previous_champion"]["metrics"]["roc_auc"] == pytest.approx(auc["2"], abs=1e-6)
+    assert out["gain"]["first_champion"]["roc_auc"] == pytest.approx(0, abs=1e-6)
+    assert out["gain"]["previous_champion"]["roc_auc"] == pytest.approx(
+        auc["1"] - auc["2"], abs=1e-5
+    )
+    run_values = _monitoring_runs(dag_id="monitoring_performance_gain", task_id="gain")
+    logged = run_values[0].data.metrics
+    assert logged["gain.previous_champion.roc_auc"] == pytest.approx(
+        out["gain"]["previous_champion"]["roc_auc"]
+    )
+    html = Path(out["report_uri"]).read_text()
+    assert "Gain over earlier champions (same rows)" in html and "first champion" in html
+    off = xcom(run, "off")
+    assert off["counterfactuals"] == [] and off["metrics"] == out["metrics"]
+
+
+def test_earlier_champions_without_a_recorded_history(lake: Lake) -> None:
+    """Aliases moved outside the provider leave no history: the previous champion is then the
+    ``previous_champion`` alias, and there is no first champion to name."""
+    import mlflow
+
+    from mlops_provider.core.monitoring.counterfactual import (
+        Counterfactual,
+        champion_counterfactuals,
+    )
+
+    name = "churn-monitoring-no-history"
+    client = MlflowHook().client
+    with MlflowHook().activated(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for trained in (lake.models["1"], lake.models["2"]):
+            mlflow.register_model(trained.model_uri, name)
+    client.set_registered_model_alias(name, "champion", "2")
+    client.set_registered_model_alias(name, "previous_champion", "1")
+    found, notes = champion_counterfactuals(client, name, "2")
+    assert found == [Counterfactual("1", "previous_champion")]
+    assert any("no recorded history" in n for n in notes)
+    _promote_with_history(name, "2", "1")  # now recorded: v2 replaced v1, v2 came first
+    found, notes = champion_counterfactuals(client, name, "2")
+    assert found == [Counterfactual("1", "previous_champion")]
+    assert any("is the first champion" in n for n in notes)
+    found, notes = champion_counterfactuals(client, name, "1")
+    assert found == [Counterfactual("2", "first_champion")]
+    assert any("never held" in n for n in notes)

@@ -117,6 +117,40 @@ def test_lifecycle_table_and_report() -> None:
     assert html.count("<img") == 1 and "dataset drift: 60% of columns drifted" in html
 
 
+def test_retraining_gain_over_the_first_champion_on_the_same_rows() -> None:
+    from include.lifecycle_report import retraining_gain
+
+    def day(d: str, version: str, auc: float, never: float, rows: int) -> DayRecord:
+        return DayRecord(
+            day=d,
+            roc_auc=auc,
+            matured_version=version,
+            first_champion_version="1",
+            first_champion_roc_auc=never,
+            compared_rows=rows,
+            compared_days=[f"2026-01-{int(d[-2:]) - 3:02d}"],
+        )
+
+    records = [
+        day("2026-01-10", "1", 0.70, 0.70, 600),  # the first champion itself: not a gain
+        day("2026-01-16", "3", 0.80, 0.60, 600),
+        day("2026-01-17", "3", 0.75, 0.65, 400),
+        DayRecord(day="2026-01-18"),  # nothing matured
+    ]
+    measured = retraining_gain(records)
+    assert measured is not None
+    assert measured.rows == 1000 and measured.days == ["2026-01-13", "2026-01-14"]
+    assert measured.gain == pytest.approx((0.2 * 600 + 0.1 * 400) / 1000)
+    assert measured.sentence().startswith(
+        "retraining bought +0.16 AUC over the first champion (v1) on 1,000 matured rows of "
+        "2026-01-13..2026-01-14"
+    )
+    assert measured.per_version() == ("v3 +0.16 on 1,000 rows of 2026-01-13..2026-01-14")
+    assert retraining_gain(records[:1]) is None
+    html = render_lifecycle_report(records, extra_sections=[("Trace", "<p>trace of v3</p>")])
+    assert "never retrained" in html and html.index("Per day") < html.index("trace of v3")
+
+
 DOMAIN_WORDS = re.compile(r"churn|customer", re.IGNORECASE)
 PROVIDER = Path(__file__).resolve().parents[2] / "provider" / "mlops_provider"
 

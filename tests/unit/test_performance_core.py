@@ -469,3 +469,110 @@ def test_unusable_columns_are_input_errors_not_crashes() -> None:
     joined = _joined(300, "1", D, 0.5, 3).assign(probability="high")
     with pytest.raises(MonitoringError, match="cannot compute classification metrics"):
         evaluate_performance(joined, days=[D], baselines={}, columns=CHURN)
+
+
+# --------------------------------------------------------------------------- earlier champions
+
+
+def test_rows_digest_identifies_the_rows_not_their_order() -> None:
+    from mlops_provider.core.monitoring.counterfactual import rows_digest
+
+    rows = pd.DataFrame(
+        {"customer_id": [3, 1, 2], DAY_COLUMN: [D, D, D + timedelta(days=1)], "x": [0.1, 0.2, 0.3]}
+    )
+    same = rows.iloc[::-1].assign(x=[9.0, 9.0, 9.0])  # other order, other values: same rows
+    assert rows_digest(rows, ["customer_id"]) == rows_digest(same, ["customer_id"])
+    other_day = rows.assign(**{DAY_COLUMN: [D, D, D]})
+    assert rows_digest(rows, ["customer_id"]) != rows_digest(other_day, ["customer_id"])
+    assert rows_digest(rows.iloc[:2], ["customer_id"]) != rows_digest(rows, ["customer_id"])
+    # the documented recipe: "<keys>|<day>" lines, sorted, newline-joined, SHA-256
+    import hashlib
+
+    lines = sorted(["3|2026-01-01", "1|2026-01-01", "2|2026-01-02"])
+    assert (
+        rows_digest(rows, ["customer_id"]) == hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    )
+
+
+def test_gain_is_positive_when_the_current_model_is_better() -> None:
+    from mlops_provider.core.monitoring.counterfactual import gain
+
+    out = gain(
+        {"roc_auc": 0.81, "log_loss": 0.40, "rmse": None},
+        {"roc_auc": 0.64, "log_loss": 0.55, "rmse": 1.0},
+    )
+    assert out["roc_auc"] == pytest.approx(0.17)
+    assert out["log_loss"] == pytest.approx(0.15)  # lower is better: old - new
+    assert out["rmse"] is None
+
+
+def test_comparison_rows_join_the_scored_features(tmp_path: Path) -> None:
+    from mlops_provider.core.monitoring.counterfactual import comparison_rows
+
+    features = tmp_path / "features"
+    for day in (D, D + timedelta(days=1)):
+        frame = pd.DataFrame(
+            {"customer_id": [1, 2, 3], "tenure": [day.day * 10.0 + i for i in (1, 2, 3)]}
+        )
+        io.write_partition(frame, io.partition_uri(str(features), day))
+    labelled = pd.DataFrame(
+        {
+            "customer_id": [2, 3, 1],
+            DAY_COLUMN: [D, D + timedelta(days=1), D + timedelta(days=1)],
+            "churned": [1, 0, 1],
+            "probability": [0.7, 0.2, 0.9],
+        }
+    )
+    rows = comparison_rows(
+        labelled, str(features), keys=["customer_id"], feature_columns=["tenure"]
+    )
+    assert len(rows) == 3
+    by_key = dict(zip(zip(rows["customer_id"], rows[DAY_COLUMN]), rows["tenure"]))
+    assert by_key == {
+        (2, D): 12.0,
+        (3, D + timedelta(days=1)): 23.0,
+        (1, D + timedelta(days=1)): 21.0,
+    }
+    assert list(rows["probability"]) == [0.7, 0.2, 0.9]  # the predictions keep their values
+
+    missing = labelled.assign(**{DAY_COLUMN: D + timedelta(days=5)})
+    with pytest.raises(MonitoringError, match="no partition"):
+        comparison_rows(missing, str(features), keys=["customer_id"])
+    twice = tmp_path / "twice"
+    io.write_partition(
+        pd.DataFrame({"customer_id": [1, 1], "tenure": [1.0, 2.0]}), io.partition_uri(str(twice), D)
+    )
+    with pytest.raises(MonitoringError, match="repeat the keys"):
+        comparison_rows(labelled.iloc[:1], str(twice), keys=["customer_id"])
+
+
+def test_counterfactuals_are_off_unless_requested(tmp_path: Path) -> None:
+    sim = ChurnSimulator(seed=3, n_customers=300, label_delay_days=2)
+    sim.write_range(tmp_path, D, D + timedelta(days=4))
+    preds = tmp_path / "predictions"
+    for day in sim.days(D, D + timedelta(days=2)):
+        activity = sim.activity(day)
+        io.write_partition(
+            pd.DataFrame(
+                {
+                    "customer_id": activity["customer_id"],
+                    "probability": np.linspace(0, 1, len(activity)),
+                    "model_version": "1",
+                }
+            ),
+            io.partition_uri(str(preds), day),
+        )
+    out = run_performance_check(
+        str(preds),
+        str(tmp_path / "labels"),
+        run_day=D + timedelta(days=4),
+        label_delay=2,
+        plan={"min_labels": 10},
+        columns=CHURN,
+        experiment_name=None,
+        report_uri=str(tmp_path / "report"),
+    )
+    assert out["counterfactuals"] == [] and out["gain"] == {} and out["comparison"] is None
+    assert out["counterfactual_notes"] == [
+        "earlier champions not requested (counterfactuals=False)"
+    ]

@@ -433,3 +433,59 @@ def test_count_new_labels_from_simulator_partitions(tmp_path: Path) -> None:
     )
     with pytest.raises(RetrainPolicyError, match="does not exist"):
         count_new_labels(str(tmp_path / "nowhere"), since=since, until=until, target="churned")
+
+
+def test_the_decision_records_what_retraining_bought() -> None:
+    performance = {
+        **perf_result(auc=0.79, base=0.80),
+        "comparison": {
+            "model_version": "3",
+            "rows": 1234,
+            "rows_digest": "ab" * 32,
+            "days": ["2026-01-15", "2026-01-16"],
+            "metrics": {"roc_auc": 0.79},
+        },
+        "counterfactuals": [
+            {
+                "version": "2",
+                "role": "previous_champion",
+                "metrics": {"roc_auc": 0.70},
+                "rows": 1234,
+                "rows_digest": "ab" * 32,
+                "gain": {"roc_auc": 0.09},
+            },
+            {
+                "version": "1",
+                "role": "first_champion",
+                "metrics": {"roc_auc": 0.62},
+                "rows": 1234,
+                "rows_digest": "ab" * 32,
+                "gain": {"roc_auc": 0.17},
+            },
+        ],
+    }
+    decision = decide({"min_metric": 0.7}, performance=performance, now=NOW)
+    assert not decision.retrain  # the gain is recorded, it is not a reason to retrain
+    assert decision.gain == [
+        "v3 over v2 (previous_champion): roc_auc +0.0900 on 1,234 matured rows of "
+        "2026-01-15..2026-01-16",
+        "v3 over v1 (first_champion): roc_auc +0.1700 on 1,234 matured rows of "
+        "2026-01-15..2026-01-16",
+    ]
+    result = decision.to_result()
+    assert result["retraining_gain"] == decision.gain
+    detail = result["evaluations"]["performance"]["details"]["results"][0]
+    assert detail["gain"]["first_champion"] == {"roc_auc": 0.17}
+    assert detail["rows_digest"] == "ab" * 32
+    assert decide({"min_metric": 0.7}, performance=perf_result(), now=NOW).gain == []
+    same = dict(
+        performance,
+        counterfactuals=[
+            {**performance["counterfactuals"][1], "role": "previous_champion"},
+            performance["counterfactuals"][1],
+        ],
+    )
+    assert decide({"min_metric": 0.7}, performance=same, now=NOW).gain == [
+        "v3 over v1 (previous_champion, first_champion): roc_auc +0.1700 on 1,234 matured rows "
+        "of 2026-01-15..2026-01-16"
+    ]

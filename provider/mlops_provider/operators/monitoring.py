@@ -351,6 +351,12 @@ class ModelPerformanceOperator(MlopsBaseOperator):
     :param experiment_name: MLflow experiment of monitoring runs (default
         ``mlops-monitoring``); ``None`` disables logging. Replaces ``monitoring_experiment``.
         (templated)
+    :param counterfactuals: also score the labelled rows of the newest predictions' model with
+        the champions before it (the one it replaced and the first champion ever, from the
+        alias history of ``alias``) and report its gain over them on the same rows (default
+        ``False``; needs ``input_data``). (templated)
+    :param input_data: base URI of the feature partitions the predictions were scored from
+        (``<input_data>/dt=YYYY-MM-DD``, batch scoring's ``input_data``). (templated)
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``). (templated)
     :param aws_conn_id: connection for ``s3://`` URIs (default ``aws_default``). (templated)
 
@@ -361,7 +367,12 @@ class ModelPerformanceOperator(MlopsBaseOperator):
     ``primary_metric``, ``min_labels``, ``labelled_rows_total``, ``predictions``, ``metrics``,
     ``baseline``, ``degradation`` (per metric ``{"abs", "rel"}``, positive = worse),
     ``model_versions``, ``by_version``, ``by_day``, ``run_day``, ``label_delay``,
-    ``evaluation_window``, ``report_json_uri``, ``mlflow_experiment_id``. The top-level
+    ``evaluation_window``, ``report_json_uri``, ``mlflow_experiment_id``; ``comparison`` (the
+    model on the rows compared with earlier champions: ``model_version``, ``metrics``,
+    ``rows``, ``rows_digest``, ``days``), ``counterfactuals`` (``[{version, role, metrics,
+    rows, rows_digest, gain}]``, role ``previous_champion`` | ``first_champion``), ``gain``
+    (``{role: {metric: gain}}``, positive = the current model is better) and
+    ``counterfactual_notes`` (docs/monitoring.md). The top-level
     metrics describe the version of the most recent predictions in the window (normally the
     champion); ``by_version`` holds every version. ``status``, ``passed``, ``metrics`` and
     ``report_uri`` are also pushed under their own XCom keys.
@@ -396,6 +407,8 @@ class ModelPerformanceOperator(MlopsBaseOperator):
         "report_uri",
         "report_name",
         "experiment_name",
+        "counterfactuals",
+        "input_data",
         "mlflow_conn_id",
         "aws_conn_id",
     )
@@ -429,6 +442,8 @@ class ModelPerformanceOperator(MlopsBaseOperator):
         report_uri: str | None = None,
         report_name: str | None = None,
         experiment_name: str | None = _MONITORING_EXPERIMENT,
+        counterfactuals: bool = False,
+        input_data: str | None = None,
         mlflow_conn_id: str = MLFLOW_CONN_ID,
         aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
@@ -465,11 +480,30 @@ class ModelPerformanceOperator(MlopsBaseOperator):
         self.report_uri = report_uri
         self.report_name = report_name
         self.experiment_name = renamed.get("experiment_name", experiment_name)
+        self.counterfactuals = counterfactuals
+        self.input_data = input_data
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
     def error_message(self, err: Exception) -> str:
         return f"performance monitoring failed: {err}"
+
+    def _counterfactual_request(self) -> Any:
+        """What to compare the newest predictions' model with (``None``: nothing)."""
+        from mlops_provider.core import params
+        from mlops_provider.core.errors import ParameterError
+        from mlops_provider.core.monitoring.performance_check import CounterfactualRequest
+
+        if not params.as_bool(self.counterfactuals, "counterfactuals", default=False):
+            return None
+        input_data = params.as_str(self.input_data, "input_data")
+        if not input_data:
+            raise ParameterError(
+                "input_data",
+                "counterfactuals=True needs the features the predictions were scored from "
+                "(input_data=<base URI of the dt= partitions>)",
+            )
+        return CounterfactualRequest(input_data, self.hook.target)
 
     def _plan(self) -> dict[str, Any]:
         """The metric plan's arguments (limits are checked by core: a number or a mapping)."""
@@ -508,8 +542,10 @@ class ModelPerformanceOperator(MlopsBaseOperator):
         baseline = self.baseline
         if isinstance(baseline, str):
             baseline = params.parse_text(baseline)
+        request = self._counterfactual_request()
         needs_mlflow = bool(
             self.experiment_name
+            or request is not None
             or not isinstance(baseline, Mapping)
             or columns["target"] is None
             or columns["entity_columns"] is None
@@ -539,28 +575,33 @@ class ModelPerformanceOperator(MlopsBaseOperator):
             experiment_name=params.as_str(self.experiment_name, "experiment_name"),
             artifact_location=self.hook.target.artifact_location if client else None,
             conn_id=self.aws_conn_id,
+            counterfactuals=request,
         )
         self.log.info(
-            "status=%s days=%s rows=%s %s=%s (baseline %s) report=%s",
+            "status=%s days=%s rows=%s %s=%s (baseline %s) gain=%s report=%s",
             result["status"],
             result["evaluated_days"],
             result["rows"],
             result["primary_metric"],
             result["metrics"].get(result["primary_metric"]),
             result["baseline"].get(result["primary_metric"]),
+            result["gain"] or "-",
             result["report_uri"],
         )
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (docs/openlineage.md): the evaluated predictions partitions, the labels
-        and the model version that scored the newest predictions, as inputs."""
+        and the model version that scored the newest predictions, as inputs (and, when earlier
+        champions were scored, the feature partitions they read)."""
         from mlops_provider.lineage import Lineage, join, operator_result
 
         result = operator_result(self)
         lineage = Lineage.of(self)
         for day in result.get("evaluated_days") or []:
             lineage.dataset(join(str(self.predictions_data), f"dt={day}"))
+        for day in (result.get("comparison") or {}).get("days") or []:
+            lineage.dataset(join(str(self.input_data), f"dt={day}"))
         return lineage.dataset(self.labels_data).model(result.get("model")).build()
 
 

@@ -115,7 +115,9 @@ class RetrainDecisionOperator(MlopsBaseOperator, BranchMixIn):
     ``suppressed_by`` (``"cooldown"`` | ``"open_request"`` | ``None``), ``suppression`` (why),
     ``triggered``, ``evaluations`` (per policy: ``evaluated``, ``triggered``, ``reasons``,
     ``note``, ``details``), ``decided_at``, ``request_open``, ``retry_of_request``,
-    ``request_id``, ``champion`` (``name``, ``version``, ``promoted_at``, ``created_at``,
+    ``request_id``, ``retraining_gain`` (sentences: the monitored champion's gain over the
+    earlier champions on the same matured rows, from the performance results; empty when not
+    measured), ``champion`` (``name``, ``version``, ``promoted_at``, ``created_at``,
     ``training_data_end``, ``run_id``, ``target``), ``last_request``, ``policy``, ``mode``,
     ``retrain_asset`` (mode asset), ``branch`` (mode branch: the followed task ids).
 
@@ -251,6 +253,7 @@ class RetrainDecisionOperator(MlopsBaseOperator, BranchMixIn):
             champion_version=decision.champion.version if decision.champion else None,
             source=_source(context),
             triggered_policies=decision.triggered_policies,
+            retraining_gain=decision.gain,
         )
         context["outlet_events"][self.retrain_asset].extra.update(extra)
         self.log.info(

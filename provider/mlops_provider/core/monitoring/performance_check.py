@@ -65,6 +65,8 @@ from mlops_provider.core.times import to_utc
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mlops_provider.core.mlflow_target import MlflowTarget
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "DEFAULT_MAX_DEGRADATION",
     "DEFAULT_MIN_LABELS",
     "LabelColumns",
+    "CounterfactualRequest",
     "MetricPlan",
     "PerformanceResult",
     "VersionPerformance",
@@ -928,6 +931,83 @@ def _run_tags(out: Mapping[str, Any], sources: tuple[str, str]) -> dict[str, str
     return tags
 
 
+@dataclass(frozen=True)
+class CounterfactualRequest:
+    """Score the current model's labelled rows with its earlier champions too
+    (:mod:`.counterfactual`): the features come from ``input_data`` (``<input_data>/dt=...``,
+    what batch scoring read); ``target`` is where the models are loaded from (default: MLflow's
+    current tracking URI)."""
+
+    input_data: str
+    target: MlflowTarget | None = None
+
+
+def counterfactual_keys(
+    request: CounterfactualRequest | None,
+    window: LabelledWindow,
+    result: PerformanceResult,
+    plan: MetricPlan,
+    client: MlflowClient | None,
+    registered_model_name: str | None,
+    alias: str,
+    conn_id: str | None,
+) -> dict[str, Any]:
+    """The result's ``comparison``, ``counterfactuals``, ``gain`` and ``counterfactual_notes``
+    (docs/monitoring.md); empty with a note when not requested or not possible."""
+    from mlops_provider.core.monitoring.counterfactual import (
+        Scoring,
+        safe_counterfactuals,
+        score_counterfactuals,
+    )
+
+    def empty(note: str) -> dict[str, Any]:
+        return {
+            "comparison": None,
+            "counterfactuals": [],
+            "gain": {},
+            "counterfactual_notes": [note],
+        }
+
+    if request is None:
+        return empty("earlier champions not requested (counterfactuals=False)")
+    pv = result.primary_version
+    name = registered_model_name or (pv.model_name if pv else None)
+    if pv is None or client is None or not name:
+        return empty("no registered model with labelled predictions to compare")
+    if pv.labelled_rows < plan.min_labels:
+        return empty(f"only {pv.labelled_rows} labelled rows (min_labels {plan.min_labels})")
+    joined = window.joined
+    labelled = joined[_version_keys(joined, MODEL_VERSION) == pv.model_version]
+    log.info(
+        "Scoring the %d labelled rows of v%s with its earlier champions (features: %s)",
+        len(labelled),
+        pv.model_version,
+        request.input_data,
+    )
+    columns = window.columns
+    # earlier champions are scored by the batch scorer's code: its column names
+    written = LabelColumns(target=columns.target, decision_threshold=columns.decision_threshold)
+    scoring = Scoring(
+        label=str(columns.target),
+        keys=list(columns.entity_columns or ()),
+        current=columns.scorer(plan),
+        predicted=written.scorer(plan),
+    )
+    return safe_counterfactuals(
+        lambda: score_counterfactuals(
+            client,
+            labelled,
+            name=name,
+            current=pv.model_version,
+            input_data=request.input_data,
+            scoring=scoring,
+            alias=alias,
+            target=request.target,
+            conn_id=conn_id,
+        )
+    )
+
+
 def _run_values(out: Mapping[str, Any], result: PerformanceResult) -> dict[str, Any]:
     values: dict[str, Any] = {
         "labelled_rows": out["labelled_rows"],
@@ -941,6 +1021,9 @@ def _run_values(out: Mapping[str, Any], result: PerformanceResult) -> dict[str, 
         values[f"baseline.{metric}"] = out["baseline"].get(metric)
         values[f"degradation_abs.{metric}"] = out["degradation"][metric]["abs"]
         values[f"degradation_rel.{metric}"] = out["degradation"][metric]["rel"]
+    for role, gains in (out.get("gain") or {}).items():
+        for metric, value in gains.items():
+            values[f"gain.{role}.{metric}"] = value
     for version, perf in result.versions.items():
         values[f"v{version}.labelled_rows"] = perf.labelled_rows
         for metric, value in perf.metrics.items():
@@ -963,7 +1046,7 @@ def _publish(
 
     name = name or io.dataset_name(sources[0])
     html = render_performance_report(
-        result, title=f"Model performance: {name} (run day {run_day.isoformat()})"
+        result, title=f"Model performance: {name} (run day {run_day.isoformat()})", out=out
     )
     publish_monitoring_result(
         out,
@@ -1000,6 +1083,7 @@ def run_performance_check(
     experiment_name: str | None = DEFAULT_MONITORING_EXPERIMENT,
     artifact_location: str | None = None,
     conn_id: str | None = None,
+    counterfactuals: CounterfactualRequest | None = None,
 ) -> dict[str, Any]:
     """Evaluate matured predictions against late labels; write the report; log the run.
 
@@ -1007,7 +1091,8 @@ def run_performance_check(
     arguments of :func:`metric_plan`), ``columns`` the columns (a :class:`LabelColumns` or its
     fields; the label and entity columns default to the training run's record), ``as_of`` the
     time labels must be available by (default: the end of ``run_day``); ``client``,
-    ``identity`` and ``conn_id`` as for the drift check.
+    ``identity`` and ``conn_id`` as for the drift check; ``counterfactuals``: also score the
+    current model's labelled rows with its earlier champions (:class:`CounterfactualRequest`).
 
     :returns: the result (docs/results.md; status ``ok`` / ``degraded`` / ``insufficient_data``).
     :raises CoreError: missing labels dataset or columns, bad parameters.
@@ -1040,6 +1125,9 @@ def run_performance_check(
         run_day=run_day.isoformat(),
         label_delay=label_delay,
         evaluation_window=evaluation_window,
+        **counterfactual_keys(
+            counterfactuals, window, result, plan, client, registered_model_name, alias, conn_id
+        ),
     )
     _publish(
         out,
@@ -1051,11 +1139,17 @@ def run_performance_check(
         sources=(predictions_data, labels_data),
         conn_id=conn_id,
     )
+    _log_done(out, started)
+    return out
+
+
+def _log_done(out: Mapping[str, Any], started: float) -> None:
     log.info(
-        "Performance check done in %.1fs: status=%s, %d labelled rows, %s",
+        "Performance check done in %.1fs: status=%s, %d labelled rows, %s; gain over earlier "
+        "champions on the same rows: %s",
         time.perf_counter() - started,
         out["status"],
         out["labelled_rows"],
         out["metrics"],
+        out["gain"] or "-",
     )
-    return out

@@ -3,6 +3,7 @@ metrics per day, and plots of each metric per day against the baselines."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core import reports
@@ -92,8 +93,39 @@ def _day_rows(result: PerformanceResult) -> list[dict[str, Any]]:
     ]
 
 
-def render_performance_report(result: PerformanceResult, *, title: str) -> str:
-    """A self-contained HTML page: status, per-version comparison, per-day metrics and plots."""
+def _gain_rows(out: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row for the current model and one per earlier champion, on the same rows."""
+    comparison = out.get("comparison") or {}
+    if not comparison or not out.get("counterfactuals"):
+        return []
+    metric = out.get("primary_metric")
+    rows = [
+        {
+            "model": f"v{comparison['model_version']} (current)",
+            "rows": comparison["rows"],
+            "rows digest": str(comparison["rows_digest"])[:16],
+            str(metric): (comparison.get("metrics") or {}).get(metric),
+            "gain of the current model": "",
+        }
+    ]
+    for cf in out["counterfactuals"]:
+        rows.append(
+            {
+                "model": f"v{cf['version']} ({cf['role'].replace('_', ' ')})",
+                "rows": cf["rows"],
+                "rows digest": str(cf["rows_digest"])[:16],
+                str(metric): (cf.get("metrics") or {}).get(metric),
+                "gain of the current model": (cf.get("gain") or {}).get(metric),
+            }
+        )
+    return rows
+
+
+def render_performance_report(
+    result: PerformanceResult, *, title: str, out: Mapping[str, Any] | None = None
+) -> str:
+    """A self-contained HTML page: status, per-version comparison, per-day metrics and plots;
+    with ``out`` (the check's result), the gain over earlier champions on the same rows."""
     plot_metrics = [result.primary_metric] + [
         m
         for m in ("accuracy", "f1", "log_loss", "mae", "r2")
@@ -105,6 +137,9 @@ def render_performance_report(result: PerformanceResult, *, title: str) -> str:
         ("Versus baseline", reports.table_html(_comparison_rows(result))),
         ("Per day", reports.table_html(_day_rows(result))),
     ]
+    gain = _gain_rows(out or {})
+    if gain:
+        sections.append(("Gain over earlier champions (same rows)", reports.table_html(gain)))
     if plots:
         sections.append(("Plots", f"<div class='grid'>{plots}</div>"))
     return reports.page(title, sections, subtitle="predictions joined with late labels;")

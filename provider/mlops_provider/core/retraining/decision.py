@@ -45,6 +45,12 @@ class RetrainDecision:
     def triggered_policies(self) -> list[str]:
         return [e.policy for e in self.evaluations if e.triggered]
 
+    @property
+    def gain(self) -> list[str]:
+        """What retraining bought so far, in sentences: the monitored champion's gain over the
+        earlier champions on the same matured rows (from the performance results)."""
+        return [g for e in self.evaluations for g in e.details.get("gain", [])]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable form (the keys the decision operator always returned)."""
         return {
@@ -57,6 +63,7 @@ class RetrainDecision:
             "decided_at": iso(self.decided_at),
             "request_open": self.request_open,
             "retry_of_request": self.retry_of_request,
+            "retraining_gain": self.gain,
             "request_id": self.request_id,
             "champion": self.champion.to_dict() if self.champion else None,
             "last_request": self.state.to_dict() if self.state else None,

@@ -30,6 +30,7 @@ from mlops_provider.core.times import iso
 
 __all__ = [
     "PolicyEvaluation",
+    "describe_gain",
     "evaluate_age",
     "evaluate_data_volume",
     "evaluate_drift",
@@ -190,6 +191,28 @@ def _degradation_reasons(
     return []
 
 
+def describe_gain(res: Mapping[str, Any], metric: str) -> list[str]:
+    """One sentence per earlier champion a performance result compared with (docs/retraining.md):
+    ``"v3 over v1 (first_champion): roc_auc +0.1712 on 1,234 matured rows of 2026-01-15"``."""
+    comparison = res.get("comparison") or {}
+    days = comparison.get("days") or []
+    span = f" of {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "") if days else ""
+    roles: dict[str, list[str]] = {}  # one sentence per version (it may hold both roles)
+    for cf in res.get("counterfactuals") or []:
+        roles.setdefault(str(cf.get("version")), []).append(str(cf.get("role")))
+    out = []
+    for version, names in roles.items():
+        cf = next(c for c in res["counterfactuals"] if str(c.get("version")) == version)
+        value = (cf.get("gain") or {}).get(metric)
+        if value is None:
+            continue
+        out.append(
+            f"v{comparison.get('model_version')} over v{version} ({', '.join(names)}): "
+            f"{metric} {value:+.4f} on {cf.get('rows') or 0:,} matured rows{span}"
+        )
+    return out
+
+
 def _performance_of(
     policy: RetrainPolicy, res: Mapping[str, Any], i: int, ev: PolicyEvaluation
 ) -> str | None:
@@ -209,6 +232,10 @@ def _performance_of(
         "model_version": version,
         "labelled_rows": rows,
     }
+    if res.get("counterfactuals"):
+        detail["gain"] = {c["role"]: c.get("gain") for c in res["counterfactuals"]}
+        detail["rows_digest"] = (res.get("comparison") or {}).get("rows_digest")
+        ev.details.setdefault("gain", []).extend(describe_gain(res, metric))
     ev.details.setdefault("results", []).append(detail)
     if res.get("status") == "insufficient_data":
         return (

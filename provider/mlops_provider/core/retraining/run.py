@@ -198,12 +198,14 @@ def run_retrain_decision(
             request_id=request_id,
         )
     log.info(
-        "Retrain decision for %s: retrain=%s triggered=%s suppressed_by=%s reasons=%s",
+        "Retrain decision for %s: retrain=%s triggered=%s suppressed_by=%s reasons=%s; "
+        "retraining gain: %s",
         registered_model_name,
         decision.retrain,
         decision.triggered,
         decision.suppressed_by,
         decision.reasons,
+        "; ".join(decision.gain) or "not measured",
     )
     return decision
 
@@ -245,12 +247,14 @@ def request_extra(
     champion_version: str | None,
     source: str,
     triggered_policies: Sequence[str] = (),
+    retraining_gain: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``extra`` of a retrain-request asset event (JSON-serializable).
 
     ``as_of`` (= ``requested_at``, the end of the deciding data interval) tells the training
     pipeline up to when it may use data, so a backfilled request trains as a live one would.
-    ``source`` is ``<dag_id>.<task_id>`` of the requesting task.
+    ``source`` is ``<dag_id>.<task_id>`` of the requesting task; ``retraining_gain`` what the
+    earlier retraining bought, as measured when the request was made (sentences).
     """
     at = iso(requested_at)
     return {
@@ -262,6 +266,7 @@ def request_extra(
         "request_id": request_id,
         "policies": list(triggered_policies),
         "source": source,
+        "retraining_gain": list(retraining_gain),
     }
 
 
