@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -257,7 +258,19 @@ class Lifecycle:
             "seconds per step": ", ".join(f"{k}: {v:.0f}" for k, v in self.timings.items()),
             **_gain_facts(records),
         }
-        write_lifecycle_report(records, facts, str(self.lake / "reports"))
+        write_lifecycle_report(
+            records, facts, str(self.lake / "reports"), extra_sections=[_champion_traces()]
+        )
+
+
+def _champion_traces() -> tuple[str, str]:
+    """The lineage of every champion (docs/lineage.md), as the report's last section."""
+    from mlops_common import MODEL_NAME
+
+    from mlops_provider.core.governance.trace import champion_traces_html
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    return ("", champion_traces_html(MODEL_NAME, MlflowHook().client))  # carries its heading
 
 
 def _gain_facts(records: list[Any]) -> dict[str, str]:
@@ -274,16 +287,25 @@ def _gain_facts(records: list[Any]) -> dict[str, str]:
     }
 
 
-def write_lifecycle_report(records: list[Any], facts: dict[str, Any], directory: str) -> str:
-    """Print the per-day table and the facts; write ``lifecycle.html`` and ``lifecycle.json``
-    into ``directory`` (a local path or a URI). Returns the HTML report's location."""
+def write_lifecycle_report(
+    records: list[Any],
+    facts: dict[str, Any],
+    directory: str,
+    *,
+    extra_sections: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Print the per-day table and the facts; write ``lifecycle.html`` (with the
+    ``extra_sections``, ``(title, html)`` pairs, at its end) and ``lifecycle.json`` into
+    ``directory`` (a local path or a URI). Returns the HTML report's location."""
     from include.lifecycle_report import format_table, render_lifecycle_report
     from mlops_provider.core import io
 
     say("\nPer-day summary")
     say(format_table(records))
     path = io.join_uri(directory, "lifecycle.html")
-    io.write_text(render_lifecycle_report(records, facts=facts), path)
+    io.write_text(
+        render_lifecycle_report(records, facts=facts, extra_sections=extra_sections), path
+    )
     summary = [r.to_dict() for r in records]
     io.write_text(
         json.dumps(summary, indent=2, default=str), io.join_uri(directory, "lifecycle.json")

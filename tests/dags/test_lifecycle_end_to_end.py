@@ -67,7 +67,13 @@ def test_scoring_switches_to_the_new_champion(lifecycle: dict) -> None:
 
 def test_lifecycle_report_written(lifecycle: dict) -> None:
     html = (lifecycle["lake"] / "reports" / "lifecycle.html").read_text()
+    records = lifecycle["records"]
     assert html.count("<img") == 2 and "Per day" in html  # the timeline and the service panel
+    # the lineage of every version that was champion, in the order it became champion
+    champions = list(dict.fromkeys(r["champion_version"] for r in records if r["champion_version"]))
+    assert "Lineage of each champion" in html
+    positions = [html.index(f"churn v{v}: @champion from") for v in champions]
+    assert positions == sorted(positions), champions
     assert "Realtime service per day" in html
     assert "Per-day summary" in lifecycle["stdout"]
 
