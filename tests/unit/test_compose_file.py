@@ -333,7 +333,6 @@ def test_mlflow_server_uses_postgres_and_its_own_database() -> None:
 PROMETHEUS = ROOT / "docker" / "prometheus" / "prometheus.yml"
 GRAFANA = ROOT / "docker" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "mlops.json"
-CONTRACT = Path("/work/notes/serving_contract.md")
 #: The serving app's metric families (the serving contract's /metrics).
 SERVING_METRICS = {
     "mlops_serving_requests_total",
@@ -420,13 +419,6 @@ def dashboard_exprs() -> list[str]:
         if isinstance(query, dict):
             exprs.append(str(query.get("query", "")))
     return exprs
-
-
-def test_serving_contract_lists_the_serving_metrics() -> None:
-    if not CONTRACT.exists():
-        pytest.skip("the serving contract is not on this machine")
-    named = set(re.findall(r"`(mlops_serving_[a-z_]+)", CONTRACT.read_text()))
-    assert named == SERVING_METRICS
 
 
 def option(command: list[str], name: str) -> str:
