@@ -75,7 +75,9 @@ def _lineage(store: Any, window: Any, features: Path, evaluation: dict[str, Any]
     partitions = []
     for day, uri in io.list_partitions(str(features)).items():
         if day.isoformat() in window.train_days:
-            partitions.append({**ref(uri), "day": day.isoformat(), "validation": {}})
+            partitions.append(
+                {**ref(uri), "day": day.isoformat(), "role": "training", "validation": {}}
+            )
     return {
         "entity_data": {"training": ref(window.train_uri), "evaluation": ref(window.eval_uri)},
         "evaluation_data": ref(evaluation["uri"]),
@@ -171,7 +173,7 @@ def test_a_promoted_champion_is_reproduced_within_tolerance(setup: Setup) -> Non
     assert report.lineage_source == "lineage document"
     roles = [c.role for c in report.inputs]
     assert roles[:2] == ["training set", "evaluation set"]
-    assert "entity data (training)" in roles and "source partition 2026-01-01" in roles
+    assert "entity data (training)" in roles and "source partition 2026-01-01 (training)" in roles
     assert all(c.status == "same" for c in report.inputs)
     assert report.rebuild is not None and report.rebuild.status == "reproduced"
     assert (
@@ -223,7 +225,8 @@ def test_a_changed_source_partition_is_detected_and_named(setup: Setup, restore:
     report = reproduce(setup.target, f"{MODEL}/1", store=setup.store)
     assert report.verdict == "inputs_changed", report.to_text()
     [changed] = report.changed_inputs
-    assert changed.role == f"source partition {day['day']}" and changed.uri == day["uri"]
+    assert changed.role == f"source partition {day['day']} (training)"
+    assert changed.uri == day["uri"]
     assert changed.recorded_digest == day["digest"] and changed.current_digest != day["digest"]
     assert changed.recorded_rows == changed.current_rows == day["rows"]
     assert any(day["uri"] in reason and "changed" in reason for reason in report.reasons)
@@ -232,7 +235,9 @@ def test_a_changed_source_partition_is_detected_and_named(setup: Setup, restore:
     # the recorded training set itself is intact: the refit on it still matches
     assert report.refit_on.startswith("the recorded training set")
     assert all(m.matches for m in report.metrics)
-    assert f"changed  source partition {day['day']} {day['uri']} changed" in report.to_text()
+    assert f"changed  source partition {day['day']} (training) {day['uri']} changed" in (
+        report.to_text()
+    )
 
 
 def test_a_changed_training_set_is_named_and_the_refit_says_it_used_the_new_content(
@@ -254,11 +259,17 @@ def test_changed_feature_view_definitions_are_named(setup: Setup, restore: None)
 
     recorded = json.loads(json.dumps(setup.lineage["feature_views"]))
     assert definition_changes(recorded, setup.store) == []
-    recorded[0]["ttl_seconds"] = 86400.0
+    # bookkeeping the training pipeline records besides the definition is not compared
+    recorded[0].update(created="2026-01-01T00:00:00+00:00", definition_digest="0123abcd")
+    recorded[0]["definition"]["meta"] = {"createdTimestamp": "2026-01-01T00:00:00Z"}
+    assert definition_changes(recorded, setup.store) == []
+    recorded[0]["ttl_seconds"] = 86400
     recorded[0]["definition"]["ttl"] = "86400s"
+    recorded[0]["features"] = recorded[0]["features"][:-1]
     [change] = definition_changes(recorded, setup.store)
     assert change.startswith(f"feature view {VIEW} changed: ")
-    assert "ttl_seconds: 86400.0 -> 2592000.0" in change and "definition.ttl" in change
+    assert "ttl_seconds: 86400 -> 2592000" in change and "definition.ttl" in change
+    assert "features: [" in change
 
 
 def test_a_changed_library_version_is_reported(setup: Setup) -> None:

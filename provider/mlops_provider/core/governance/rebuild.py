@@ -40,6 +40,7 @@ __all__ = [
     "locate_dataset",
     "rebuild_training_set",
     "view_definitions",
+    "VIEW_FIELDS",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,15 +186,18 @@ def check_dataset(
 def check_partitions(
     partitions: Sequence[Mapping[str, Any]], *, conn_id: str | None = None
 ) -> list[InputCheck]:
-    """The recorded source partitions (``uri``, ``day``, ``digest``, ``rows``) against now."""
+    """The recorded source partitions (``uri``, ``day``, ``role``, ``digest``, ``rows``)
+    against now."""
     checks = []
     for part in partitions:
         uri = part.get("uri")
         if not uri:
             continue
         ref = DatasetRef(str(uri), part.get("digest"), part.get("rows"))
-        day = part.get("day")
-        role = f"source partition {day}" if day else "source partition"
+        day, used_for = part.get("day"), part.get("role")
+        role = " ".join(
+            p for p in ("source partition", day, f"({used_for})" if used_for else None) if p
+        )
         checks.append(check_dataset(role, ref, conn_id=conn_id)[0])
     return checks
 
@@ -212,18 +216,27 @@ def digest_as_written(table: pa.Table) -> str:
 # --------------------------------------------------------------------------- feature views
 
 
-def _without_volatile(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec without what changes on every apply (none in Feast's spec today; meta holds the
-    timestamps and is not part of it)."""
-    return {k: v for k, v in spec.items() if k not in ("createdTimestamp", "lastUpdatedTimestamp")}
+#: The fields of a recorded feature view that say what it computes (registry timestamps and
+#: other bookkeeping are not compared).
+VIEW_FIELDS = ("definition", "source", "ttl_seconds", "entities", "features")
+
+
+def _without_meta(value: Any) -> Any:
+    """A definition without its ``meta`` entries (registry timestamps a re-apply changes)."""
+    if isinstance(value, Mapping):
+        return {k: _without_meta(v) for k, v in value.items() if k != "meta"}
+    if isinstance(value, list):
+        return [_without_meta(v) for v in value]
+    return value
 
 
 def view_definitions(
     store: FeatureStore, names: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """The feature-view definitions the registry holds now: ``name``, ``definition`` (the
-    view's spec as a dict), ``source`` (the batch source path), ``ttl_seconds``, ``features``
-    (``name: dtype``)."""
+    view's spec as a dict, protobuf ``MessageToDict``), ``source`` (the batch source's path),
+    ``ttl_seconds``, ``entities``, ``features`` (names), as the training pipeline records
+    them."""
     from google.protobuf.json_format import MessageToDict
 
     from mlops_provider.core.features.registry import feature_views
@@ -234,16 +247,16 @@ def view_definitions(
         view = views.get(name)
         if view is None:
             continue
-        spec = _without_volatile(MessageToDict(view.to_proto().spec))
-        source = getattr(getattr(view, "batch_source", None), "path", None)
+        source = getattr(view, "batch_source", None)
         ttl = getattr(view, "ttl", None)
         out.append(
             {
                 "name": name,
-                "definition": spec,
-                "source": source,
-                "ttl_seconds": ttl.total_seconds() if ttl is not None else None,
-                "features": [f"{f.name}: {f.dtype}" for f in view.features],
+                "definition": MessageToDict(view.to_proto().spec),
+                "source": getattr(source, "path", None) or getattr(source, "name", None),
+                "ttl_seconds": None if ttl is None else int(ttl.total_seconds()),
+                "entities": [str(e) for e in getattr(view, "entities", []) or []],
+                "features": [f.name for f in view.features],
             }
         )
     return out
@@ -278,9 +291,9 @@ def definition_changes(recorded: Sequence[Mapping[str, Any]], store: FeatureStor
             changes.append(f"feature view {name} is no longer in the registry")
             continue
         diffs: list[str] = []
-        for key, value in entry.items():
-            if key != "name" and key in now:
-                _diff(value, now[key], key, diffs)
+        for key in VIEW_FIELDS:
+            if key in entry:
+                _diff(_without_meta(entry[key]), _without_meta(now[key]), key, diffs)
         if diffs:
             changes.append(f"feature view {name} changed: " + "; ".join(diffs[:8]))
     return changes

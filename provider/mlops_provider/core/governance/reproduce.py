@@ -340,10 +340,13 @@ def _rebuild(
         from mlops_provider.core.feast_config import make_feature_store
 
         store = make_feature_store(None)
+    # what the training set is built from (the evaluation days' partitions are not)
     causes = [
         c.describe()
         for c in inputs.checks
-        if c.changed and (c.role.startswith("source partition") or c.role.startswith("entity"))
+        if c.changed
+        and (c.role.startswith("source partition") or c.role == "entity data (training)")
+        and not c.role.endswith("(evaluation)")
     ]
     return rebuild_training_set(
         lineage, store, entities.table, recorded_set=inputs.training.table, input_causes=causes
