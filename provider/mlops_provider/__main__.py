@@ -61,20 +61,25 @@ def _init(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     import contextlib
     import json
+    import os
 
     from mlops_provider.core.errors import InputError
     from mlops_provider.core.governance import reproduce
     from mlops_provider.hooks.mlflow import MlflowHook
 
-    store = None
-    if args.feast_conn_id:
-        from mlops_provider.hooks.feast import FeastHook
-
-        store = FeastHook(args.feast_conn_id).store
-    hook = MlflowHook(args.mlflow_conn_id, tracking_uri=args.tracking_uri)
+    # what the libraries log while it runs goes to stderr (Airflow's logging writes to the
+    # stdout it found at start-up, so the descriptor is redirected): stdout holds the report
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
     try:
-        # what the libraries print while it runs goes to stderr: stdout holds only the report
         with contextlib.redirect_stdout(sys.stderr):
+            store = None
+            if args.feast_conn_id:
+                from mlops_provider.hooks.feast import FeastHook
+
+                store = FeastHook(args.feast_conn_id).store
+            hook = MlflowHook(args.mlflow_conn_id, tracking_uri=args.tracking_uri)
             report = reproduce(
                 hook.target,
                 args.model,
@@ -86,6 +91,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     except InputError as exc:  # a malformed or unknown model, a run not trained here
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
     print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.to_text())
     return 0 if report.reproduced else 1
 

@@ -349,16 +349,35 @@ def test_a_run_without_a_lineage_document_is_read_from_its_tags_and_params(
 
 
 def test_the_command_prints_the_report_and_exits_with_the_verdict(
-    setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import os
+    import subprocess
+    import sys
+
     from mlops_provider.__main__ import main
 
-    monkeypatch.setenv("MLOPS_HOME", str(setup.lake.parent))
     uri = setup.target.tracking_uri
-    status = main(["reproduce", f"{MODEL}/1", "--json", "--tracking-uri", uri])
-    out = json.loads(capsys.readouterr().out)
-    assert status == 0 and out["verdict"] == "reproduced"
-    assert out["rebuild"]["status"] == "reproduced"
+    # a process of its own, as a user runs it: stdout holds the JSON report and nothing else
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops_provider",
+            "reproduce",
+            f"{MODEL}/1",
+            "--json",
+            "--tracking-uri",
+            uri,
+        ],
+        env={**os.environ, "MLOPS_HOME": str(setup.lake.parent)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["verdict"] == "reproduced" and out["rebuild"]["status"] == "reproduced"
     assert main(["reproduce", "no-such-model/7", "--tracking-uri", uri]) == 2
     assert "no-such-model" in capsys.readouterr().err
 
