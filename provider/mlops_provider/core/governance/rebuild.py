@@ -36,7 +36,7 @@ __all__ = [
     "RebuildCheck",
     "check_dataset",
     "definition_changes",
-    "digest_as_written",
+    "as_written",
     "locate_dataset",
     "rebuild_training_set",
     "view_definitions",
@@ -202,15 +202,16 @@ def check_partitions(
     return checks
 
 
-def digest_as_written(table: pa.Table) -> str:
-    """The digest ``table`` has once written as parquet and read back (what a training that
-    reads the written set records)."""
+def as_written(table: pa.Table) -> tuple[pa.Table, str]:
+    """``table`` written as parquet and read back, and its digest: what a training that reads
+    the written set sees and records."""
     from mlops_provider.core import io
 
     with tempfile.TemporaryDirectory(prefix="mlops-rebuild-") as tmp:
         path = str(Path(tmp) / "set.parquet")
         io.write_table(table, path)
-        return io.table_digest(io.read_table(path))
+        read = io.read_table(path)
+    return read, io.table_digest(read)
 
 
 # --------------------------------------------------------------------------- feature views
@@ -423,8 +424,8 @@ def rebuild_training_set(
         check.note = f"{type(err).__name__}: {err}"
         check.causes = [*input_causes]
         return check
-    check.table, check.rows = table, table.num_rows
-    check.digest = digest_as_written(table)
+    check.table, check.digest = as_written(table)
+    check.rows = table.num_rows
     if check.digest == check.recorded_digest:
         check.status = "reproduced"
         return check
