@@ -272,6 +272,36 @@ def test_changed_feature_view_definitions_are_named(setup: Setup, restore: None)
     assert "features: [" in change
 
 
+def test_a_feature_view_changed_in_the_registry_is_named(setup: Setup) -> None:
+    from datetime import timedelta as td
+
+    from mlops_provider.core.features import apply_repo
+
+    view = setup.store.get_feature_view(VIEW)
+    view.ttl = td(hours=12)  # every training row has same-day features: no effect on the set
+    setup.store.apply([view])
+    try:
+        harmless = reproduce(setup.target, f"{MODEL}/1", store=setup.store)
+        view.features = [f for f in view.features if f.name != "monthly_charges"]
+        setup.store.apply([view])
+        dropped = reproduce(setup.target, f"{MODEL}/1", store=setup.store)
+    finally:
+        apply_repo(setup.store)
+    assert harmless.verdict == "reproduced", harmless.to_text()
+    assert harmless.rebuild.status == "reproduced"
+    assert "without effect on the training set: feature view customer_activity changed" in (
+        harmless.rebuild.note
+    )
+    assert "ttl_seconds: 2592000 -> 43200" in harmless.rebuild.note
+    assert dropped.verdict == "inputs_changed", dropped.to_text()
+    assert dropped.changed_inputs == []  # every dataset is what it was
+    assert dropped.rebuild.status in ("differs", "failed")
+    change = dropped.rebuild.changed_features[0]
+    assert change.startswith(f"feature view {VIEW} changed: ") and "monthly_charges" in change
+    assert dropped.reasons[0] == change
+    assert reproduce(setup.target, f"{MODEL}/1", store=setup.store).reproduced
+
+
 def test_a_changed_library_version_is_reported(setup: Setup) -> None:
     import sklearn
 

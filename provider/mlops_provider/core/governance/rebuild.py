@@ -15,6 +15,7 @@ Used by :func:`~mlops_provider.core.governance.reproduce.reproduce`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -311,6 +312,8 @@ class RebuildCheck:
         ``skipped`` (nothing to rebuild from, or not asked) or ``failed``.
     :param causes: what explains a difference (changed entity data, feature views, feature
         service, source partitions), or what differs in the content when no input did.
+    :param changed_features: the feature-side inputs that are not what was recorded (feature
+        views whose definition differs, a feature service resolving to other features).
     """
 
     status: str
@@ -321,6 +324,7 @@ class RebuildCheck:
     features: list[str] = field(default_factory=list)
     feature_service: str | None = None
     causes: list[str] = field(default_factory=list)
+    changed_features: list[str] = field(default_factory=list)
     note: str = ""
     table: Any = field(default=None, repr=False, compare=False)
 
@@ -331,9 +335,10 @@ class RebuildCheck:
             else (f"{len(self.features)} feature reference(s)")
         )
         if self.status == "reproduced":
+            note = f" ({self.note})" if self.note else ""
             return (
                 f"training set rebuilt from {self.entity_data} with {source}: {self.rows} rows, "
-                f"digest {self.digest} = recorded"
+                f"digest {self.digest} = recorded{note}"
             )
         if self.status == "differs":
             why = "; ".join(self.causes) or "no recorded input changed"
@@ -341,6 +346,9 @@ class RebuildCheck:
                 f"training set rebuilt from {self.entity_data} with {source}: digest "
                 f"{self.digest} != recorded {self.recorded_digest} ({why})"
             )
+        if self.status == "failed":
+            why = f" ({'; '.join(self.causes)})" if self.causes else ""
+            return f"training set could not be rebuilt: {self.note}{why}"
         return f"training set not rebuilt: {self.note}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -369,10 +377,10 @@ def _content_differences(rebuilt: pa.Table, recorded: pa.Table | None) -> list[s
 
 
 def _feature_causes(
-    lineage: TrainingLineage, store: FeatureStore, refs: Sequence[str]
+    lineage: TrainingLineage, store: FeatureStore, refs: Sequence[str] | None
 ) -> list[str]:
     causes = definition_changes(lineage.feature_views, store) if lineage.feature_views else []
-    if lineage.feature_refs and list(refs) != list(lineage.feature_refs):
+    if refs is not None and lineage.feature_refs and list(refs) != list(lineage.feature_refs):
         what = (
             f"feature service {lineage.feature_service}" if lineage.feature_service else "features"
         )
@@ -422,15 +430,23 @@ def rebuild_training_set(
         )
     except Exception as err:  # a changed registry or entity data may make it impossible
         check.note = f"{type(err).__name__}: {err}"
-        check.causes = [*input_causes]
+        with contextlib.suppress(Exception):  # the registry itself may be what broke
+            check.changed_features = _feature_causes(lineage, store, None)
+        check.causes = [*input_causes, *check.changed_features]
         return check
     check.table, check.digest = as_written(table)
     check.rows = table.num_rows
+    check.changed_features = _feature_causes(lineage, store, refs)
     if check.digest == check.recorded_digest:
         check.status = "reproduced"
+        if check.changed_features:  # e.g. a new description: the set is the same all the same
+            check.note = "changed since the training, without effect on the training set: " + (
+                "; ".join(check.changed_features)
+            )
+            check.changed_features = []
         return check
     check.status = "differs"
-    check.causes = [*input_causes, *_feature_causes(lineage, store, refs)]
+    check.causes = [*input_causes, *check.changed_features]
     if not check.causes:
         check.causes = _content_differences(table, recorded_set)
     return check

@@ -589,8 +589,8 @@ def _library_versions(
 def _verdict(report: ReproduceReport) -> tuple[str, list[str]]:
     changed = [c.describe() for c in report.changed_inputs]
     rebuild = report.rebuild
-    if rebuild is not None and rebuild.status == "differs":
-        changed += [c for c in rebuild.causes if c not in changed and _is_input_cause(c)]
+    if rebuild is not None:
+        changed += rebuild.changed_features
     if changed:
         return "inputs_changed", changed
     reasons = []
@@ -611,10 +611,6 @@ def _verdict(report: ReproduceReport) -> tuple[str, list[str]]:
             reasons.append("library versions differ from training: " + ", ".join(differing))
         return "mismatch", reasons
     return "reproduced", []
-
-
-def _is_input_cause(cause: str) -> bool:
-    return cause.startswith(("feature view", "feature service", "features now"))
 
 
 def reproduce(
