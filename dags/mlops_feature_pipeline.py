@@ -73,8 +73,10 @@ with DAG(
     )
 
     @task
-    def publish(partition: str, day: str) -> dict:
-        """Copy the validated partition into the Feast source; a rerun replaces the day."""
+    def publish(partition: str, day: str, validation: dict) -> dict:
+        """Copy the validated partition into the Feast source; a rerun replaces the day. The
+        validation's status and report are recorded in the partition's ``_SUCCESS`` marker
+        (what a lineage trace reads back)."""
         from mlops_provider.core.features import publish_partition
 
         return publish_partition(
@@ -84,6 +86,7 @@ with DAG(
             entity_columns=ENTITY_COLUMNS,
             timestamp_column=TIMESTAMP_COLUMN,
             conn_id=AWS_CONN_ID,
+            validation=validation,
         )
 
     materialize = FeastMaterializeOperator(
@@ -96,5 +99,5 @@ with DAG(
     apply = FeastApplyOperator(
         task_id="apply_feature_repo", repo_path=FEATURE_REPO, aws_conn_id=AWS_CONN_ID
     )
-    published = publish(RAW_PARTITION, DAY)
+    published = publish(RAW_PARTITION, DAY, validate.output)
     wait_for_raw_partition(RAW_PARTITION) >> validate >> published >> apply >> materialize

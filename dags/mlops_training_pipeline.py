@@ -83,25 +83,41 @@ with DAG(
     @task
     def as_of(**context: Any) -> dict[str, Any]:
         """When this training happens: run conf, the retrain request that triggered it, or the
-        run's own time. Also returns the reasons of the triggering retrain request."""
+        run's own time. Also returns the reasons of the triggering retrain request, and the
+        ``trigger`` recorded in the run's lineage (schedule, retrain request, manual run; with
+        the retrain request state read from the registry)."""
         from datetime import datetime, timezone
+
+        from mlops_provider.core.governance.collect import read_trigger
+        from mlops_provider.hooks.mlflow import MlflowHook
 
         params = context["params"]
         reasons: list[str] = []
+        extras: list[dict[str, Any]] = []
         when = params.get("as_of")
         for events in (context.get("triggering_asset_events") or {}).values():
             for event in events:
                 extra = event.extra or {}
                 when = when or extra.get("as_of")
                 reasons += list(extra.get("reasons", []))
+                extras.append(dict(extra))
         if not when:
             moment = context.get("data_interval_end") or context.get("logical_date")
             when = (moment or datetime.now(timezone.utc)).isoformat()
         stamp = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+        run_type = getattr(context.get("dag_run"), "run_type", None)
+        trigger = read_trigger(
+            MlflowHook(MLFLOW_CONN_ID).client,
+            MODEL_NAME,
+            events=extras,
+            run_type=None if run_type is None else str(getattr(run_type, "value", run_type)),
+            conf_as_of=params.get("as_of"),
+        )
         return {
             "as_of": stamp.isoformat(),
             "key": stamp.strftime("%Y%m%dT%H%M%S"),
             "reasons": reasons,
+            "trigger": trigger,
         }
 
     @task
@@ -123,6 +139,29 @@ with DAG(
             conn_id=AWS_CONN_ID,
         )
         return window.to_dict()
+
+    @task
+    def training_lineage(
+        moment: dict[str, Any],
+        window: dict[str, Any],
+        training_set: dict[str, Any],
+        evaluation_set: dict[str, Any],
+    ) -> dict[str, Any]:
+        """What the training run records of its inputs (docs/lineage.md): the evaluation set
+        and entity datasets with content digests, the label window, the feature service and
+        views as applied, the source feature partitions with their validation, the trigger."""
+        from mlops_provider.core.governance.collect import pipeline_lineage
+
+        return pipeline_lineage(
+            moment=moment,
+            window=window,
+            training_set=training_set,
+            evaluation_set=evaluation_set,
+            labels_uri=LABELS_URI,
+            features_uri=FEATURES_URI,
+            window_days=TRAINING_WINDOW_DAYS,
+            conn_id=AWS_CONN_ID,
+        )
 
     moment = as_of()
     window = label_window(moment)
@@ -162,6 +201,7 @@ with DAG(
         estimator="sklearn.ensemble.HistGradientBoostingClassifier",
         estimator_params={"max_iter": 150, "learning_rate": 0.08, "random_state": 7},
         feature_refs="{{ ti.xcom_pull(task_ids='training_set')['feature_refs'] }}",
+        lineage="{{ ti.xcom_pull(task_ids='training_lineage') }}",
         experiment_name="mlops-churn-training",
         aws_conn_id=AWS_CONN_ID,
     )
@@ -237,6 +277,8 @@ with DAG(
     decision = gate(evaluate.output)
     rejected = record_rejection(evaluate.output, moment)
     window >> [training_set, evaluation_set]
+    recorded = training_lineage(moment, window, training_set.output, evaluation_set.output)
+    [validate, recorded] >> train
     training_set >> validate >> train >> evaluate >> decision
     evaluation_set >> evaluate
     decision >> approve >> [promote, rejected]

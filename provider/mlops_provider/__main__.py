@@ -5,6 +5,9 @@ Commands:
 - ``init <airflow-project-dir> [--force]``: copy the reference DAGs into ``<dir>/dags/`` and the
   GX suites and the Feast repo template into ``<dir>/include/``, then print the settings the
   DAGs need.
+- ``trace <predictions-uri> --row customer_id=123 --day 2026-01-10`` / ``trace --model churn/3``
+  / ``trace --champion-at 2026-01-10T00:00 --model-name churn``: where a prediction or a model
+  came from (docs/lineage.md); ``--json`` for the JSON document.
 
 Each command is a function taking the parsed arguments and returning the exit status; a new
 command adds a sub-parser in :func:`build_parser`.
@@ -99,6 +102,38 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0 if report.reproduced else 1
 
 
+def _trace(args: argparse.Namespace) -> int:
+    """``trace``: print the lineage chain (readable, or JSON with ``--json``); what Airflow and
+    MLflow log while it is read goes to stderr, so stdout holds the trace alone."""
+    import contextlib
+    import logging
+
+    from mlops_provider.core.errors import InputError
+    from mlops_provider.core.governance.trace import trace
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    logging.disable(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            found = trace(
+                MlflowHook(args.mlflow_conn_id).client,
+                predictions_uri=args.predictions_uri,
+                row=args.row or None,
+                day=args.day,
+                model=args.model if args.champion_at is None else None,
+                champion_at=args.champion_at,
+                model_name=args.model_name or (args.model if args.champion_at else None),
+                alias=args.alias,
+                verify=not args.no_verify,
+                conn_id=args.aws_conn_id,
+            )
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(found.to_json() if args.json else found.to_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m mlops_provider`` parser, one sub-parser per command."""
     parser = argparse.ArgumentParser(
@@ -137,6 +172,37 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--aws-conn-id", default=None, help="for an s3:// data lake")
     reproduce.add_argument("--tolerance", type=float, default=1e-9)
     reproduce.set_defaults(handler=_reproduce)
+
+    trace = commands.add_parser(
+        "trace",
+        help="where a prediction or a model came from: model version, alias, training run, "
+        "datasets with digests, windows, features, validations, trigger",
+        description="Trace a prediction row (PREDICTIONS_URI --row KEY [--day D]), a model "
+        "version (--model NAME/VERSION) or the alias holder at a time (--champion-at TIME "
+        "--model-name NAME) back to the data and the trigger of its training "
+        "(docs/lineage.md). Every link says where it was read from; links that were never "
+        "recorded are reported as missing.",
+    )
+    trace.add_argument(
+        "predictions_uri", nargs="?", help="predictions dataset or partition (dt=YYYY-MM-DD)"
+    )
+    trace.add_argument(
+        "--row",
+        action="append",
+        help="the row key: customer_id=123, or dt=2026-01-10/customer_id=123 (repeatable)",
+    )
+    trace.add_argument("--day", help="the predictions partition day (YYYY-MM-DD)")
+    trace.add_argument("--model", help="a model version: NAME/VERSION (e.g. churn/3)")
+    trace.add_argument("--champion-at", help="trace the alias holder at this ISO time")
+    trace.add_argument("--model-name", help="the registered model of --champion-at")
+    trace.add_argument("--alias", default="champion", help="the alias of --champion-at")
+    trace.add_argument("--json", action="store_true", help="print the JSON document")
+    trace.add_argument(
+        "--no-verify", action="store_true", help="do not re-read datasets to compare digests"
+    )
+    trace.add_argument("--mlflow-conn-id", default="mlflow_default", help="MLflow connection")
+    trace.add_argument("--aws-conn-id", default=None, help="connection of s3:// datasets")
+    trace.set_defaults(handler=_trace)
     return parser
 
 

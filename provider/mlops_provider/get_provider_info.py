@@ -90,6 +90,18 @@ def get_provider_info() -> dict[str, Any]:
                         ),
                         "sensitive": True,
                     },
+                    "versions_max_age_days": _option(
+                        "Days a replaced dataset version stays readable in the lake's version "
+                        "store (_versions beside the dataset) after it was replaced; none: no "
+                        "age limit; 0: replaced content is not kept (docs/versioning.md).",
+                        "90",
+                        default="30",
+                    ),
+                    "versions_keep": _option(
+                        "At most this many replaced versions are kept per dataset location, "
+                        "newest first. Empty: no count limit; 0: none kept.",
+                        "5",
+                    ),
                 },
             }
         },

@@ -453,3 +453,36 @@ def test_features_stay_readable_while_a_materialization_runs(
     )
     with pytest.raises(ValueError, match="is in state 'MATERIALIZING'"):
         _online(store_from_config(config))
+
+
+def test_feast_reads_the_current_partitions_never_retained_versions(
+    airflow_db: Path, lake: Path, mlops_home: Path
+) -> None:
+    """A republished partition with other content keeps the old content as a version beside
+    the feature source (docs/versioning.md); Feast's file offline store, which reads the source
+    directory recursively, sees only the current partitions. The new rows are one second
+    older than the retained ones: if Feast read both, the retained values would win."""
+    import pyarrow as pa
+
+    part = io.partition_uri(str(lake / "features" / VIEW), DAYS[1])
+    before = io.read_table(part)
+    frame = before.to_pandas()
+    frame[TIMESTAMP_COLUMN] -= pd.Timedelta(seconds=1)
+    numeric = next(c for c in FEATURE_COLUMNS if pd.api.types.is_float_dtype(frame[c]))
+    frame[numeric] = frame[numeric] + 1000.0
+    changed = pa.Table.from_pandas(frame, schema=before.schema, preserve_index=False)
+    old_digest = io.digest_of(part)
+    written = io.write_partition(changed, part)
+    assert written["digest"] != old_digest
+    assert io.read_table(part, version=old_digest).equals(before)
+    assert (lake / "features" / "_versions" / VIEW / f"dt={DAYS[1]}").is_dir()
+    assert sorted(p.name for p in (lake / "features" / VIEW).iterdir()) == [
+        f"dt={day}" for day in DAYS
+    ]
+
+    store = FeastHook().store
+    feat.apply_repo(store)
+    feat.materialize(store, utc(DAYS[0]), utc(DAYS[2]), views=[VIEW])
+    expected = _latest(lake, utc(DAYS[0]), utc(DAYS[2]))
+    assert (expected[numeric] > 900).any()  # the republished values are the latest ones
+    _assert_online_is_latest(store, expected)

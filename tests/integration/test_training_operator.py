@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import date, datetime, timedelta, timezone
@@ -67,6 +68,7 @@ def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path, cap
     import mlflow
 
     from mlops_provider import __version__
+    from mlops_provider.core.governance import read_training_lineage
     from mlops_provider.core.logs import CHATTY_LOGGERS
     from mlops_provider.core.mlflow_target import activated
     from mlops_provider.hooks.mlflow import MlflowHook
@@ -80,6 +82,7 @@ def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path, cap
                 "target": "churned",
                 "experiment_name": "it-train",
                 "feature_refs": ["customer_activity:tenure_months", "customer_activity:plan"],
+                "lineage": {"label_window": {"window_days": "{{ 1 + 2 }}"}},
                 **FAST,
             }
         },
@@ -138,6 +141,20 @@ def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path, cap
         (mlops_home / "mlflow" / "artifacts").as_uri()
     )
     assert client.list_artifacts(out["run_id"], "monitoring")[0].path == REFERENCE_PROFILE_PATH
+    # the lineage document: the DAG's fields (templated) and the code from the Airflow context
+    lineage = read_training_lineage(client, out["run_id"])
+    assert lineage is not None and lineage.label_window == {"window_days": "3"}
+    code = lineage.code
+    assert (code["dag_id"], code["task_id"], code["run_id"]) == (
+        "train_embedded",
+        "train",
+        dr.run_id,
+    )
+    ti = next(t for t in dr.get_task_instances() if t.task_id == "train")
+    assert code["dag_version_id"] == str(ti.dag_version_id)
+    assert code["dag_file"] == dag.fileloc and code["provider_version"] == __version__
+    digest = hashlib.sha256(Path(dag.fileloc).read_bytes()).hexdigest()
+    assert code["dag_file_digest"] == digest and code["airflow_version"]
     with activated(target):
         model = mlflow.sklearn.load_model(out["model_uri"])
     raw = io.read_pandas(uri).head(10)  # raw rows, ids included: the model picks its columns

@@ -7,6 +7,7 @@ root, and applies the project's feature repo there.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -146,6 +147,18 @@ def test_publish_partition_rerun_replaces_and_selects_columns(
     assert table.num_rows == expected_rows  # replaced, not appended
     assert table.column_names == [ENTITY_COLUMN, TIMESTAMP_COLUMN, "plan", "tenure_months"]
     assert feat.published_days(target) == [DAYS[0]]
+    # the validation that let the day through is kept in its _SUCCESS marker
+    from mlops_provider.core.features.publish import partition_marker, partition_validation
+
+    assert (
+        first["validation"] is None and partition_validation(partition_marker(first["uri"])) is None
+    )
+    checked = {"status": "passed", "passed": True, "suite": "raw", "report_uri": "r.html", "x": 1}
+    third = feat.publish_partition(
+        str(raw), target, DAYS[0], entity_columns=["customer_id"], validation=checked
+    )
+    recorded = partition_validation(partition_marker(third["uri"]))
+    assert recorded == third["validation"] == {k: v for k, v in checked.items() if k != "x"}
     # hidden staging directories of an interrupted publish are not days
     (tmp_path / "features" / VIEW / ".staging-dt=2026-01-05-abc").mkdir()
     assert feat.published_days(target) == [DAYS[0]]
@@ -448,14 +461,24 @@ def test_create_training_dataset_writes_parquet_with_digest(
     assert pc.sum(pc.is_null(written.column("plan"))).as_py() == 0
     assert result["feature_refs"] == refs
     assert result["digest"] == io.table_digest(written)
+    assert written.schema.metadata[b"mlops.digest"] == result["digest"].encode()  # recorded
     assert (
         written.schema.metadata[b"feature_refs"]
         == b'["customer_activity:tenure_months", "customer_activity:plan"]'
     )
+    # the feature views as applied in the registry, in the result and the file's metadata
+    (view,) = result["feature_views"]
+    applied = store.get_feature_view(VIEW)
+    assert view["name"] == VIEW and view["features"] == [f.name for f in applied.features]
+    assert view["ttl_seconds"] == int(applied.ttl.total_seconds())
+    assert view["source"] == applied.batch_source.path and view["entities"] == ["customer"]
+    assert view["definition"]["name"] == VIEW and len(view["definition_digest"]) == 16
+    assert json.loads(written.schema.metadata[b"feature_views"]) == result["feature_views"]
     again = feat.create_training_dataset(
         store, str(tmp_path / "labels.parquet"), out, features=refs, label_columns=["churned"]
     )
     assert again["digest"] == result["digest"]  # deterministic, and replaced in place
+    assert again["feature_views"][0]["definition_digest"] == view["definition_digest"]
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["training.parquet"]
 
 

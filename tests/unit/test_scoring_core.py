@@ -364,6 +364,10 @@ def test_scores_match_direct_sklearn_predictions_exactly(
     assert meta[b"requested_model_uri"] == b"models:/churn@champion"
     xcom = result.to_xcom()
     assert json.loads(json.dumps(xcom)) == xcom
+    # the data it came from and the data it wrote, by content digest (docs/versioning.md)
+    assert xcom["input_digest"] == io.table_digest(io.read_table(str(input_dir)))
+    assert xcom["output_digest"] == io.digest_of(out) == io.table_digest(table)
+    assert meta[b"input_digest"] == xcom["input_digest"].encode()
     assert check_result(xcom) == []
     assert (xcom["status"], xcom["passed"], xcom["reasons"]) == ("scored", True, [])
     assert xcom["model"] == {

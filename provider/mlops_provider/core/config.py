@@ -77,6 +77,8 @@ OPTIONS: dict[str, str] = {
     "project_root": "MLOPS_PROJECT_ROOT",
     "data_root": "MLOPS_DATA_ROOT",
     "metrics_token": "MLOPS_METRICS_TOKEN",
+    "versions_max_age_days": "MLOPS_VERSIONS_MAX_AGE_DAYS",
+    "versions_keep": "MLOPS_VERSIONS_KEEP",
 }
 
 

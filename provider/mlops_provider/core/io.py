@@ -10,12 +10,16 @@ ignored when reading.
 Writes are atomic: data goes to a hidden staging location next to the target, then is committed
 with a rename (local) or a copy + ``_SUCCESS`` marker (object stores). A rerun of the same
 partition replaces it; a failure leaves the previous content (or nothing) visible, never a part.
+
+Every committed write has a content digest (``"digest"`` in the write's result, :func:`digest_of`);
+content replaced by a different one is kept as a version beside the dataset until the retention
+policy removes it (:func:`list_versions`, ``read_table(uri, version=<digest>)``,
+:func:`prune_versions`; :mod:`mlops_provider.core.versions`, docs/versioning.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -67,6 +71,10 @@ __all__ = [
     "write_text",
     "read_text",
     "table_digest",
+    "digest_of",
+    "list_versions",
+    "resolve_version",
+    "prune_versions",
     "ProgressLogger",
 ]
 
@@ -328,12 +336,17 @@ def read_table(
     format: str | None = None,  # noqa: A002
     filter: Any = None,  # noqa: A002 - pyarrow's name
     require_rows: bool = False,
+    version: str | None = None,
 ) -> pa.Table:
     """Read a dataset (or the selected columns / filtered rows) into one Arrow table.
 
     :param require_rows: raise :class:`DatasetEmpty` when the result has no rows.
+    :param version: read the content with this digest: the current one, or a retained
+        version (:func:`resolve_version`; :class:`DatasetNotFound` names the digests available).
     """
     loc = _loc(uri, conn_id)
+    if version is not None:
+        loc = _version_loc(loc, version)
     dataset = open_dataset(loc, format=format)
     _check_columns(loc, dataset.schema, columns)
     try:
@@ -412,10 +425,27 @@ def _write_file(table: pa.Table, loc: Location, fmt: str, metadata: Mapping[str,
         pq.write_table(table, handle, compression="zstd")
 
 
-def _commit(staged: Location, target: Location) -> None:
-    """Replace ``target`` by ``staged`` (a file or a directory)."""
+def _commit(staged: Location, target: Location, digest: str | None = None) -> None:
+    """Replace ``target`` by ``staged`` (a file or a directory) whose content digest is
+    ``digest``; the replaced content is retained as a version first when its digest differs
+    (:func:`mlops_provider.core.versions.before_commit`), so a crash at any point leaves the old
+    or the new content visible and the old one retained."""
+    from mlops_provider.core import versions
+
+    root = versions.before_commit(staged, target, digest)
+    _replace(staged, target)
+    versions.after_commit(root)
+
+
+def _replace(staged: Location, target: Location) -> None:
     fs = target.fs
     if target.is_local:
+        if not os.path.isdir(staged.path) and not os.path.isdir(target.path):
+            os.replace(staged.path, target.path)  # a file over a file: atomic
+            return
+        if os.path.lexists(target.path) and _exchange(staged.path, target.path):
+            fs.rm(staged.path, recursive=True)  # now the old content
+            return
         trash = None
         if os.path.lexists(target.path):
             trash = _staging_sibling(target).path.replace(_STAGING_PREFIX, ".trash-", 1)
@@ -436,6 +466,28 @@ def _commit(staged: Location, target: Location) -> None:
     for path in files:
         fs.copy(path, posixpath.join(target.path, posixpath.relpath(path, staged.path)))
     fs.rm(staged.path, recursive=True)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swap two local paths (Linux ``renameat2(RENAME_EXCHANGE)``): a directory is
+    replaced without a moment where neither exists. False, changing nothing, where the platform
+    or the filesystem cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return bool(done == 0)
 
 
 def _ensure_parent(loc: Location) -> None:
@@ -459,16 +511,27 @@ def write_table(
     :param data: a pyarrow Table/RecordBatch or a pandas DataFrame.
     :param format: ``parquet`` (default) or ``csv`` (default for ``.csv`` names).
     :param metadata: key/value pairs stored in the parquet schema metadata.
-    :returns: ``{"uri", "rows", "bytes"}``.
+    :returns: ``{"uri", "rows", "bytes", "digest"}``; the digest (of the table for parquet,
+        stored in its metadata as ``mlops.digest``; of the bytes for CSV) is :func:`digest_of`.
     """
+    from mlops_provider.core import versions
+
     loc = _loc(uri, conn_id)
     table = _as_table(data)
     fmt = format or ("csv" if loc.path.lower().endswith(CSV_SUFFIXES) else "parquet")
     _ensure_parent(loc)
     staged = _staging_sibling(loc)
+    digest = None
+    meta = dict(metadata or {})
+    if fmt == "parquet":
+        digest = versions.table_digest(table)
+        meta[versions.DIGEST_KEY] = digest
+        meta[versions.COMMITTED_AT_KEY] = _utc_now()
     try:
-        _write_file(table, staged, fmt, metadata or {})
-        _commit(staged, loc)
+        _write_file(table, staged, fmt, meta)
+        if digest is None:
+            digest = versions.digest_of(staged)
+        _commit(staged, loc, digest)
     except OSError as err:
         with contextlib.suppress(OSError):
             loc.fs.rm(staged.path)
@@ -477,7 +540,18 @@ def write_table(
         with contextlib.suppress(OSError):
             loc.fs.rm(staged.path)
         raise
-    return {"uri": loc.uri, "rows": table.num_rows, "bytes": int(loc.fs.size(loc.path))}
+    return {
+        "uri": loc.uri,
+        "rows": table.num_rows,
+        "bytes": int(loc.fs.size(loc.path)),
+        "digest": digest,
+    }
+
+
+def _utc_now() -> str:
+    from datetime import timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -487,7 +561,9 @@ class PartitionWriter:
     Use as a context manager. Batches are written to parquet part files in a hidden staging
     directory beside the target; on a clean exit the staging directory replaces the target
     (a rerun replaces, never appends); on an exception it is removed and the target is untouched.
-    A ``_SUCCESS`` file with the row count and ``metadata`` is written last.
+    A ``_SUCCESS`` file with the row count, ``metadata``, the content ``digest`` (computed
+    while the batches stream, see :class:`~mlops_provider.core.versions.TableDigest`) and
+    ``committed_at`` is written last; :attr:`digest` holds it after the commit.
 
     :param uri: the partition directory, e.g. ``.../predictions/dt=2026-01-01``.
     :param schema: schema of the data; required to write an empty partition.
@@ -508,6 +584,8 @@ class PartitionWriter:
         self._writer: pq.ParquetWriter | None = None
         self._handle: Any = None
         self._file_rows = 0
+        self._digest: Any = None
+        self.digest: str | None = None
 
     @property
     def location(self) -> Location:
@@ -558,6 +636,11 @@ class PartitionWriter:
             self._open_part(self.schema)
         assert self._writer is not None
         self._writer.write_table(table)
+        if self._digest is None:
+            from mlops_provider.core.versions import TableDigest
+
+            self._digest = TableDigest(self.schema)
+        self._digest.update(table)
         self.rows += table.num_rows
         self._file_rows += table.num_rows
 
@@ -574,10 +657,21 @@ class PartitionWriter:
                     )
                 self._open_part(self.schema)
                 self._close_part()
-            marker = {"rows": self.rows, "files": self.files, **dict(self.metadata)}
+            if self._digest is None:
+                from mlops_provider.core.versions import TableDigest
+
+                self._digest = TableDigest(self.schema)
+            self.digest = self._digest.hexdigest()
+            marker = {
+                "rows": self.rows,
+                "files": self.files,
+                **dict(self.metadata),
+                "digest": self.digest,
+                "committed_at": _utc_now(),
+            }
             with self._staged.fs.open(posixpath.join(self._staged.path, _SUCCESS), "w") as fh:
                 fh.write(json.dumps(marker, default=str))
-            _commit(self._staged, self._loc)
+            _commit(self._staged, self._loc, self.digest)
             self._staged = None
         except OSError as err:
             raise DatasetWriteError(self._loc.uri, f"commit failed: {err}") from err
@@ -597,7 +691,7 @@ def write_partition(
 ) -> dict[str, Any]:
     """Write a table, DataFrame or iterable of batches as a partition directory, atomically.
 
-    :returns: ``{"uri", "rows", "files"}``.
+    :returns: ``{"uri", "rows", "files", "digest"}``.
     """
     with PartitionWriter(uri, schema=schema, conn_id=conn_id, metadata=metadata or {}) as writer:
         if isinstance(data, (pa.Table, pa.RecordBatch)) or type(data).__name__ == "DataFrame":
@@ -605,7 +699,12 @@ def write_partition(
         else:
             for chunk in data:
                 writer.write(chunk)
-    return {"uri": writer.location.uri, "rows": writer.rows, "files": list(writer.files)}
+    return {
+        "uri": writer.location.uri,
+        "rows": writer.rows,
+        "files": list(writer.files),
+        "digest": writer.digest,
+    }
 
 
 def partition_uri(
@@ -698,8 +797,15 @@ def copy(
     dst: str | os.PathLike[str] | Location,
     *,
     conn_id: str | None = None,
-) -> str:
-    """Copy a file or directory to ``dst`` (staged and committed); the source is kept."""
+) -> dict[str, Any]:
+    """Copy a file or directory to ``dst`` (staged and committed); the source is kept.
+
+    A copied directory gets a ``_SUCCESS`` marker with its digest when it has none.
+
+    :returns: ``{"uri", "digest"}``.
+    """
+    from mlops_provider.core import versions
+
     source = _loc(src, conn_id)
     target = _loc(dst, conn_id)
     if not source.fs.exists(source.path):
@@ -716,35 +822,55 @@ def copy(
                 target.fs.makedirs(posixpath.dirname(dest), exist_ok=True)
                 with source.fs.open(path, "rb") as fin, target.fs.open(dest, "wb") as fout:
                     fout.write(fin.read())
-        _commit(staged, target)
+        digest = versions.digest_of(staged)
+        marker = posixpath.join(staged.path, _SUCCESS)
+        if target.fs.isdir(staged.path) and not target.fs.exists(marker):
+            with target.fs.open(marker, "w") as handle:
+                handle.write(json.dumps({"digest": digest, "committed_at": _utc_now()}))
+        _commit(staged, target, digest)
     except OSError as err:
         with contextlib.suppress(OSError):
             target.fs.rm(staged.path, recursive=True)
         raise DatasetWriteError(target.uri, f"copy from {source.uri} failed: {err}") from err
-    return target.uri
+    return {"uri": target.uri, "digest": digest}
 
 
 def write_text(
     text: str, uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None
-) -> str:
-    """Write a small text file (report, JSON) atomically."""
+) -> dict[str, Any]:
+    """Write a small text file (report, JSON) atomically, UTF-8.
+
+    :returns: ``{"uri", "bytes", "digest"}`` (the digest of the bytes).
+    """
+    from mlops_provider.core import versions
+
     loc = _loc(uri, conn_id)
     _ensure_parent(loc)
     staged = _staging_sibling(loc)
+    data = text.encode("utf-8")
+    digest = versions.bytes_digest(data)
     try:
-        with loc.fs.open(staged.path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        _commit(staged, loc)
+        with loc.fs.open(staged.path, "wb") as handle:
+            handle.write(data)
+        _commit(staged, loc, digest)
     except OSError as err:
         with contextlib.suppress(OSError):
             loc.fs.rm(staged.path)
         raise DatasetWriteError(loc.uri, f"write failed: {err}") from err
-    return loc.uri
+    return {"uri": loc.uri, "bytes": len(data), "digest": digest}
 
 
-def read_text(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> str:
-    """Read a small text file."""
+def read_text(
+    uri: str | os.PathLike[str] | Location,
+    *,
+    conn_id: str | None = None,
+    version: str | None = None,
+) -> str:
+    """Read a small text file (``version``: the content with that digest, see
+    :func:`resolve_version`)."""
     loc = _loc(uri, conn_id)
+    if version is not None:
+        loc = _version_loc(loc, version)
     try:
         with loc.fs.open(loc.path, "r", encoding="utf-8") as handle:
             return str(handle.read())
@@ -753,14 +879,92 @@ def read_text(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = N
 
 
 def table_digest(table: pa.Table) -> str:
-    """A content digest of a table (schema + values), stable across writes of the same data."""
-    digest = hashlib.sha256(table.schema.remove_metadata().to_string().encode())
-    for batch in table.to_batches(max_chunksize=65_536):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema.remove_metadata()) as writer:
-            writer.write_batch(batch)
-        digest.update(sink.getvalue().to_pybytes())
-    return digest.hexdigest()[:16]
+    """A content digest of a table (schema + values), stable across writes of the same data:
+    independent of how its rows are chunked (part files, row groups) and of metadata
+    (:class:`mlops_provider.core.versions.TableDigest`)."""
+    from mlops_provider.core import versions
+
+    return versions.table_digest(table)
+
+
+def digest_of(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> str:
+    """The content digest of the dataset at ``uri``: recorded at commit (``_SUCCESS`` marker,
+    parquet metadata ``mlops.digest``), else computed (data written by others).
+
+    :raises DatasetNotFound: nothing at ``uri``.
+    :raises DatasetFormatError: data without a recorded digest that cannot be read.
+    """
+    from mlops_provider.core import versions
+
+    loc = _loc(uri, conn_id)
+    if not loc.fs.exists(loc.path):
+        raise DatasetNotFound(loc.uri, "does not exist")
+    try:
+        return versions.digest_of(loc)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DatasetFormatError(loc.uri, f"cannot compute its digest: {err}") from err
+
+
+def list_versions(
+    uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The current content of ``uri`` (first, ``"current": True``) and its retained versions,
+    newest replaced first: ``{"digest", "current", "uri", "committed_at", "retained_at",
+    "rows"}`` (docs/versioning.md); ``uri`` is where each is read."""
+    from mlops_provider.core import versions
+
+    return versions.list_versions(_loc(uri, conn_id))
+
+
+def resolve_version(
+    uri: str | os.PathLike[str] | Location, digest: str, *, conn_id: str | None = None
+) -> str:
+    """Where the content of ``uri`` with ``digest`` is read: ``uri`` itself when its current
+    content has that digest, else the retained version's location.
+
+    :raises DatasetNotFound: no such version; the message names ``uri``, the digest asked and
+        the digests available.
+    """
+    return _version_loc(_loc(uri, conn_id), digest).uri
+
+
+def _version_loc(loc: Location, digest: str) -> Location:
+    from mlops_provider.core import versions
+
+    try:
+        return versions.locate_version(loc, digest)
+    except versions.VersionNotFound as err:
+        raise DatasetNotFound(err.uri, err.problem) from None
+
+
+def prune_versions(
+    uri_or_root: str | os.PathLike[str] | Location,
+    *,
+    max_age_days: float | None = None,
+    keep: int | None = None,
+    use_settings: bool = True,
+    now: datetime | None = None,
+    conn_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Remove the retained versions (never the current content) below ``uri_or_root`` that
+    the retention policy no longer keeps; see :func:`mlops_provider.core.versions.prune_versions`.
+
+    :param max_age_days: remove versions replaced more than this many days ago.
+    :param keep: keep at most this many retained versions per location.
+    :param use_settings: fill what is not given from the settings ``versions_max_age_days``
+        and ``versions_keep``; ``False``: ``None`` means no limit.
+    :returns: what was removed (``uri``, ``digest``, ``version_uri``, ``retained_at``, ``reason``).
+    """
+    from mlops_provider.core import versions
+
+    policy = versions.RetentionPolicy(max_age_days=max_age_days, keep=keep)
+    if use_settings:
+        settings = versions.RetentionPolicy.from_settings()
+        policy = versions.RetentionPolicy(
+            max_age_days=settings.max_age_days if max_age_days is None else max_age_days,
+            keep=settings.keep if keep is None else keep,
+        )
+    return versions.prune_versions(_loc(uri_or_root, conn_id), policy=policy, now=now)
 
 
 class ProgressLogger:

@@ -18,7 +18,7 @@ from mlops_provider.operators._base import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["TRAINING_XCOM_KEYS", "TrainModelOperator", "lineage_tags"]
+__all__ = ["TRAINING_XCOM_KEYS", "TrainModelOperator", "code_lineage", "lineage_tags"]
 
 #: Also pushed under their own XCom keys so ``task.output["model_uri"]`` works in DAGs.
 TRAINING_XCOM_KEYS = (
@@ -47,6 +47,46 @@ def lineage_tags(context: Context) -> dict[str, str]:
     if logical_date:
         tags["mlops.logical_date"] = logical_date
     return tags
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def code_lineage(context: Context) -> dict[str, Any]:
+    """The ``code`` of a run's lineage document, from the Airflow context: ``dag_id``,
+    ``run_id``, ``task_id``, ``map_index``, ``try_number``, ``run_type``, ``dag_version_id``
+    (the DAG version Airflow 3 records for the task instance), ``bundle_name`` and
+    ``bundle_version`` (the DAG bundle, when the task runs from one), ``dag_file`` (absolute),
+    ``dag_file_relative`` (in its bundle), ``dag_file_digest`` (sha256 of its content) and
+    ``airflow_version``. Values Airflow does not provide are None."""
+    from airflow import __version__ as airflow_version
+
+    from mlops_provider.core.governance.collect import file_digest
+
+    ti = context.get("ti") or context.get("task_instance")
+    dag = context.get("dag")
+    dag_run = context.get("dag_run")
+    bundle = getattr(ti, "bundle_instance", None)
+    dag_file = getattr(dag, "fileloc", None)
+    map_index = getattr(ti, "map_index", None)
+    return {
+        "dag_id": getattr(ti, "dag_id", None) or getattr(dag, "dag_id", None),
+        "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
+        "task_id": getattr(ti, "task_id", None),
+        "map_index": None if map_index is None else int(map_index),
+        "try_number": getattr(ti, "try_number", None),
+        "run_type": _text(getattr(dag_run, "run_type", None)),
+        "dag_version_id": _text(getattr(ti, "dag_version_id", None)),
+        "bundle_name": getattr(bundle, "name", None),
+        "bundle_version": getattr(bundle, "version", None),
+        "dag_file": dag_file,
+        "dag_file_relative": _text(getattr(dag, "relative_fileloc", None)),
+        "dag_file_digest": file_digest(dag_file),
+        "airflow_version": airflow_version,
+    }
 
 
 def _parsed(value: Any) -> Any:
@@ -107,6 +147,13 @@ class TrainModelOperator(MlopsBaseOperator):
         tag ``mlops.feature_refs`` (templated; e.g. the training-set task's XCom).
     :param pip_requirements: requirements recorded with the model (default: pinned scikit-learn
         and the estimator's package).
+    :param lineage: fields of the run's lineage document ``lineage/training.json``
+        (docs/lineage.md) the DAG knows: ``evaluation_data``, ``entity_data``,
+        ``label_window``, ``feature_service``, ``feature_views``, ``source_partitions``,
+        ``trigger``, ``code`` (templated; e.g. a task's XCom). The operator adds ``code`` from
+        the Airflow context (:func:`code_lineage`: DAG, run, task, DAG version, bundle version,
+        DAG file and its sha256); the training data, its digest and the configuration are
+        recorded in any case.
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``) (templated).
     :param aws_conn_id: connection for ``s3://`` datasets (default ``aws_default``) (templated).
 
@@ -149,10 +196,11 @@ class TrainModelOperator(MlopsBaseOperator):
         "experiment_name",
         "run_name",
         "feature_refs",
+        "lineage",
         "mlflow_conn_id",
         "aws_conn_id",
     )
-    template_fields_renderers = {"estimator_params": "json"}
+    template_fields_renderers = {"estimator_params": "json", "lineage": "json"}
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#d0e6f7"
     error_class = TrainingError
@@ -179,6 +227,7 @@ class TrainModelOperator(MlopsBaseOperator):
         run_name: str | None = None,
         feature_refs: Sequence[str] | None = None,
         pip_requirements: Sequence[str] | None = None,
+        lineage: Mapping[str, Any] | str | None = None,
         mlflow_conn_id: str = MLFLOW_CONN_ID,
         aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
@@ -203,6 +252,7 @@ class TrainModelOperator(MlopsBaseOperator):
         self.run_name = run_name
         self.feature_refs = feature_refs
         self.pip_requirements = pip_requirements
+        self.lineage = lineage
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
@@ -230,6 +280,15 @@ class TrainModelOperator(MlopsBaseOperator):
             random_state=as_int(self.random_state, "random_state"),
         )
 
+    def _lineage(self, context: Context) -> dict[str, Any]:
+        """The rendered ``lineage`` with ``code`` completed from the context (the DAG's own
+        ``code`` entries win)."""
+        from mlops_provider.core.params import as_mapping
+
+        given = dict(as_mapping(self.lineage, "lineage") or {})
+        given["code"] = {**code_lineage(context), **dict(given.get("code") or {})}
+        return given
+
     def run(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import params
         from mlops_provider.core.params import as_list, as_str
@@ -250,6 +309,7 @@ class TrainModelOperator(MlopsBaseOperator):
             feature_refs=params.as_names(self.feature_refs, "feature_refs"),
             run_name=as_str(self.run_name, "run_name", default=f"{ident.dag_id}.{ident.task_id}"),
             pip_requirements=as_list(self.pip_requirements, "pip_requirements"),
+            lineage=self._lineage(context),
         )
         self.log.info(
             "run %s (%s): %s holdout metrics %s",

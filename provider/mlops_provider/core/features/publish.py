@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -18,7 +19,18 @@ from mlops_provider.core.times import to_utc
 
 log = logging.getLogger(__name__)
 
-__all__ = ["publish_partition", "published_days"]
+__all__ = [
+    "VALIDATION_KEYS",
+    "partition_marker",
+    "partition_validation",
+    "publish_partition",
+    "published_days",
+]
+
+#: What a publish records of the validation that let the partition through, in the partition's
+#: ``_SUCCESS`` marker (and parquet metadata): ``validation_<key>`` for each key here, taken
+#: from the DataValidationOperator result.
+VALIDATION_KEYS = ("status", "passed", "suite", "report_uri", "result_uri", "rows")
 
 
 def _selected_schema(
@@ -81,6 +93,58 @@ def _check_compatible(
         )
 
 
+def _validation_metadata(validation: Mapping[str, Any] | None) -> dict[str, str]:
+    """``validation_<key>`` entries of the marker, from a validation result (JSON values)."""
+    if not validation:
+        return {}
+    if not isinstance(validation, Mapping):
+        raise TypeError(
+            "validation must be the DataValidationOperator result (a mapping), got "
+            f"{type(validation).__name__}"
+        )
+    return {
+        f"validation_{key}": json.dumps(validation.get(key), default=str)
+        for key in VALIDATION_KEYS
+        if key in validation
+    }
+
+
+def partition_marker(uri: str, *, conn_id: str | None = None) -> dict[str, Any] | None:
+    """The ``_SUCCESS`` marker of a partition written by :func:`~mlops_provider.core.io.
+    write_partition` (rows, files, and the metadata of the write), or None when the partition
+    has no readable marker."""
+    try:
+        text = io.read_text(io.join_uri(uri, "_SUCCESS"), conn_id=conn_id)
+    except (io.DatasetError, OSError) as err:
+        log.info("no _SUCCESS marker under %s: %s", uri, err)
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return dict(data) if isinstance(data, dict) else None
+
+
+def partition_validation(
+    marker: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The validation a published partition's marker recorded (``status``, ``passed``,
+    ``suite``, ``report_uri``, ``result_uri``, ``rows``), or None when the publish recorded none
+    (published before it was recorded, or without a validation)."""
+    if not marker:
+        return None
+    out: dict[str, Any] = {}
+    for key in VALIDATION_KEYS:
+        raw = marker.get(f"validation_{key}")
+        if raw is None:
+            continue
+        try:
+            out[key] = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out or None
+
+
 def publish_partition(
     source_uri: str,
     features_root: str,
@@ -91,6 +155,7 @@ def publish_partition(
     timestamp_column: str = ENTITY_TIMESTAMP_COLUMN,
     conn_id: str | None = None,
     batch_size: int = 65_536,
+    validation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Publish a validated partition as ``<features_root>/dt=<day>/`` of a feature source.
 
@@ -108,11 +173,17 @@ def publish_partition(
     :param columns: feature columns to keep (entity and timestamp columns are always kept);
         default: every column of the source.
     :param conn_id: storage connection for remote URIs (e.g. ``aws_default``).
+    :param validation: the result of the validation that let the partition through (the
+        DataValidationOperator result): its ``status``, ``passed``, ``suite``, ``report_uri``,
+        ``result_uri`` and ``rows`` are recorded in the partition's ``_SUCCESS`` marker as
+        ``validation_<key>`` (JSON values), where :func:`partition_validation` reads them back.
     :returns: a result (docs/results.md) with status ``published``, ``rows`` = rows written,
-        then ``uri``, ``day``, ``columns``, ``source``, ``replaced``.
+        then ``uri``, ``day``, ``columns``, ``source``, ``replaced``, ``validation`` (what was
+        recorded of it, or None).
     :raises DatasetError: the source is missing, empty of files, or lacks a required column.
     """
     day_value = to_utc(day, what="day").date()
+    recorded = _validation_metadata(validation)
     required = [*entity_columns, timestamp_column]
     out_schema = _selected_schema(source_uri, columns, required, timestamp_column, conn_id)
     selected = out_schema.names
@@ -133,7 +204,7 @@ def publish_partition(
         target,
         schema=out_schema,
         conn_id=conn_id,
-        metadata={"source": str(source_uri), "day": day_value.isoformat()},
+        metadata={"source": str(source_uri), "day": day_value.isoformat(), **recorded},
     )
     progress.done()
     return make_result(
@@ -145,4 +216,5 @@ def publish_partition(
         columns=selected,
         source=str(source_uri),
         replaced=bool(replaced),
+        validation=partition_validation(recorded),
     )

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore, FeatureView
 
 __all__ = [
+    "applied_feature_views",
     "check_feature_refs",
+    "definition_digest",
+    "feature_view_record",
     "feature_views",
     "freshness",
     "get_view",
@@ -33,6 +36,68 @@ def feature_views(store: FeatureStore) -> dict[str, Any]:
     with contextlib.suppress(Exception):  # registries without on-demand views support
         views.update({v.name: v for v in store.list_on_demand_feature_views()})
     return views
+
+
+def _without_meta(value: Any) -> Any:
+    """A definition without its ``meta`` entries (registry timestamps that a re-apply of the
+    same definition changes)."""
+    if isinstance(value, Mapping):
+        return {k: _without_meta(v) for k, v in value.items() if k != "meta"}
+    if isinstance(value, list):
+        return [_without_meta(v) for v in value]
+    return value
+
+
+def definition_digest(definition: Mapping[str, Any]) -> str:
+    """A digest of a feature-view definition (the spec as a dict) that ignores registry
+    timestamps: equal for two applies of the same definition."""
+    import hashlib
+    import json
+
+    text = json.dumps(_without_meta(definition), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else to_utc(value).isoformat()
+
+
+def feature_view_record(view: Any) -> dict[str, Any]:
+    """A feature view as applied, JSON-able: ``name``, ``definition`` (the registry spec as a
+    dict, protobuf ``MessageToDict``), ``definition_digest``, ``source`` (the batch source's
+    path), ``ttl_seconds``, ``entities``, ``features``, ``created``, ``last_updated``."""
+    from google.protobuf.json_format import MessageToDict
+
+    definition = MessageToDict(view.to_proto().spec)
+    ttl = getattr(view, "ttl", None)
+    source = getattr(view, "batch_source", None)
+    return {
+        "name": view.name,
+        "definition": definition,
+        "definition_digest": definition_digest(definition),
+        "source": getattr(source, "path", None) or getattr(source, "name", None),
+        "ttl_seconds": None if ttl is None else int(ttl.total_seconds()),
+        "entities": [str(e) for e in getattr(view, "entities", []) or []],
+        "features": [f.name for f in view.features],
+        "created": _iso(getattr(view, "created_timestamp", None)),
+        "last_updated": _iso(getattr(view, "last_updated_timestamp", None)),
+    }
+
+
+def applied_feature_views(store: FeatureStore, refs: Sequence[str]) -> list[dict[str, Any]]:
+    """:func:`feature_view_record` of each view the references name (in reference order), read
+    from the registry as it is now (bypassing its cache)."""
+    names = list(dict.fromkeys(str(r).split(":", 1)[0] for r in refs))
+    views = feature_views(store)
+    out = []
+    for name in names:
+        view = views.get(name)
+        if view is None:
+            continue
+        with contextlib.suppress(Exception):  # an on-demand view: read without the cache
+            view = store.get_feature_view(name, allow_registry_cache=False)
+        out.append(feature_view_record(view))
+    return out
 
 
 def _known_refs(views: Mapping[str, Any]) -> list[str]:

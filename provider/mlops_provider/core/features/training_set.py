@@ -17,7 +17,11 @@ from mlops_provider.core.features.common import (
     FeatureRequestError,
     quiet_offline_store,
 )
-from mlops_provider.core.features.registry import join_keys, resolve_feature_refs
+from mlops_provider.core.features.registry import (
+    applied_feature_views,
+    join_keys,
+    resolve_feature_refs,
+)
 from mlops_provider.core.results import make_result
 
 if TYPE_CHECKING:
@@ -185,12 +189,16 @@ def create_training_dataset(
     """Read entity data from a URI, build the training set and write it to ``output_uri``.
 
     The parquet file is written atomically (a rerun replaces it); its schema metadata records
-    the feature references and the entity data URI.
+    the feature references, the feature service, the entity data URI and the feature-view
+    definitions as applied when the set was built (``feature_views``, JSON; see
+    :func:`~mlops_provider.core.features.registry.feature_view_record`).
 
     :returns: a result (docs/results.md) with status ``written``, ``rows`` = rows written,
         ``reasons`` saying how many rows have no feature values; then ``uri``, ``row_count``,
         ``entity_rows``, ``rows_without_features``, ``feature_refs``, ``feature_service``,
-        ``columns``, ``digest``, ``entity_data``, ``project``.
+        ``columns``, ``digest``, ``entity_data``, ``project``, ``feature_views`` (each view used:
+        ``name``, ``definition``, ``definition_digest``, ``source``, ``ttl_seconds``,
+        ``entities``, ``features``, ``created``, ``last_updated``).
     :raises FeatureRequestError: see :func:`build_training_set`.
     :raises DatasetError: the entity data is missing or unreadable.
     """
@@ -215,8 +223,8 @@ def create_training_dataset(
             "timestamp (no feature row at or before it within the ttl)"
         )
         log.warning("%s", reasons[0])
-    digest = io.table_digest(table)
-    written = io.write_table(
+    views = applied_feature_views(store, refs)
+    written = io.write_table(  # records the content digest (mlops.digest, docs/versioning.md)
         table,
         output_uri,
         conn_id=conn_id,
@@ -224,9 +232,10 @@ def create_training_dataset(
             "feature_refs": json.dumps(refs),
             "feature_service": feature_service or "",
             "entity_data": str(entity_data),
-            "digest": digest,
+            "feature_views": json.dumps(views, default=str),
         },
     )
+    digest = written["digest"]
     return make_result(
         status="written",
         passed=True,
@@ -242,4 +251,5 @@ def create_training_dataset(
         digest=digest,
         entity_data=str(entity_data),
         project=store.project,
+        feature_views=views,
     )

@@ -418,14 +418,14 @@ def score_batches(
     on_batch: Callable[[int, int], None] | None = None,
     progress_every: float = 10.0,
     what: str = "scoring",
-) -> tuple[int, dict[str, float], list[str]]:
+) -> tuple[int, dict[str, float], list[str], str | None]:
     """Predict every batch and write the rows to ``output_uri`` atomically.
 
     ``batches`` must hold the model's input columns and the entity/pass-through columns
     (already checked). ``on_batch(batch_index, rows_done)`` is called after each written batch
     (progress hooks, tests).
 
-    :returns: ``(rows, progress stats, part files)``.
+    :returns: ``(rows, progress stats, part files, content digest of the written partition)``.
     :raises ScoringInputError: the model failed on a batch, or the output is not writable;
         nothing is visible at ``output_uri`` in that case.
     """
@@ -454,7 +454,7 @@ def score_batches(
         where = "output_uri" if err.uri == str(output_uri) else "input_data"
         raise ScoringInputError(f"{where} {err}") from err
     stats = progress.done()
-    return progress.rows, stats, list(writer.files)
+    return progress.rows, stats, list(writer.files), writer.digest
 
 
 def predict_table(
@@ -565,12 +565,17 @@ class ScoringResult:
     empty: bool
     #: seconds spent streaming (read, predict, write, commit), without model resolution/loading
     stream_seconds: float = 0.0
+    #: content digests (docs/versioning.md) of the input and of the written partition
+    input_digest: str | None = None
+    output_digest: str | None = None
 
     def to_result(self, **details: Any) -> dict[str, Any]:
         """The result (docs/results.md): ``status`` ``scored``, ``passed`` True, ``model``
         (the concrete version), ``rows`` scored; then ``output_uri``, ``empty``, the flat
         ``model_*`` keys of earlier releases, ``flavor``, ``scored_at``, ``rows_per_second``,
-        ``seconds``, ``stream_seconds``, ``input_data``, ``files`` and ``details``."""
+        ``seconds``, ``stream_seconds``, ``input_data``, ``input_digest`` (content digest of the
+        input: dataset, table or retrieved Feast features), ``output_digest`` (of the written
+        partition), ``files`` and ``details``."""
         reasons = ["the input had no rows: wrote an empty partition"] if self.empty else []
         return make_result(
             status="scored",
@@ -587,6 +592,8 @@ class ScoringResult:
             seconds=round(self.seconds, 3),
             stream_seconds=round(self.stream_seconds, 3),
             input_data=self.input_data,
+            input_digest=self.input_digest,
+            output_digest=self.output_digest,
             files=list(self.files),
             **details,
         )
@@ -605,6 +612,8 @@ class _Source:
     rows: int | None
     note: str
     batches: Iterable[pa.RecordBatch]
+    #: the content digest of an in-memory input (a dataset's is read from the lake)
+    digest: str | None = None
 
 
 @dataclass
@@ -759,7 +768,8 @@ def _open_source(
     assert table is not None
     _raise_mismatch(_schema_problems(table.schema, model.inputs, extra, where=name))
     batches = table.to_batches(max_chunksize=req.batch_size)
-    return _Source(name, table.schema, table.num_rows, "in memory", batches)
+    digest = io.table_digest(table)
+    return _Source(name, table.schema, table.num_rows, "in memory", batches, digest)
 
 
 def _log_start(source: _Source, model: LoadedModel, output_uri: str) -> None:
@@ -793,6 +803,16 @@ def _log_done(
     )
 
 
+def _input_digest(source: _Source, conn_id: str | None) -> str:
+    """The content digest of the input (recorded in the lake, else computed)."""
+    if source.digest is not None:
+        return source.digest
+    try:
+        return io.digest_of(source.name, conn_id=conn_id)
+    except io.DatasetError as err:
+        raise ScoringInputError(f"input_data {err}") from err
+
+
 def _run(req: _Request) -> ScoringResult:
     """:func:`score`: resolve -> compute -> publish."""
     # resolve: the request, the output location, the model (once), the input
@@ -808,8 +828,9 @@ def _run(req: _Request) -> ScoringResult:
     with open_model(resolved, req.target, feature_columns=req.feature_columns) as model:
         source = _open_source(req, model, [*entity, *passthrough], scored_at)
         _log_start(source, model, req.output_uri)
+        input_digest = _input_digest(source, req.conn_id)
         # compute and publish: stream through the model into the atomic partition
-        rows, stats, files = score_batches(
+        rows, stats, files, output_digest = score_batches(
             model,
             source.batches,
             req.output_uri,
@@ -820,7 +841,11 @@ def _run(req: _Request) -> ScoringResult:
             total_rows=source.rows,
             scored_at=scored_at,
             conn_id=req.conn_id,
-            metadata={"input_data": source.name, **dict(req.metadata or {})},
+            metadata={
+                "input_data": source.name,
+                "input_digest": input_digest,
+                **dict(req.metadata or {}),
+            },
             on_batch=req.on_batch,
             progress_every=req.progress_every,
             what=f"scoring {source.name}",
@@ -839,6 +864,8 @@ def _run(req: _Request) -> ScoringResult:
         flavor=model.flavor,
         empty=rows == 0,
         stream_seconds=float(stats["seconds"]),
+        input_digest=input_digest,
+        output_digest=output_digest,
     )
 
 
