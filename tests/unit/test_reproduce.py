@@ -240,7 +240,7 @@ def test_a_changed_source_partition_is_detected_and_named(setup: Setup, restore:
     )
 
 
-def test_a_changed_training_set_is_named_and_the_refit_says_it_used_the_new_content(
+def test_a_changed_training_set_is_named_and_refitted_from_its_retained_version(
     setup: Setup, restore: None
 ) -> None:
     frame = io.read_pandas(setup.training_set)
@@ -250,6 +250,19 @@ def test_a_changed_training_set_is_named_and_the_refit_says_it_used_the_new_cont
     [changed] = report.changed_inputs
     assert changed.role == "training set" and changed.uri == setup.training_set
     assert changed.current_rows == changed.recorded_rows - 30
+    # the lake kept the replaced content (io.resolve_version): the refit uses it and matches
+    kept = changed.readable_version
+    assert kept and "/_versions/" in kept and kept != setup.training_set
+    assert f"the recorded version is at {kept}" in changed.describe()
+    assert report.refit_on == f"the recorded training set {kept}"
+    assert report.metrics and all(m.matches for m in report.metrics)
+    assert all(p.matches for p in report.predictions)
+
+    # once retention has removed it, the refit runs on what is there now, and says so
+    shutil.rmtree(kept[: kept.index("/_versions/") + len("/_versions")])
+    report = reproduce(setup.target, f"{MODEL}/1", rebuild_training_set=False)
+    [changed] = report.changed_inputs
+    assert changed.readable_version is None
     assert report.refit_on == f"the current content of {setup.training_set}"
     assert any("differences below are expected" in n for n in report.notes)
 
