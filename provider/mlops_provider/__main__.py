@@ -61,6 +61,47 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    import contextlib
+    import json
+    import os
+
+    from mlops_provider.core.errors import InputError
+    from mlops_provider.core.governance import reproduce
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    # what the libraries log while it runs goes to stderr (Airflow's logging writes to the
+    # stdout it found at start-up, so the descriptor is redirected): stdout holds the report
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            store = None
+            if args.feast_conn_id:
+                from mlops_provider.hooks.feast import FeastHook
+
+                store = FeastHook(args.feast_conn_id).store
+            hook = MlflowHook(args.mlflow_conn_id, tracking_uri=args.tracking_uri)
+            report = reproduce(
+                hook.target,
+                args.model,
+                conn_id=args.aws_conn_id,
+                rebuild_training_set=not args.no_rebuild,
+                store=store,
+                tolerance=args.tolerance,
+            )
+    except InputError as exc:  # a malformed or unknown model, a run not trained here
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.to_text())
+    return 0 if report.reproduced else 1
+
+
 def _trace(args: argparse.Namespace) -> int:
     """``trace``: print the lineage chain (readable, or JSON with ``--json``); what Airflow and
     MLflow log while it is read goes to stderr, so stdout holds the trace alone."""
@@ -110,6 +151,28 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("project", help="the Airflow project directory (created if missing)")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
     init.set_defaults(handler=_init)
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="rebuild and refit a model from its training records and compare",
+        description="Read the training run's lineage, check that every recorded input still "
+        "has its recorded digest, rebuild the training set through Feast, refit with the "
+        "recorded configuration and seed, and compare metrics and holdout predictions. "
+        "Exit status 0: reproduced; 1: inputs changed or mismatch; 2: bad model reference.",
+    )
+    reproduce.add_argument(
+        "model", help="<name>/<version>, <name>@<alias>, a model URI or a training run id"
+    )
+    reproduce.add_argument("--json", action="store_true", help="print the report as JSON")
+    reproduce.add_argument(
+        "--no-rebuild", action="store_true", help="do not rebuild the training set through Feast"
+    )
+    reproduce.add_argument("--mlflow-conn-id", default="mlflow_default")
+    reproduce.add_argument("--tracking-uri", default=None, help="overrides the connection")
+    reproduce.add_argument("--feast-conn-id", default=None, help="default: the project's repo")
+    reproduce.add_argument("--aws-conn-id", default=None, help="for an s3:// data lake")
+    reproduce.add_argument("--tolerance", type=float, default=1e-9)
+    reproduce.set_defaults(handler=_reproduce)
+
     trace = commands.add_parser(
         "trace",
         help="where a prediction or a model came from: model version, alias, training run, "

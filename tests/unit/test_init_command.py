@@ -81,4 +81,5 @@ def test_unknown_command_and_missing_argument_are_usage_errors() -> None:
         [sys.executable, "-m", "mlops_provider"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "init" in done.stderr and "trace" in done.stderr
+    assert "reproduce" in done.stderr
     assert _init().returncode == 2

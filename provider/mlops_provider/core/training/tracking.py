@@ -468,6 +468,24 @@ def _check_lineage(lineage: Mapping[str, Any]) -> None:
         raise TrainingInputError(f"lineage: {err}") from err
 
 
+def _log_holdout_predictions(client: MlflowClient, run_id: str, fitted: FittedModel) -> None:
+    """The model's predictions on its holdout rows, which a reproduction compares a refit with
+    (:data:`~mlops_provider.core.governance.reproduce.HOLDOUT_PREDICTIONS_PATH`)."""
+    import pyarrow.parquet as pq
+
+    from mlops_provider.core.governance.reproduce import (
+        HOLDOUT_PREDICTIONS_PATH,
+        holdout_predictions,
+    )
+
+    prepared = fitted.prepared
+    table = holdout_predictions(fitted.pipeline, prepared.x_holdout, prepared.task)
+    folder, _, name = HOLDOUT_PREDICTIONS_PATH.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        pq.write_table(table, Path(tmp) / name)
+        client.log_artifact(run_id, str(Path(tmp) / name), folder)
+
+
 def _log_model(fitted: FittedModel, pip_requirements: Sequence[str] | None) -> ModelInfo:
     """The Pipeline with its signature and input example (integer columns declared as doubles:
     a scoring batch may hold missing values)."""
@@ -564,6 +582,7 @@ def _publish(
                 LINEAGE_ARTIFACT: _lineage(inputs, lineage),
             }
             runs.log_results(client, run_id, texts=texts)
+            _log_holdout_predictions(client, run_id, fitted)
             info = _log_model(fitted, pip_requirements)
             _log_metrics(fitted, str(info.model_id))
             result = _result(
