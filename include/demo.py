@@ -41,6 +41,7 @@ def _configure_environment() -> Path:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLOPS_PROJECT_ROOT", str(ROOT))
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small artifacts
     os.environ.setdefault("MLOPS_TASK_RETRIES", "0")
     os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
     # the deployment's verification window (dags/mlops_common.py reads it when the DAGs are

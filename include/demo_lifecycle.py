@@ -261,6 +261,29 @@ class Lifecycle:
         write_lifecycle_report(
             records, facts, str(self.lake / "reports"), extra_sections=[_champion_traces()]
         )
+        self._governance_commands(records)
+
+    def _governance_commands(self, records: list[Any]) -> None:
+        """How to ask the demo's stores where a prediction came from and whether the champion
+        can be rebuilt (docs/governance.md)."""
+        import os
+        import sys
+        from pathlib import Path
+
+        from mlops_common import MODEL_NAME, PREDICTIONS_URI
+
+        scored = [r for r in records if r.scored_with]
+        if not scored:
+            return
+        customer = self._customers(date.fromisoformat(scored[-1].day))[0]
+        python = os.path.relpath(sys.executable, Path.cwd())
+        env = f"AIRFLOW_HOME={os.environ['AIRFLOW_HOME']} MLOPS_PROJECT_ROOT={Path.cwd()}"
+        say("\nWhere a prediction came from, and the champion rebuilt (docs/governance.md):")
+        say(
+            f"  {env} {python} -m mlops_provider trace {PREDICTIONS_URI} "
+            f"--row customer_id={customer} --day {scored[-1].day}"
+        )
+        say(f"  {env} {python} -m mlops_provider reproduce {MODEL_NAME}@champion")
 
 
 def _champion_traces() -> tuple[str, str]:

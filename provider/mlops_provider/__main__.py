@@ -208,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line) and run the command; returns its status."""
+    import os
+
     args = build_parser().parse_args(argv)
+    # the commands read small artifacts; MLflow's per-download progress bars would bury the output
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return int(args.handler(args))
 
 
