@@ -52,8 +52,30 @@ def _configure_environment() -> Path:
     for path in (str(ROOT / "dags"), str(ROOT)):
         if path not in sys.path:
             sys.path.insert(0, path)
-    home.mkdir(parents=True, exist_ok=True)
+    _start_fresh(home)
     return home
+
+
+DEMO_MARKER = ".mlops-demo"
+"""The file that marks an Airflow home as the demo's own (wiped at the start of each run)."""
+
+
+def _start_fresh(home: Path) -> None:
+    """Each demo run simulates the same timeline from scratch: the previous run's metadata DB,
+    MLflow store, Feast stores and lake go. Only a home the demo created is wiped; a directory
+    with other files is refused."""
+    import shutil
+
+    if (home / DEMO_MARKER).exists():
+        shutil.rmtree(home)
+    elif home.exists() and any(home.iterdir()):
+        raise SystemExit(
+            f"AIRFLOW_HOME={home} holds files the demo did not write; the demo starts from "
+            "scratch on each run, so point AIRFLOW_HOME at a new or empty directory (or run "
+            "`make clean` to remove the demo's default home)"
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    (home / DEMO_MARKER).write_text("created by include/demo.py; removed with each demo run\n")
 
 
 def say(message: str) -> None:

@@ -195,3 +195,21 @@ def test_domain_defaults_are_found(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text('TARGET = "churned"\n\ndef f(x=("customer_id",)):\n    """churn"""\n')
     assert len(_domain_defaults(probe, tmp_path)) == 2
+
+
+def test_each_demo_run_starts_from_scratch_in_its_own_home_only(tmp_path: Path) -> None:
+    from include.demo import DEMO_MARKER, _start_fresh
+
+    home = tmp_path / "airflow"
+    _start_fresh(home)  # a new home: created and marked
+    assert (home / DEMO_MARKER).exists()
+    (home / "mlops" / "mlflow").mkdir(parents=True)
+    (home / "airflow.db").write_text("state of the previous run")
+    _start_fresh(home)  # the demo's own home: the previous run's state goes
+    assert sorted(p.name for p in home.iterdir()) == [DEMO_MARKER]
+    other = tmp_path / "someone-elses"
+    other.mkdir()
+    (other / "airflow.cfg").write_text("[core]\n")
+    with pytest.raises(SystemExit, match="holds files the demo did not write"):
+        _start_fresh(other)
+    assert (other / "airflow.cfg").exists()  # nothing removed
