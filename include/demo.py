@@ -89,7 +89,7 @@ def _migrate_db() -> None:
     say(f"  airflow metadata DB ready ({time.perf_counter() - started:.0f} s)")
 
 
-def add_timeline_arguments(parser: argparse.ArgumentParser, days: int = 23) -> None:
+def add_timeline_arguments(parser: argparse.ArgumentParser, days: int = 22) -> None:
     """The simulated period's options, shared with ``make stack-demo`` (stack/lifecycle.py)."""
     parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 1, 1))
     parser.add_argument("--days", type=int, default=days, help="simulated days (>= 14)")
