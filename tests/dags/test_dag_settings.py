@@ -193,8 +193,10 @@ def test_feature_publish_uses_the_aws_connection_setting(
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(features, "publish_partition", _recorder(calls, {"rows": 1}))
     publish = dags["mlops_feature_pipeline"].get_task("publish")
-    publish.python_callable("s3://lake/raw/dt=2026-01-05", "2026-01-05")
+    validation = {"status": "passed", "passed": True, "rows": 1}
+    publish.python_callable("s3://lake/raw/dt=2026-01-05", "2026-01-05", validation)
     assert len(calls) == 1 and calls[0]["conn_id"] == "lake_s3"
+    assert calls[0]["validation"] == validation  # kept with the partition for lineage
     assert calls[0]["entity_columns"] == ["customer_id"]
 
 

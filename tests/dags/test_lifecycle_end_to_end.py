@@ -107,15 +107,11 @@ def _auc_of_first_champion(home: Path, rows: pd.DataFrame) -> float:
     import mlflow
     from sklearn.metrics import roc_auc_score
 
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    store = f"sqlite:///{home / 'mlops' / 'mlflow' / 'mlflow.db'}"
-    mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
-    try:
+    from mlops_provider.core.mlflow_target import MlflowTarget, activated
+
+    store = MlflowTarget(tracking_uri=f"sqlite:///{home / 'mlops' / 'mlflow' / 'mlflow.db'}")
+    with activated(store):  # restores MLflow's globals and MLFLOW_TRACKING_URI afterwards
         model = mlflow.sklearn.load_model("models:/churn/1")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
     names = [str(n) for n in model.feature_names_in_]
     return float(roc_auc_score(rows["churned"], model.predict_proba(rows[names])[:, 1]))
 
@@ -178,5 +174,15 @@ def test_retraining_gain_is_measured_on_the_same_rows(lifecycle: dict) -> None:
         )
         assert record["roc_auc"] == pytest.approx(served, abs=1e-6)
         assert record["first_champion_roc_auc"] == pytest.approx(never, abs=1e-6)
-    closing = lifecycle["stdout"].strip().splitlines()[-3:]  # the demo's closing lines
+    # the demo's closing facts state it (after them come only the governance commands)
+    closing = lifecycle["stdout"].split("Lifecycle report:")[-1].splitlines()
     assert any("retraining bought +" in line for line in closing), closing
+
+
+def test_the_demo_ends_with_the_governance_commands(lifecycle: dict) -> None:
+    closing = lifecycle["stdout"].split("Where a prediction came from")[-1].splitlines()
+    trace = next(line for line in closing if " -m mlops_provider trace " in line)
+    assert f"AIRFLOW_HOME={lifecycle['home']}" in trace and "--row customer_id=" in trace
+    assert any(
+        line.rstrip().endswith("mlops_provider reproduce churn@champion") for line in closing
+    )
