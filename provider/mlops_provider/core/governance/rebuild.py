@@ -3,7 +3,7 @@ the training set rebuilt through Feast.
 
 - :func:`locate_dataset`: the content a recorded dataset reference (URI + digest) names, if it
   can still be read: the current content when its digest is the recorded one, else an older
-  version kept by the data lake (``io.resolve_version(uri, digest)`` when the lake offers it).
+  version kept by the data lake (``io.resolve_version(uri, digest)``).
 - :func:`check_dataset`: one recorded dataset against what is there now (:class:`InputCheck`).
 - :func:`view_definitions` / :func:`definition_changes`: feature-view definitions as the
   registry holds them now, and what differs from the recorded ones.
@@ -66,15 +66,12 @@ class Located:
 
 
 def _older_version(uri: str, digest: str, conn_id: str | None) -> tuple[pa.Table, str] | None:
-    """An earlier version of ``uri`` with content ``digest``, when the data lake keeps versions
-    (``io.resolve_version``); None otherwise."""
+    """An earlier version of ``uri`` with content ``digest`` kept by the data lake
+    (``io.resolve_version``, docs/versioning.md); None when there is none."""
     from mlops_provider.core import io
 
-    resolve_version = getattr(io, "resolve_version", None)
-    if resolve_version is None:
-        return None
     try:
-        version_uri = resolve_version(uri, digest, conn_id=conn_id)
+        version_uri = io.resolve_version(uri, digest, conn_id=conn_id)
     except Exception as err:  # no such version (retention removed it, or never committed)
         log.info("no version %s of %s: %s", digest, uri, err)
         return None
