@@ -256,8 +256,10 @@ class TrainModelOperator(MlopsBaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
-    def _config(self) -> Any:
-        """The :class:`~mlops_provider.core.training.TrainingConfig` of the rendered fields."""
+    def training_config(self) -> Any:
+        """The :class:`~mlops_provider.core.training.TrainingConfig` of the fields (rendered
+        when the task runs; as written in the DAG otherwise, which is what a CI check of the
+        configuration trains: ``mlops_provider.testing.train_sample``)."""
         from mlops_provider.core import params
         from mlops_provider.core.params import as_bool, as_int, as_mapping, as_str
         from mlops_provider.core.training import TrainingConfig
@@ -300,7 +302,7 @@ class TrainModelOperator(MlopsBaseOperator):
             params.required(
                 params.as_uri(self.training_data, "training_data"), "training_data", "a dataset URI"
             ),
-            self._config(),
+            self.training_config(),
             experiment_name=as_str(self.experiment_name, "experiment_name") or DEFAULT_EXPERIMENT,
             task_key=ident.key,
             tags=lineage_tags(context),
