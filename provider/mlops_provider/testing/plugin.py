@@ -27,12 +27,17 @@ Settings (command line, else ``[tool.pytest.ini_options]``):
   temporary directory); CI uploads it;
 - ``mlops_parse_budget``: seconds a DAG file's parse may cost over an empty DAG's (0.3).
 
+The DAG checks load the project's DAGs in the test process: with no ``AIRFLOW_HOME`` set, an
+opted-in session uses a temporary Airflow home (never ``~/airflow``). DAG runs happen in
+subprocesses, each in its own environment.
+
 Only the standard library and pytest are imported at module level.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,9 +205,24 @@ class MlopsChecks:
 
 
 @pytest.fixture(scope="session")
-def _mlops_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Per-session state: the migrated template DB (created on first use) and the report."""
-    return {"tmp": tmp_path_factory, "template_db": None, "integrity": None}
+def _mlops_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Per-session state: the migrated template DB (created on first use), the integrity
+    report, and the Airflow home this session set (removed from the environment at the end)."""
+    state = {"tmp": tmp_path_factory, "template_db": None, "integrity": None, "home": None}
+    yield state
+    if state["home"] is not None and os.environ.get("AIRFLOW_HOME") == state["home"]:
+        del os.environ["AIRFLOW_HOME"]
+
+
+def _airflow_home(state: dict[str, Any]) -> None:
+    """The checks that load DAGs in the test process need an Airflow configuration: without
+    ``AIRFLOW_HOME`` (and before Airflow is imported) a temporary one is used for the session,
+    never ``~/airflow``."""
+    if os.environ.get("AIRFLOW_HOME") or "airflow.configuration" in sys.modules:
+        return
+    home = state["tmp"].mktemp("mlops-airflow-home")
+    os.environ["AIRFLOW_HOME"] = state["home"] = str(home)
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 def _template_db(state: dict[str, Any]) -> Path:
@@ -259,6 +279,7 @@ _REPORTS_KEY = pytest.StashKey[Path]()
 def mlops(request: pytest.FixtureRequest, _mlops_session: dict[str, Any]) -> Iterator[MlopsChecks]:
     """The project's CI checks (:class:`MlopsChecks`); the test must opt in."""
     _require_opt_in(request)
+    _airflow_home(_mlops_session)
     checks = _checks(request.config, _mlops_session)
     yield checks
     if checks._integrity is not None:
