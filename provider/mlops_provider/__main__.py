@@ -2,9 +2,10 @@
 
 Commands:
 
-- ``init <airflow-project-dir> [--force]``: copy the reference DAGs into ``<dir>/dags/`` and the
-  GX suites and the Feast repo template into ``<dir>/include/``, then print the settings the
-  DAGs need.
+- ``init <airflow-project-dir> [--force]``: copy the reference DAGs into ``<dir>/dags/``, the
+  GX suites, the Feast repo template and the CI sample data into ``<dir>/include/`` and the CI
+  templates into ``<dir>/ci/``, ``<dir>/.github/workflows/`` and ``<dir>/tests/``, then print the
+  settings the DAGs need and how to run the CI checks.
 - ``trace <predictions-uri> --row customer_id=123 --day 2026-01-10`` / ``trace --model churn/3``
   / ``trace --champion-at 2026-01-10T00:00 --model-name churn``: where a prediction or a model
   came from (docs/lineage.md); ``--json`` for the JSON document.
@@ -36,6 +37,15 @@ Next steps:
        aws_default     S3 access for an s3:// data lake
   4. Run `airflow db migrate`, then start Airflow (or `airflow dags test mlops_feature_pipeline
      <date>` once a day of raw data is in <lake>/raw/dt=<date>/).
+  5. CI (see the provider's docs/ci.md): ci/mlops-ci.sh runs ruff and the checks of
+     tests/test_mlops_ci.py (DAG integrity, data, a small training run, a sample DAG run),
+     one stage at a time; locally:
+       cd {root} && ci/mlops-ci.sh          all stages, after `uv sync --frozen`
+       PYTHON=$(command -v python) ci/mlops-ci.sh lint integrity   some, with that Python
+     .github/workflows/mlops-ci.yml runs the same stages on GitHub Actions for every push and
+     pull request and uploads the HTML reports; GitLab CI or Jenkins call the script. The
+     install needs a pyproject.toml depending on airflow-provider-mlops (with pytest and ruff
+     in its dev group) and its uv.lock.
 """
 
 
@@ -143,10 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser(
         "init",
-        help="copy the reference DAGs, GX suites and Feast repo into an Airflow project",
-        description="Copy the reference DAGs into <project>/dags/ and the GX suites and the "
-        "Feast repo template into <project>/include/. Existing files that differ are not "
-        "overwritten unless --force is given; identical files are left alone.",
+        help="copy the reference DAGs, GX suites, Feast repo and CI templates into an "
+        "Airflow project",
+        description="Copy the reference DAGs into <project>/dags/, the GX suites, the Feast "
+        "repo template and the CI sample data into <project>/include/, and the CI templates: "
+        "ci/mlops-ci.sh, .github/workflows/mlops-ci.yml and tests/test_mlops_ci.py. Existing "
+        "files that differ are not overwritten unless --force is given; identical files are "
+        "left alone.",
     )
     init.add_argument("project", help="the Airflow project directory (created if missing)")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")

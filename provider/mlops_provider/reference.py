@@ -1,9 +1,12 @@
 """The reference project shipped with the provider, and copying it into an Airflow project.
 
 The wheel carries the reference DAGs (``dags/mlops_*.py``), the Great Expectations suites
-(``include/expectations``) and the Feast repo template (``include/feature_repo``) as package
-data under ``mlops_provider/reference_project/``; a source checkout has them at the top of the
-repository. ``python -m mlops_provider init <dir>`` copies them into a user's Airflow project.
+(``include/expectations``), the Feast repo template (``include/feature_repo``), the CI templates
+(``include/ci``) and the sample data of the CI checks (``include/sample_data``) as package data
+under ``mlops_provider/reference_project/``; a source checkout has them at the top of the
+repository. ``python -m mlops_provider init <dir>`` copies them into a user's Airflow project,
+each file at the same path except those of :data:`PROJECT_PATHS` (the CI templates go where a
+CI looks for them).
 
 Only the standard library is imported here (this module runs in the CLI and may be imported by
 anything that parses DAGs).
@@ -12,16 +15,20 @@ anything that parses DAGs).
 from __future__ import annotations
 
 import filecmp
+import os
 import shutil
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
 __all__ = [
+    "EXECUTABLES",
     "PROJECT_FILES",
+    "PROJECT_PATHS",
     "InitConflict",
     "InitResult",
     "init_project",
+    "project_path",
     "reference_files",
     "reference_project",
 ]
@@ -29,8 +36,25 @@ __all__ = [
 PACKAGE_DATA_DIR = "reference_project"
 """Directory of the package data inside ``mlops_provider`` (see pyproject's force-include)."""
 
-PROJECT_FILES = ("dags", "include/expectations", "include/feature_repo")
-"""What ``init`` copies, relative to the reference project and to the target project."""
+PROJECT_FILES = (
+    "dags",
+    "include/expectations",
+    "include/feature_repo",
+    "include/ci",
+    "include/sample_data",
+)
+"""What ``init`` copies, relative to the reference project."""
+
+PROJECT_PATHS = {
+    "include/ci/github-workflow.yml": ".github/workflows/mlops-ci.yml",
+    "include/ci/mlops-ci.sh": "ci/mlops-ci.sh",
+    "include/ci/test_mlops_ci.py": "tests/test_mlops_ci.py",
+}
+"""Reference files written elsewhere in the target project (reference path: project path);
+every other file keeps its path."""
+
+EXECUTABLES = frozenset({"ci/mlops-ci.sh"})
+"""Project paths written executable (mode 0755)."""
 
 _SKIP_DIRS = {"__pycache__", "data"}
 _SKIP_SUFFIXES = {".pyc", ".pyo", ".db"}
@@ -63,6 +87,22 @@ def _wanted(relative: Path) -> bool:
         return False
     # dags/ of the reference project holds exactly the reference DAGs and their settings
     return not (relative.parts[0] == "dags" and not relative.name.startswith("mlops_"))
+
+
+def project_path(reference: Path) -> Path:
+    """Where ``init`` writes a reference file, relative to the target project.
+
+    :param reference: a path of :func:`reference_files` (relative to the reference project).
+    :return: its :data:`PROJECT_PATHS` destination, else the same path.
+    """
+    return Path(PROJECT_PATHS.get(reference.as_posix(), reference.as_posix()))
+
+
+def _up_to_date(source: Path, destination: Path, rel: Path) -> bool:
+    """``destination`` has ``source``'s content (and the executable bit of :data:`EXECUTABLES`)."""
+    if not filecmp.cmp(source, destination, shallow=False):
+        return False
+    return rel.as_posix() not in EXECUTABLES or os.access(destination, os.X_OK)
 
 
 def reference_files(root: Path | None = None) -> list[Path]:
@@ -112,34 +152,40 @@ class InitResult:
 def init_project(
     target: str | Path, *, force: bool = False, source: Path | None = None
 ) -> InitResult:
-    """Copy the reference DAGs and include/ files into the Airflow project ``target``.
+    """Copy the reference DAGs, include/ files and CI templates into the project ``target``.
 
-    Nothing is written when a file exists with a different content and ``force`` is off, so a
-    user's edits are never lost silently; identical files are left alone (idempotent).
+    Each reference file goes to its :func:`project_path` (the GitHub Actions workflow to
+    ``.github/workflows/mlops-ci.yml``, the CI script to ``ci/mlops-ci.sh``, made executable,
+    the checks to ``tests/test_mlops_ci.py``). Nothing is written when a file exists with a
+    different content and ``force`` is off, so a user's edits are never lost silently;
+    identical files are left alone (idempotent).
 
     :param target: the Airflow project directory (created if missing); the DAGs go to its
-        ``dags/``, the suites and the Feast repo to its ``include/``.
+        ``dags/``, the suites, the Feast repo and the sample data to its ``include/``.
     :param force: overwrite files that differ.
     :param source: the reference project (default: :func:`reference_project`).
+    :return: the files written and those already up to date, relative to ``target``.
     :raises InitConflict: differing files exist and ``force`` is off.
     """
     root = Path(target).expanduser().resolve()
     source = source or reference_project()
     result = InitResult(target=root)
-    plan = reference_files(source)
+    plan = [(rel, project_path(rel)) for rel in reference_files(source)]
     conflicts = [
-        rel
-        for rel in plan
-        if (root / rel).exists() and not filecmp.cmp(source / rel, root / rel, shallow=False)
+        dest
+        for rel, dest in plan
+        if (root / dest).exists() and not filecmp.cmp(source / rel, root / dest, shallow=False)
     ]
     if conflicts and not force:
         raise InitConflict(root, conflicts)
-    for rel in plan:
-        destination = root / rel
-        if destination.exists() and rel not in conflicts:
-            result.unchanged.append(rel)
+    for rel, dest in plan:
+        destination = root / dest
+        if destination.exists() and _up_to_date(source / rel, destination, dest):
+            result.unchanged.append(dest)
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / rel, destination)
-        result.written.append(rel)
+        if dest.as_posix() in EXECUTABLES:
+            destination.chmod(0o755)
+        result.written.append(dest)
     return result

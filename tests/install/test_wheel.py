@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_provider.reference import PACKAGE_DATA_DIR, reference_files
+from mlops_provider.reference import PACKAGE_DATA_DIR, project_path, reference_files
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -39,6 +39,12 @@ REFERENCE_DAGS = {
     "mlops_training_pipeline",
     "mlops_deployment",
 }
+CI_TEMPLATES = (
+    "ci/github-workflow.yml",
+    "ci/mlops-ci.sh",
+    "ci/test_mlops_ci.py",
+    "sample_data/README.md",
+)
 pytestmark = pytest.mark.install
 
 
@@ -101,6 +107,8 @@ def test_wheel_ships_the_reference_project_and_the_license(dists: Dists) -> None
     data = {f"mlops_provider/{PACKAGE_DATA_DIR}/{rel.as_posix()}" for rel in reference_files(ROOT)}
     assert data <= names, f"package data missing from the wheel: {sorted(data - names)}"
     assert {f"mlops_provider/{PACKAGE_DATA_DIR}/dags/{d}.py" for d in REFERENCE_DAGS} <= names
+    ci_templates = {f"mlops_provider/{PACKAGE_DATA_DIR}/include/{rel}" for rel in CI_TEMPLATES}
+    assert ci_templates <= names, f"CI templates missing: {sorted(ci_templates - names)}"
     info = next(n for n in names if n.endswith(".dist-info/METADATA")).rsplit("/", 1)[0]
     assert {f"{info}/licenses/LICENSE", f"{info}/licenses/NOTICE"} <= names
     assert "mlops_provider/__main__.py" in names
@@ -166,8 +174,11 @@ def test_installed_wheel_runs_the_feature_pipeline(dists: Dists, tmp_path: Path)
 
     printed = _run([str(python), "-m", "mlops_provider", "init", str(project)], user, tmp_path)
     for rel in reference_files(ROOT):
-        assert (project / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
-        assert f"wrote      {rel}" in printed
+        dest = project_path(rel)
+        assert (project / dest).read_bytes() == (ROOT / rel).read_bytes(), rel
+        assert f"wrote      {dest}" in printed
+    assert os.access(project / "ci" / "mlops-ci.sh", os.X_OK)
+    assert (project / ".github" / "workflows" / "mlops-ci.yml").is_file()
     assert f"MLOPS_PROJECT_ROOT={project}" in printed and "mlflow_default" in printed
 
     _run([str(airflow), "db", "migrate"], user, tmp_path)

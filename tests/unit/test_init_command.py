@@ -3,11 +3,12 @@ changes without --force, and is idempotent."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from mlops_provider.reference import reference_files, reference_project
+from mlops_provider.reference import project_path, reference_files, reference_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,10 @@ def test_source_checkout_is_the_reference_project() -> None:
         "include/expectations/churn_raw.json",
         "include/feature_repo/feature_store.yaml",
         "include/feature_repo/churn_features.py",
+        "include/ci/github-workflow.yml",
+        "include/ci/mlops-ci.sh",
+        "include/ci/test_mlops_ci.py",
+        "include/sample_data/README.md",
     } <= files
     assert not [f for f in files if "__pycache__" in f or f.startswith("include/feature_repo/data")]
 
@@ -44,8 +49,8 @@ def test_init_copies_then_is_idempotent_and_refuses_to_overwrite(tmp_path: Path)
     first = _init(str(project))
     assert first.returncode == 0, first.stderr
     for rel in expected:
-        assert (project / rel).read_bytes() == (ROOT / rel).read_bytes()
-        assert f"wrote      {rel}" in first.stdout
+        assert (project / project_path(rel)).read_bytes() == (ROOT / rel).read_bytes()
+        assert f"wrote      {project_path(rel)}" in first.stdout
     assert f"MLOPS_PROJECT_ROOT={project}" in first.stdout
     assert "MLOPS_LAKE_URI" in first.stdout
     for conn in ("mlflow_default", "feast_default", "aws_default"):
@@ -74,6 +79,55 @@ def test_init_copies_then_is_idempotent_and_refuses_to_overwrite(tmp_path: Path)
     assert (
         deleted.read_bytes() == (ROOT / "include" / "expectations" / "churn_raw.json").read_bytes()
     )
+
+
+def test_ci_templates_go_where_ci_finds_them() -> None:
+    assert project_path(Path("include/ci/github-workflow.yml")) == Path(
+        ".github/workflows/mlops-ci.yml"
+    )
+    assert project_path(Path("include/ci/mlops-ci.sh")) == Path("ci/mlops-ci.sh")
+    assert project_path(Path("include/ci/test_mlops_ci.py")) == Path("tests/test_mlops_ci.py")
+    for same in ("dags/mlops_common.py", "include/sample_data/README.md"):
+        assert project_path(Path(same)) == Path(same)
+
+
+def test_init_writes_the_ci_templates_and_keeps_an_edited_workflow(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    workflow = project / ".github" / "workflows" / "mlops-ci.yml"
+    script = project / "ci" / "mlops-ci.sh"
+
+    first = _init(str(project))
+    assert first.returncode == 0, first.stderr
+    assert workflow.read_bytes() == (ROOT / "include/ci/github-workflow.yml").read_bytes()
+    assert script.read_bytes() == (ROOT / "include/ci/mlops-ci.sh").read_bytes()
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+    tests = project / "tests" / "test_mlops_ci.py"
+    assert tests.read_bytes() == (ROOT / "include/ci/test_mlops_ci.py").read_bytes()
+    assert (project / "include" / "sample_data" / "README.md").is_file()
+    assert not (project / "include" / "ci").exists()  # the templates live at their CI paths
+    for path in (".github/workflows/mlops-ci.yml", "ci/mlops-ci.sh", "tests/test_mlops_ci.py"):
+        assert f"wrote      {path}" in first.stdout
+    for words in ("ci/mlops-ci.sh", ".github/workflows/mlops-ci.yml", "docs/ci.md"):
+        assert words in first.stdout  # the CI step of the next steps
+
+    # identical content but no longer executable: rewritten (no conflict), mode restored
+    script.chmod(0o644)
+    again = _init(str(project))
+    assert again.returncode == 0, again.stderr
+    assert "wrote      ci/mlops-ci.sh" in again.stdout and "1 file(s) written" in again.stdout
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+    assert "unchanged  .github/workflows/mlops-ci.yml" in again.stdout
+
+    workflow.write_text(workflow.read_text().replace("ubuntu-latest", "self-hosted"))
+    refused = _init(str(project))
+    assert refused.returncode == 1
+    assert ".github/workflows/mlops-ci.yml" in refused.stderr and "--force" in refused.stderr
+    assert "self-hosted" in workflow.read_text()
+
+    forced = _init(str(project), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "wrote      .github/workflows/mlops-ci.yml" in forced.stdout
+    assert workflow.read_bytes() == (ROOT / "include/ci/github-workflow.yml").read_bytes()
 
 
 def test_unknown_command_and_missing_argument_are_usage_errors() -> None:
