@@ -165,7 +165,7 @@ def svg_bars(
         x = x_of(tick)
         parts.append(
             f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="#ddd"/>'
-            f'<text x="{x:.1f}" y="{axis_y + 13}" text-anchor="middle" fill="#555">{tick:g}</text>'
+            f'<text x="{x:.1f}" y="{axis_y + 13}" text-anchor="middle" fill="#555">{tick:.3g}</text>'
         )
     for i, (label, value) in enumerate(zip(labels, values)):
         y = top + i * (bar_h + gap)

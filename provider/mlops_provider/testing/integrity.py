@@ -369,8 +369,9 @@ def measure_parse_costs(
     :param files: the DAG files (absolute, or relative to ``dags_folder``).
     :param runs: parses per file; the best counts.
     :param forbidden: the top-level modules to look for after each parse.
-    :returns: the empty DAG's parse seconds (best of ``runs``), and per file its
-        :class:`FileFacts` (``file`` as given, relative to ``dags_folder`` when inside it).
+    :returns: the empty DAG's parse seconds (best of ``runs``), and per file, in the order
+        given, its :class:`FileFacts` (``file`` relative to ``dags_folder`` when inside it;
+        ``parse_error`` set when the file failed to parse; no ``dag_ids``).
     :raises RuntimeError: the interpreter failed or timed out.
     """
     folder = Path(dags_folder).resolve()
