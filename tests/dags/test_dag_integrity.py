@@ -1,4 +1,5 @@
-"""Every reference DAG imports cleanly and is wired the way the lifecycle needs."""
+"""Every reference DAG imports cleanly, passes the integrity checks users run on their own DAGs
+(mlops_provider.testing.integrity), and is wired the way the lifecycle needs."""
 
 from __future__ import annotations
 
@@ -21,17 +22,27 @@ pytestmark = pytest.mark.dags
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import BundleDagBag
+    from mlops_provider.testing.integrity import load_dagbag
 
     # as the DAG processor parses a bundle: the bundle's folder is importable (mlops_common)
-    return BundleDagBag(
-        dag_folder=str(ROOT / "dags"), bundle_path=ROOT / "dags", bundle_name="dags-folder"
-    )
+    return load_dagbag(ROOT / "dags")
 
 
 def test_no_import_errors_and_all_dags_present(dagbag) -> None:
-    assert dagbag.import_errors == {}
+    from mlops_provider.testing.integrity import import_findings
+
+    assert [str(f) for f in import_findings(dagbag.import_errors)] == []
     assert set(dagbag.dag_ids) == EXPECTED
+
+
+def test_the_reference_dags_pass_the_integrity_checks() -> None:
+    """What a user's CI checks of its DAGs: imports, cycles, parse time and heavy imports,
+    owners, retries, and every templated field rendering for a sample run."""
+    from mlops_provider.testing.integrity import check_dag_integrity
+
+    report = check_dag_integrity(ROOT / "dags")
+    report.assert_ok()
+    assert {d.dag_id for d in report.dags} == EXPECTED
 
 
 def test_daily_dags_use_data_intervals(dagbag) -> None:

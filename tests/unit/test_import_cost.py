@@ -12,7 +12,8 @@ Each check runs in a fresh interpreter so nothing already imported by the test s
 Import rules are not enough: an ``Asset`` whose URI has a scheme Airflow does not know makes it
 load every installed provider's asset URI handlers, and the Amazon provider's imports boto3. So
 each reference DAG file's parse time is measured too, against an empty DAG's, and must stay
-within ``PARSE_BUDGET`` seconds, without importing any of ``PARSE_FORBIDDEN``.
+within the parse budget without importing a heavy library or the AWS SDK: the probe of
+:mod:`mlops_provider.testing.integrity` (the one users' CI runs on their DAGs) measures both.
 """
 
 from __future__ import annotations
@@ -22,72 +23,23 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from mlops_provider.testing.integrity import (
+    AWS_SDK,
+    DEFAULT_PARSE_BUDGET,
+    HEAVY_MODULES,
+    FileFacts,
+    measure_parse_costs,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "provider" / "mlops_provider"
-HEAVY = ("mlflow", "feast", "great_expectations", "sklearn", "pandas", "pyarrow", "scipy")
+HEAVY = HEAVY_MODULES
 #: Where heavy libraries may be imported at module level (never reached by DAG parsing).
 HEAVY_ALLOWED = ("provider/mlops_provider/core", "tests", "benchmarks", "include")
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-#: What parsing a DAG file may cost over parsing an empty DAG, in seconds (best of runs).
-PARSE_BUDGET = 0.3
-PARSE_RUNS = 5
-#: Never imported by parsing a DAG file: the heavy libraries and the AWS SDK.
-PARSE_FORBIDDEN = (*HEAVY, "boto3", "botocore", "aiobotocore", "s3fs")
-EMPTY_DAG = """\
-from airflow.sdk import DAG
-
-with DAG("empty", schedule=None):
-    pass
-"""
-#: Runs in a fresh interpreter: the setup every DAG file shares (the DAGs folder importable,
-#: the task SDK imported), then, per file and run, a fork of that interpreter parses the file
-#: once (a fork starts from exactly the setup, as the DAG processor's parsing processes do)
-#: and reports the seconds and the forbidden modules it imported. Prints JSON.
-_PARSE_PROBE = """\
-import json, os, runpy, sys, time
-
-sys.path.insert(0, {dags!r})
-import airflow.sdk
-from airflow.sdk import DAG
-
-FORBIDDEN = {forbidden!r}
-
-
-def parse(path):
-    started = time.perf_counter()
-    runpy.run_path(path, run_name="dag_module")
-    seconds = time.perf_counter() - started
-    loaded = {{m.split(".")[0] for m in sys.modules}}
-    return {{"seconds": seconds, "forbidden": sorted(loaded & set(FORBIDDEN))}}
-
-
-out = {{}}
-for path in {paths!r}:
-    for _ in range({runs}):
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read)
-            try:
-                data = {{"result": parse(path)}}
-            except BaseException as error:
-                data = {{"error": repr(error)}}
-            with os.fdopen(write, "w") as pipe:
-                pipe.write(json.dumps(data))
-            os._exit(0)
-        os.close(write)
-        with os.fdopen(read) as pipe:
-            data = json.loads(pipe.read())
-        os.waitpid(pid, 0)
-        if "error" in data:
-            raise SystemExit(path + ": " + data["error"])
-        out.setdefault(path, []).append(data["result"])
-print(json.dumps(out))
-"""
 
 
 def _provider_modules() -> list[str]:
@@ -168,20 +120,26 @@ def test_provider_modules_import_light() -> None:
     assert _culprits(result) == {}
 
 
-def test_dag_files_parse_light() -> None:
-    assert {p.stem for p in DAG_FILES} >= {
+@pytest.fixture(scope="module")
+def reference_costs() -> tuple[float, dict[str, FileFacts]]:
+    """The empty DAG's parse seconds, and per reference DAG file what parsing it costs."""
+    dags = [p.name for p in DAG_FILES if p.stem != "mlops_common"]
+    baseline, facts = measure_parse_costs(ROOT / "dags", dags)
+    return baseline, {f.file: f for f in facts}
+
+
+def test_dag_files_parse_light(reference_costs: tuple[float, dict[str, FileFacts]]) -> None:
+    """Parsing a reference DAG file (with everything it imports) imports no heavy library and
+    not the AWS SDK."""
+    _, facts = reference_costs
+    assert {Path(name).stem for name in facts} >= {
         "mlops_feature_pipeline",
         "mlops_training_pipeline",
         "mlops_batch_scoring",
         "mlops_monitoring",
     }
-    steps = [("path", f"sys.path.insert(0, {str(ROOT / 'dags')!r})")]
-    steps += [
-        (p.name, f"import runpy; runpy.run_path({str(p)!r}, run_name='dag_module')")
-        for p in DAG_FILES
-    ]
-    result = _heavy_by_step(steps)
-    assert _culprits(result) == {}
+    assert {f.file: f.parse_error for f in facts.values() if f.parse_error} == {}
+    assert {f.file: f.forbidden_imports for f in facts.values() if f.forbidden_imports} == {}
 
 
 def test_the_probe_can_fail() -> None:
@@ -206,50 +164,24 @@ def test_ruff_bans_heavy_imports_everywhere_else() -> None:
     assert exempt == set(HEAVY_ALLOWED)
 
 
-def _parse_costs(paths: list[Path], runs: int = PARSE_RUNS) -> dict[str, list[dict[str, Any]]]:
-    """Per file: ``runs`` measurements of parsing it after the shared setup (``_PARSE_PROBE``)."""
-    code = _PARSE_PROBE.format(
-        dags=str(ROOT / "dags"),
-        forbidden=PARSE_FORBIDDEN,
-        paths=[str(p) for p in paths],
-        runs=runs,
+def test_dag_files_parse_fast_over_an_empty_dag(
+    reference_costs: tuple[float, dict[str, FileFacts]],
+) -> None:
+    """Each reference DAG file parses within the budget over an empty DAG (best of the runs, so
+    a loaded machine's slow run does not count)."""
+    baseline, facts = reference_costs
+    over = {name: f.parse_seconds for name, f in facts.items()}
+    assert all(seconds is not None for seconds in over.values()), over
+    assert max(s for s in over.values() if s is not None) <= DEFAULT_PARSE_BUDGET, (
+        over,
+        f"empty DAG: {baseline:.3f} s",
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env=os.environ.copy(),
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_dag_files_parse_fast_over_an_empty_dag(tmp_path: Path) -> None:
-    """Each reference DAG file parses within PARSE_BUDGET seconds over an empty DAG (best of
-    PARSE_RUNS, so a loaded machine's slow run does not count) and imports nothing forbidden."""
-    empty = tmp_path / "empty_dag.py"
-    empty.write_text(EMPTY_DAG)
-    dags = [p for p in DAG_FILES if p.stem != "mlops_common"]
-    assert len(dags) >= 4
-    costs = _parse_costs([empty, *dags])
-    baseline = min(r["seconds"] for r in costs[str(empty)])
-    over = {}
-    for path in dags:
-        runs = costs[str(path)]
-        assert all(r["forbidden"] == [] for r in runs), (path.name, runs[0]["forbidden"])
-        over[path.name] = round(min(r["seconds"] for r in runs) - baseline, 3)
-    assert max(over.values()) <= PARSE_BUDGET, (over, f"empty DAG: {baseline:.3f} s")
 
 
 def test_the_parse_probe_can_fail(tmp_path: Path) -> None:
     """An Asset with an unknown URI scheme (what the lifecycle assets used to be) makes Airflow
     load the providers' asset URI handlers: the probe sees boto3 and the extra time."""
     pytest.importorskip("airflow.providers.amazon")
-    empty = tmp_path / "empty_dag.py"
-    empty.write_text(EMPTY_DAG)
     schemed = tmp_path / "schemed_asset_dag.py"
     schemed.write_text(
         "from airflow.sdk import DAG, Asset\n\n"
@@ -260,8 +192,9 @@ def test_the_parse_probe_can_fail(tmp_path: Path) -> None:
         "from airflow.sdk import DAG, Asset\n\n"
         'with DAG("named", schedule=Asset(name="mlops.models.churn")):\n    pass\n'
     )
-    costs = _parse_costs([empty, schemed, named], runs=2)
-    assert {"boto3", "botocore"} <= set(costs[str(schemed)][0]["forbidden"])
-    assert costs[str(named)][0]["forbidden"] == []
-    best = {path: min(r["seconds"] for r in runs) for path, runs in costs.items()}
-    assert best[str(schemed)] > best[str(named)]
+    _, measured = measure_parse_costs(tmp_path, [schemed.name, named.name], runs=2)
+    costs = {f.file: f for f in measured}
+    assert {"boto3", "botocore"} <= set(costs[schemed.name].forbidden_imports)
+    assert set(costs[schemed.name].forbidden_imports) <= set(HEAVY + AWS_SDK)
+    assert costs[named.name].forbidden_imports == []
+    assert (costs[schemed.name].parse_seconds or 0) > (costs[named.name].parse_seconds or 0)

@@ -28,6 +28,7 @@ __all__ = [
     "report_relative_path",
     "reports_root",
     "safe_relative_path",
+    "svg_bars",
     "table_html",
 ]
 
@@ -119,6 +120,76 @@ def page(title: str, sections: Sequence[tuple[str, str]], *, subtitle: str = "")
         parts.append(f"<h2>{escape(heading)}</h2>{body}" if heading else body)
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def svg_bars(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    color: str | Sequence[str],
+    axis_label: str,
+    caption: str,
+    maximum: float = 100.0,
+    unit: str = "%",
+    digits: int = 1,
+    limit: float | None = None,
+    limit_label: str = "",
+) -> str:
+    """A horizontal bar chart as inline SVG, in a ``<figure>``.
+
+    Drawn by hand rather than with matplotlib: importing matplotlib costs seconds on a busy
+    worker, more than some reports are allowed to add to the work they report on.
+
+    :param labels: one label per bar (long ones are shortened, the full text is the tooltip).
+    :param values: the bar lengths, on an axis from 0 to ``maximum`` (longer bars are clipped);
+        each is printed after its bar with ``digits`` decimals and ``unit``.
+    :param color: one colour for every bar, or one per bar.
+    :param limit: where to draw a dashed vertical line (a budget or threshold), labelled
+        ``limit_label``; ``None``: no line.
+    :returns: the ``<figure>`` (the SVG and ``caption``).
+    """
+    colors = [color] * len(values) if isinstance(color, str) else list(color)
+    bar_h, gap, label_w, plot_w, bottom = 14, 6, 330, 300, 34
+    top = 10 if limit is None else 24
+    axis_y = top + len(values) * (bar_h + gap)
+    width = label_w + plot_w + 70
+
+    def x_of(value: float) -> float:
+        return label_w + plot_w * min(max(value, 0.0), maximum) / maximum
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{axis_y + bottom}" '
+        f'role="img" aria-label="{escape(caption)}" style="font-family:sans-serif;font-size:11px">'
+    ]
+    for tick in (maximum * i / 4 for i in range(5)):
+        x = x_of(tick)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="#ddd"/>'
+            f'<text x="{x:.1f}" y="{axis_y + 13}" text-anchor="middle" fill="#555">{tick:.3g}</text>'
+        )
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = top + i * (bar_h + gap)
+        shown = label if len(label) <= 52 else "..." + label[-49:]
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar_h - 3}" text-anchor="end">'
+            f"<title>{escape(label)}</title>{escape(shown)}</text>"
+            f'<rect x="{label_w}" y="{y}" width="{x_of(value) - label_w:.1f}" height="{bar_h}" '
+            f'fill="{colors[i]}"/>'
+            f'<text x="{x_of(value) + 4:.1f}" y="{y + bar_h - 3}" '
+            f'fill="#333">{value:.{digits}f}{escape(unit)}</text>'
+        )
+    if limit is not None:
+        x = x_of(limit)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{axis_y}" stroke="#c62828" '
+            f'stroke-dasharray="4 3"/><text x="{x:.1f}" y="{top - 12}" text-anchor="middle" '
+            f'fill="#c62828">{escape(limit_label)}</text>'
+        )
+    parts.append(
+        f'<text x="{label_w + plot_w / 2}" y="{axis_y + 28}" text-anchor="middle" '
+        f'fill="#333">{escape(axis_label)}</text></svg>'
+    )
+    return f"<figure>{''.join(parts)}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
 # --------------------------------------------------------------------------- where reports go

@@ -53,53 +53,11 @@ def _row(result: ExpectationOutcome) -> dict[str, Any]:
     }
 
 
-def _svg_bars(
-    labels: list[str], values: list[float], *, color: str, axis_label: str, caption: str
-) -> str:
-    """A horizontal bar chart of percentages (0-100) as inline SVG, in a ``<figure>``.
-
-    Drawn by hand rather than with matplotlib: importing matplotlib costs seconds on a busy
-    worker, more than validating a large dataset is allowed to add to a plain GX run.
-    """
-    bar_h, gap, label_w, plot_w, top, bottom = 14, 6, 330, 300, 10, 34
-    height = top + len(values) * (bar_h + gap) + bottom
-    width = label_w + plot_w + 60
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{reports.escape(caption)}" '
-        'style="font-family:sans-serif;font-size:11px">'
-    ]
-    axis_y = top + len(values) * (bar_h + gap)
-    for tick in (0, 25, 50, 75, 100):
-        x = label_w + plot_w * tick / 100
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="#ddd"/>'
-            f'<text x="{x:.1f}" y="{axis_y + 13}" text-anchor="middle" fill="#555">{tick}</text>'
-        )
-    for i, (label, value) in enumerate(zip(labels, values)):
-        y = top + i * (bar_h + gap)
-        share = min(max(value, 0.0), 100.0)
-        shown = label if len(label) <= 52 else "..." + label[-49:]
-        parts.append(
-            f'<text x="{label_w - 6}" y="{y + bar_h - 3}" text-anchor="end">'
-            f"<title>{reports.escape(label)}</title>{reports.escape(shown)}</text>"
-            f'<rect x="{label_w}" y="{y}" width="{plot_w * share / 100:.1f}" height="{bar_h}" '
-            f'fill="{color}"/>'
-            f'<text x="{label_w + plot_w * share / 100 + 4:.1f}" y="{y + bar_h - 3}" '
-            f'fill="#333">{value:.1f}%</text>'
-        )
-    parts.append(
-        f'<text x="{label_w + plot_w / 2}" y="{axis_y + 28}" text-anchor="middle" '
-        f'fill="#333">{reports.escape(axis_label)}</text></svg>'
-    )
-    return f"<figure>{''.join(parts)}<figcaption>{reports.escape(caption)}</figcaption></figure>"
-
-
 def _unexpected_plot(outcome: ValidationOutcome) -> str:
     failed = [r for r in outcome.failed if r.unexpected_percent is not None][:_MAX_BARS]
     if not failed:
         return ""
-    return _svg_bars(
+    return reports.svg_bars(
         [r.short_name for r in failed],
         [float(r.unexpected_percent or 0.0) for r in failed],
         color=FAILED_COLOR,
@@ -112,7 +70,7 @@ def _null_plot(outcome: ValidationOutcome) -> str:
     if not outcome.null_share:
         return ""
     items = list(outcome.null_share.items())[:_MAX_COLUMNS]
-    return _svg_bars(
+    return reports.svg_bars(
         [name for name, _ in items],
         [100.0 * share for _, share in items],
         color=NULL_COLOR,
