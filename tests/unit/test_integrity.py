@@ -321,6 +321,14 @@ def test_a_missing_folder_is_an_error(tmp_path: Path) -> None:
         check_dag_integrity(tmp_path / "nope")
 
 
+def test_a_folder_without_dags_fails(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("VALUE = 1\n")
+    report = check_dag_integrity(tmp_path, runs=1)
+    assert [f.check for f in report.findings] == ["no_dags"]
+    with pytest.raises(AssertionError, match="no DAG in"):
+        report.assert_ok()
+
+
 def test_the_module_imports_only_the_standard_library() -> None:
     """Importing it costs a CI's pytest process (or a DAG file) nothing: no Airflow, no
     provider module beyond the package, nothing outside the standard library."""

@@ -75,6 +75,7 @@ HEAVY_MODULES: tuple[str, ...] = (
 AWS_SDK: tuple[str, ...] = ("boto3", "botocore", "aiobotocore", "s3fs")
 #: The names of the checks, in the order they are reported.
 CHECKS: tuple[str, ...] = (
+    "no_dags",
     "import_error",
     "cycle",
     "parse_time",
@@ -341,6 +342,9 @@ def check_dag_integrity(
         dags=dags,
         findings=[IntegrityFinding(**f) for f in inspected["findings"]],
     )
+    if not dags and not report.findings:
+        message = f"no DAG in {folder}: is it the DAGs folder (the one holding the DAG files)?"
+        report.findings.append(IntegrityFinding("no_dags", ".", None, None, message))
     dag_files = sorted({d.file for d in dags})
     if dag_files:
         remaining = max(deadline - time.monotonic(), 1.0)
