@@ -97,15 +97,6 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session")
-def airflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated Airflow metadata database (SQLite) that isolated environments copy
-    (``mlops_provider.testing.environment``): migrated once per session."""
-    from mlops_provider.testing.environment import migrate_template_database
-
-    return migrate_template_database(tmp_path_factory.mktemp("airflow-template"))
-
-
 @pytest.fixture
 def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh embedded-default state root (data lake, MLflow store) for one test."""

@@ -35,12 +35,13 @@ def test_no_import_errors_and_all_dags_present(dagbag) -> None:
     assert set(dagbag.dag_ids) == EXPECTED
 
 
-def test_the_reference_dags_pass_the_integrity_checks() -> None:
-    """What a user's CI checks of its DAGs: imports, cycles, parse time and heavy imports,
-    owners, retries, and every templated field rendering for a sample run."""
-    from mlops_provider.testing.integrity import check_dag_integrity
-
-    report = check_dag_integrity(ROOT / "dags")
+@pytest.mark.mlops_integrity
+def test_the_reference_dags_pass_the_integrity_checks(mlops) -> None:
+    """What a user's CI checks of its DAGs, through the provider's pytest plugin (the project
+    is this repository): imports, cycles, parse time and heavy imports, owners, retries, and
+    every templated field rendering for a sample run."""
+    assert mlops.dags_folder == ROOT / "dags"
+    report = mlops.integrity()
     report.assert_ok()
     assert {d.dag_id for d in report.dags} == EXPECTED
 

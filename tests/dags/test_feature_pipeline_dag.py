@@ -9,21 +9,21 @@ from pathlib import Path
 import pytest
 
 from include.simulator import SCENARIOS, ChurnSimulator
-from mlops_provider.testing.environment import MlopsEnvironment, create_environment
+from mlops_provider.testing.environment import MlopsEnvironment
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.dags, pytest.mark.integration]
+pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.mlops_run]
 
 DAY1, DAY2, DAY3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
 DAG_ID = "mlops_feature_pipeline"
 
 
 @pytest.fixture
-def env(tmp_path: Path, airflow_template_db: Path) -> MlopsEnvironment:
-    """An environment for this repository's DAGs (data lake, MLflow, Feast, metadata DB)."""
-    return create_environment(
-        tmp_path / "env", dags_folder=ROOT / "dags", template_db=airflow_template_db
-    )
+def env(mlops_env: MlopsEnvironment) -> MlopsEnvironment:
+    """An isolated environment for this repository's DAGs (data lake, MLflow, Feast, metadata
+    DB), from the provider's pytest plugin (the project is this repository)."""
+    assert mlops_env.dags_folder == ROOT / "dags"
+    return mlops_env
 
 
 def _online(env: MlopsEnvironment, customer_id: int) -> dict:

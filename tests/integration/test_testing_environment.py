@@ -140,9 +140,9 @@ def _feature_source(env: MlopsEnvironment) -> str:
 
 
 def test_two_environments_share_nothing(
-    project: Path, tmp_path: Path, airflow_template_db: Path
+    project: Path, tmp_path: Path, mlops_template_db: Path
 ) -> None:
-    envs = {name: _env(project, tmp_path / name, airflow_template_db) for name in ("a", "b")}
+    envs = {name: _env(project, tmp_path / name, mlops_template_db) for name in ("a", "b")}
     results = {name: env.run_dag("env_probe", conf={"name": name}) for name, env in envs.items()}
     for name, env in envs.items():
         result = results[name]
@@ -170,9 +170,9 @@ def test_two_environments_share_nothing(
 
 
 def test_tasks_restricts_the_run_to_those_tasks(
-    project: Path, tmp_path: Path, airflow_template_db: Path
+    project: Path, tmp_path: Path, mlops_template_db: Path
 ) -> None:
-    env = _env(project, tmp_path / "env", airflow_template_db)
+    env = _env(project, tmp_path / "env", mlops_template_db)
     result = env.run_dag("env_probe", conf={"name": "only"}, tasks=["lake", "where"])
     result.assert_success()
     assert result.task_states == {"lake": "success", "where": "success"}
@@ -185,9 +185,9 @@ def test_tasks_restricts_the_run_to_those_tasks(
 
 
 def test_unknown_dag_id_names_the_dags_found_and_import_errors(
-    project: Path, tmp_path: Path, airflow_template_db: Path
+    project: Path, tmp_path: Path, mlops_template_db: Path
 ) -> None:
-    env = _env(project, tmp_path / "env", airflow_template_db)
+    env = _env(project, tmp_path / "env", mlops_template_db)
     with pytest.raises(DagNotFoundError) as caught:
         env.run_dag("env_missing")
     message = str(caught.value)
@@ -198,9 +198,9 @@ def test_unknown_dag_id_names_the_dags_found_and_import_errors(
 
 
 def test_a_failing_task_shows_its_error_in_assert_success(
-    project: Path, tmp_path: Path, airflow_template_db: Path
+    project: Path, tmp_path: Path, mlops_template_db: Path
 ) -> None:
-    env = _env(project, tmp_path / "env", airflow_template_db)
+    env = _env(project, tmp_path / "env", mlops_template_db)
     result = env.run_dag("env_fails", tasks=["explode", "after"])
     assert result.state == "failed"
     assert result.failed_tasks() == ["explode"]
@@ -214,9 +214,9 @@ def test_a_failing_task_shows_its_error_in_assert_success(
 
 
 def test_a_crashed_run_raises_with_its_output(
-    project: Path, tmp_path: Path, airflow_template_db: Path
+    project: Path, tmp_path: Path, mlops_template_db: Path
 ) -> None:
-    env = _env(project, tmp_path / "env", airflow_template_db)
+    env = _env(project, tmp_path / "env", mlops_template_db)
     with pytest.raises(
         RunnerError, match=r"the run of DAG env_fails crashed \(exit code 3"
     ) as caught:
@@ -225,21 +225,21 @@ def test_a_crashed_run_raises_with_its_output(
 
 
 def test_a_run_past_its_timeout_is_killed_and_raises(
-    project: Path, tmp_path: Path, airflow_template_db: Path
+    project: Path, tmp_path: Path, mlops_template_db: Path
 ) -> None:
-    env = _env(project, tmp_path / "env", airflow_template_db)
+    env = _env(project, tmp_path / "env", mlops_template_db)
     with pytest.raises(RunnerError, match=r"the run of DAG env_fails .* did not finish within 20s"):
         env.run_dag("env_fails", tasks=["hang"], timeout=20)
 
 
 def test_the_callers_environment_is_unchanged_and_not_inherited(
-    project: Path, tmp_path: Path, airflow_template_db: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, tmp_path: Path, mlops_template_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/caller")
     monkeypatch.setenv("MLOPS_LAKE_URI", "s3://caller-lake")
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", "mlflow://127.0.0.1:9")
     before = dict(os.environ)
-    env = _env(project, tmp_path / "env", airflow_template_db)
+    env = _env(project, tmp_path / "env", mlops_template_db)
     environ = env.environ()
     result = env.run_dag("env_probe", conf={"name": "x"}, tasks=["lake", "tracking", "where"])
     assert dict(os.environ) == before

@@ -271,3 +271,10 @@ def test_check_stages_run_the_tests_of_their_marker(project: Path, tmp_path: Pat
     missing = _script(script, "run", cwd=tmp_path, MLOPS_CI_TESTS="tests/nope.py", **settings)
     assert missing.returncode == 1
     assert "the test file tests/nope.py is missing" in missing.stderr
+
+
+def test_docs_show_the_workflow_as_init_writes_it() -> None:
+    docs = (ROOT / "docs" / "ci.md").read_text()
+    shown = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    template = WORKFLOW.read_text()
+    assert shown.strip() == template[template.index("name: mlops-ci") :].strip()

@@ -16,7 +16,9 @@ Fixtures:
 - ``mlops_env``: an isolated environment for this test
   (:class:`~mlops_provider.testing.environment.MlopsEnvironment`: its own Airflow home with
   a migrated metadata DB, embedded MLflow store, Feast repo copy and data lake), on which
-  ``run_dag`` runs a DAG through Airflow in a subprocess.
+  ``run_dag`` runs a DAG through Airflow in a subprocess;
+- ``mlops_template_db``: the migrated metadata DB the session's environments copy (for
+  environments a test builds itself with ``create_environment``).
 
 Settings (command line, else ``[tool.pytest.ini_options]``):
 
@@ -273,6 +275,13 @@ def _checks(config: pytest.Config, state: dict[str, Any]) -> MlopsChecks:
 
 
 _REPORTS_KEY = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def mlops_template_db(_mlops_session: dict[str, Any]) -> Path:
+    """The migrated Airflow metadata DB (SQLite) the session's environments copy (migrated
+    once, on first use); for ``create_environment(..., template_db=...)`` of your own."""
+    return _template_db(_mlops_session)
 
 
 @pytest.fixture
