@@ -276,7 +276,7 @@ class IntegrityReport:
 # --------------------------------------------------------------------------- the checks
 
 
-def load_dagbag(dags_folder: str | Path) -> Any:
+def load_dagbag(dags_folder: str | os.PathLike[str]) -> Any:
     """Parse a DAGs folder in this process, as the DAG processor parses a bundle: the folder is
     importable (its helper modules too), ``.airflowignore`` and safe mode apply.
 
@@ -289,7 +289,7 @@ def load_dagbag(dags_folder: str | Path) -> Any:
 
 
 def check_dag_integrity(
-    dags_folder: str | Path,
+    dags_folder: str | os.PathLike[str],
     *,
     parse_budget: float = DEFAULT_PARSE_BUDGET,
     forbidden: Sequence[str] = HEAVY_MODULES + AWS_SDK,
@@ -358,7 +358,7 @@ def check_dag_integrity(
 
 
 def measure_parse_costs(
-    dags_folder: str | Path,
+    dags_folder: str | os.PathLike[str],
     files: Sequence[str | Path],
     *,
     runs: int = DEFAULT_RUNS,
