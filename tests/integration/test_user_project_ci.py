@@ -11,9 +11,12 @@ project; three broken variants each fail, naming the problem:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,44 +88,45 @@ def test_every_check_passes_on_the_reference_project(workspace: Path) -> None:
     assert not (project / ".home" / "airflow").exists()
 
 
+def _fails(project: Path, stage: str) -> str:
+    """Run one stage, which must fail; its output."""
+    run = _ci(project, stage)
+    out = _output(run)
+    assert run.returncode != 0, out[-4000:]
+    assert f"{stage}: failed" in out, out[-4000:]
+    return out
+
+
+def _edit_sample(path: Path, column: str, edit: Callable[[Any], Any]) -> None:
+    """Replace one column of a parquet sample with ``edit(column)``."""
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    frame[column] = edit(frame[column])
+    frame.to_parquet(path, index=False)
+
+
 def test_a_heavy_import_at_parse_time_fails_the_integrity_check(workspace: Path) -> None:
     project = _init(workspace / "heavy-import")
     dag = project / "dags" / "mlops_batch_scoring.py"
-    text = dag.read_text()
     marker = "from __future__ import annotations\n"
-    dag.write_text(text.replace(marker, marker + "\nimport pandas  # noqa: F401\n", 1))
-    run = _ci(project, "integrity")
-    out = _output(run)
-    assert run.returncode != 0, out[-4000:]
-    assert "integrity: failed" in out
-    assert "mlops_batch_scoring.py" in out and "pandas" in out, out[-4000:]
+    dag.write_text(dag.read_text().replace(marker, marker + "\nimport pandas  # noqa: F401\n", 1))
+    out = _fails(project, "integrity")
+    assert "[heavy_import] mlops_batch_scoring.py" in out and "pandas" in out, out[-4000:]
 
 
 def test_a_schema_break_in_the_sample_fails_the_data_check(workspace: Path) -> None:
-    import pandas as pd
-
     project = _init(workspace / "schema-break")
-    sample = project / RAW_SAMPLE
-    frame = pd.read_parquet(sample)
-    frame["monthly_charges"] = frame["monthly_charges"].map(lambda v: f"${v:.2f}")
-    frame.to_parquet(sample, index=False)
-    run = _ci(project, "data")
-    out = _output(run)
-    assert run.returncode != 0, out[-4000:]
-    assert "data: failed" in out
-    assert "monthly_charges" in out and "churn_raw" in out, out[-4000:]
+    _edit_sample(project / RAW_SAMPLE, "monthly_charges", lambda c: c.map(lambda v: f"${v:.2f}"))
+    out = _fails(project, "data")
+    assert "fails suite 'churn_raw'" in out, out[-4000:]
+    assert "expect_column_values_to_be_in_type_list(monthly_charges)" in out, out[-4000:]
 
 
 def test_a_training_under_the_floor_fails_the_training_check(workspace: Path) -> None:
-    import pandas as pd
-
     project = _init(workspace / "under-the-floor")
-    sample = project / TRAINING_SAMPLE
-    frame = pd.read_parquet(sample)
-    frame["churned"] = frame["churned"].sample(frac=1.0, random_state=5).to_numpy()
-    frame.to_parquet(sample, index=False)
-    run = _ci(project, "training")
-    out = _output(run)
-    assert run.returncode != 0, out[-4000:]
-    assert "training: failed" in out
-    assert "roc_auc" in out and "under the floor 0.7" in out, out[-4000:]
+    shuffled = lambda c: c.sample(frac=1.0, random_state=5).to_numpy()  # noqa: E731
+    _edit_sample(project / TRAINING_SAMPLE, "churned", shuffled)
+    out = _fails(project, "training")
+    assert "the small training run of mlops_training_pipeline.train" in out, out[-4000:]
+    assert re.search(r"roc_auc = 0\.\d+ is under the floor 0\.7", out), out[-4000:]
