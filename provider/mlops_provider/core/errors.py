@@ -16,7 +16,16 @@ This module imports nothing heavy.
 
 from __future__ import annotations
 
-__all__ = ["CoreError", "InputError", "NotFoundError", "ParameterError", "ServiceError"]
+from collections.abc import Iterable
+
+__all__ = [
+    "CoreError",
+    "InputError",
+    "NotFoundError",
+    "ParameterError",
+    "ServiceError",
+    "did_you_mean",
+]
 
 
 class CoreError(Exception):
@@ -42,3 +51,12 @@ class ParameterError(InputError):
 
 class ServiceError(CoreError, RuntimeError):
     """A service refused or could not be reached; the input may be fine."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, limit: int = 3) -> str:
+    """A hint naming the choices closest to a misspelt ``name``: ``"; did you mean 'churn'?"``
+    (empty when none is close). Append it to a not-found message that also lists what exists."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=limit, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -11,12 +11,14 @@ import ast
 import json
 import os
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timezone
 from typing import Any
 
 from mlops_provider.core.errors import ParameterError
 
 __all__ = [
     "as_bool",
+    "as_datetime",
     "as_names",
     "as_uri",
     "required",
@@ -135,6 +137,27 @@ def as_mapping(
     if not isinstance(value, Mapping):
         raise ParameterError(name, f"expected a mapping (dict or JSON object), got {value!r}")
     return dict(value)
+
+
+def as_datetime(value: Any, name: str, *, default: datetime | None = None) -> datetime | None:
+    """A time-zone aware datetime from a datetime, a date or an ISO 8601 text (naive: UTC)."""
+    if _blank(value):
+        return default
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ParameterError(
+                name,
+                f"expected an ISO 8601 date or time (e.g. 2026-01-10T00:00:00+00:00), got {value!r}",
+            ) from None
+    else:
+        raise ParameterError(name, f"expected a date or time, got {type(value).__name__} {value!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def as_names(value: Any, name: str) -> list[str] | None:

@@ -10,7 +10,6 @@ and the expectation.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from mlops_provider.core import io
-from mlops_provider.core.errors import InputError
+from mlops_provider.core.errors import InputError, did_you_mean
 from mlops_provider.core.times import iso, utcnow
 
 __all__ = [
@@ -129,8 +128,7 @@ def _check_expectation(source: str, index: int, item: Any, known: Sequence[str])
     if not isinstance(kind, str) or not kind:
         raise SuiteError(f"{where} has no 'type' (e.g. 'expect_column_values_to_not_be_null')")
     if kind not in known:
-        close = difflib.get_close_matches(kind, known, n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(kind, known)
         raise SuiteError(f"{where} has unknown expectation type {kind!r}{hint}")
     kwargs = entry.get("kwargs", {})
     if not isinstance(kwargs, Mapping):
