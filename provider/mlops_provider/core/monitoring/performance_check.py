@@ -1159,18 +1159,16 @@ def run_performance_check(
 ) -> dict[str, Any]:
     """Evaluate matured predictions against late labels; write the report; log the run.
 
-    The parameters are ModelPerformanceOperator's (docs/monitoring.md): ``plan`` holds the metrics and limits (a :class:`MetricPlan` or the
-    arguments of :func:`metric_plan`), ``columns`` the columns (a :class:`LabelColumns` or its
-    fields; the label and entity columns default to the training run's record), ``as_of`` the
-    time labels must be available by (default: the end of ``run_day``); ``client``,
-    ``identity`` and ``conn_id`` as for the drift check; ``counterfactuals``: also score the
-    current model's labelled rows with its earlier champions (:class:`CounterfactualRequest`).
+    The parameters are ModelPerformanceOperator's (docs/monitoring.md): ``plan`` the metrics
+    and limits (a :class:`MetricPlan` or :func:`metric_plan`'s arguments), ``columns`` the
+    columns (a :class:`LabelColumns` or its fields; label and entity columns default to the
+    training run's record), ``as_of`` when labels must be available (default: the end of
+    ``run_day``); ``client``, ``identity``, ``conn_id`` as for the drift check;
+    ``counterfactuals``: also score the labelled rows with earlier champions (docs/monitoring.md).
 
     :returns: the result (docs/results.md; status ``ok`` / ``degraded`` / ``insufficient_data``).
-    :raises CoreError: missing labels dataset; a column missing from the predictions or labels
-        files (checked on their schemas before the data is found sufficient or not); bad
-        parameters; a report location that cannot be written. A failure while publishing ends
-        the monitoring run FAILED.
+    :raises CoreError: missing labels dataset or a column missing from its files (checked on
+        the schemas before data sufficiency), bad parameters, an unwritable report location.
     """
     started = time.perf_counter()
     plan = plan if isinstance(plan, MetricPlan) else metric_plan(**(plan or {}))
