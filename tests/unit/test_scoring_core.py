@@ -818,19 +818,23 @@ def _with_unseen_plans(sim: ChurnSimulator, path: Path, share: float) -> int:
     return n
 
 
+def _score_champion(registry: dict[str, Any], path: Path, out: Path, **kwargs: Any) -> Any:
+    return sc.score(
+        "models:/churn@champion",
+        target=registry["target"],
+        output_uri=out_uri(out),
+        input_data=str(path),
+        **kwargs,
+    )
+
+
 def test_unseen_categories_are_reported_in_the_result_and_the_log(
     registry: dict[str, Any], sim: ChurnSimulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "in.parquet"
     n = _with_unseen_plans(sim, path, 0.2)
     with caplog.at_level(logging.WARNING):
-        result = sc.score(
-            "models:/churn@champion",
-            target=registry["target"],
-            output_uri=out_uri(tmp_path),
-            input_data=str(path),
-            batch_size=100,
-        )
+        result = _score_champion(registry, path, tmp_path, batch_size=100)
     out = result.to_result()
     assert check_result(out) == [] and out["passed"] is True
     assert list(out["unseen_categories"]) == ["plan"]
@@ -851,11 +855,10 @@ def test_max_unseen_share_fails_before_anything_is_written(
     _with_unseen_plans(sim, path, 0.2)
     batches: list[int] = []
     with pytest.raises(sc.ScoringInputError, match=r"max_unseen_share=0\.1 .*\n.*'plan'"):
-        sc.score(
-            "models:/churn@champion",
-            target=registry["target"],
-            output_uri=out_uri(tmp_path),
-            input_data=str(path),
+        _score_champion(
+            registry,
+            path,
+            tmp_path,
             batch_size=1000,
             max_unseen_share=0.1,
             on_batch=lambda index, rows: batches.append(rows),
@@ -864,20 +867,8 @@ def test_max_unseen_share_fails_before_anything_is_written(
     assert batches == []
     assert visible(tmp_path / "predictions") == []
     with pytest.raises(sc.ScoringInputError, match=r"max_unseen_share must be within \[0, 1\]"):
-        sc.score(
-            "models:/churn@champion",
-            target=registry["target"],
-            output_uri=out_uri(tmp_path),
-            input_data=str(path),
-            max_unseen_share=1.5,
-        )
-    result = sc.score(
-        "models:/churn@champion",
-        target=registry["target"],
-        output_uri=out_uri(tmp_path),
-        input_data=str(path),
-        max_unseen_share=0.25,
-    )
+        _score_champion(registry, path, tmp_path, max_unseen_share=1.5)
+    result = _score_champion(registry, path, tmp_path, max_unseen_share=0.25)
     assert result.unseen_categories["plan"]["share"] < 0.25
 
 
