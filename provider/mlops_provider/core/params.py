@@ -121,16 +121,14 @@ def as_number(
     if _blank(value):
         return default
     parsed = parse_text(value) if isinstance(value, str) else value
-    if isinstance(parsed, bool) or not isinstance(parsed, numbers.Real):
+    if (
+        isinstance(parsed, bool)
+        or not isinstance(parsed, numbers.Real)
+        or not math.isfinite(parsed)
+    ):
         raise ParameterError(name, f"expected {expected}, got {value!r}")
-    number: int | float = int(parsed) if isinstance(parsed, numbers.Integral) else float(parsed)
-    if not math.isfinite(number):
-        raise ParameterError(name, f"expected {expected}, got {value!r}")
-    if minimum is not None and number < minimum:
-        raise ParameterError(name, f"must be >= {minimum}, got {number}")
-    if maximum is not None and number > maximum:
-        raise ParameterError(name, f"must be <= {maximum}, got {number}")
-    return number
+    as_float(parsed, name, minimum=minimum, maximum=maximum)  # the range
+    return int(parsed) if isinstance(parsed, numbers.Integral) else float(parsed)
 
 
 def as_choice(

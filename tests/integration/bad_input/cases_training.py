@@ -67,50 +67,54 @@ def _coupons(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _on_bad_data(
+    case_id: str, name: str, spoil: Callable[[pd.DataFrame], pd.DataFrame], **kwargs: Any
+) -> BadInput:
+    """A case training on the world's training data spoiled by ``spoil`` (``bad/<name>``);
+    ``kwargs`` are the operator's other arguments, plus ``expect`` and ``state``."""
+    case = {key: kwargs.pop(key) for key in ("expect", "state") if key in kwargs}
+    return BadInput(
+        id=case_id,
+        setup=_spoiled(name, spoil),
+        build=lambda w: _train(w, training_data=w.path(BAD + name), **kwargs),
+        may_write=MAY_WRITE,
+        **case,
+    )
+
+
 CASES = [
-    BadInput(
-        id="training-dollar-strings",
-        setup=_spoiled("train_dollars.parquet", _dollars),
-        build=lambda w: _train(w, training_data=w.path(BAD + "train_dollars.parquet")),
+    _on_bad_data(
+        "training-dollar-strings",
+        "train_dollars.parquet",
+        _dollars,
         expect=["monthly_charges", "stored as text", "'$"],
-        may_write=MAY_WRITE,
     ),
-    BadInput(
-        id="training-unknown-strings",
-        setup=_spoiled("train_unknowns.parquet", _unknowns),
-        build=lambda w: _train(w, training_data=w.path(BAD + "train_unknowns.parquet")),
+    _on_bad_data(
+        "training-unknown-strings",
+        "train_unknowns.parquet",
+        _unknowns,
         expect=["tenure_months", "'unknown'", "numeric_columns"],
-        may_write=MAY_WRITE,
     ),
-    BadInput(
-        id="training-high-cardinality",
-        setup=_spoiled("train_coupons.parquet", _coupons),
-        build=lambda w: _train(w, training_data=w.path(BAD + "train_coupons.parquet")),
+    _on_bad_data(
+        "training-high-cardinality",
+        "train_coupons.parquet",
+        _coupons,
         expect=["coupon_code", "250 distinct values", "max_categories"],
-        may_write=MAY_WRITE,
     ),
-    BadInput(
-        id="training-numeric-declared-unconvertible",
-        setup=_spoiled("train_unknowns.parquet", _unknowns),
-        build=lambda w: _train(
-            w,
-            training_data=w.path(BAD + "train_unknowns.parquet"),
-            numeric_columns=["tenure_months"],
-        ),
+    _on_bad_data(
+        "training-numeric-declared-unconvertible",
+        "train_unknowns.parquet",
+        _unknowns,
+        numeric_columns=["tenure_months"],
         expect=["numeric_columns", "tenure_months", "'unknown'"],
-        may_write=MAY_WRITE,
     ),
-    BadInput(
-        id="training-numeric-declared-converts",
-        setup=_spoiled("train_digits.parquet", _digits),
-        build=lambda w: _train(
-            w,
-            training_data=w.path(BAD + "train_digits.parquet"),
-            numeric_columns="{{ ['tenure_months'] }}",
-        ),
+    _on_bad_data(
+        "training-numeric-declared-converts",
+        "train_digits.parquet",
+        _digits,
+        numeric_columns="{{ ['tenure_months'] }}",
         expect=["converted numeric_columns ['tenure_months']"],
         state="success",
-        may_write=MAY_WRITE,
     ),
     BadInput(
         id="training-test-size-garbage",
