@@ -208,8 +208,6 @@ def alias_lock(
 def _release(client: MlflowClient, lease: Lease) -> None:
     from mlflow.exceptions import MlflowException
 
-    from mlops_provider.core.errors import MlflowUnreachableError
-
     if lease.remaining() <= 0:
         log.warning("lease %s expired before release; leaving it to expire", lease.name)
         return
@@ -217,6 +215,6 @@ def _release(client: MlflowClient, lease: Lease) -> None:
         current = client.get_registered_model(lease.name)
         if (current.tags or {}).get(_LOCK_TOKEN) == lease.token:
             client.delete_registered_model(lease.name)
-    except (MlflowException, MlflowUnreachableError) as err:
+    except MlflowException as err:
         if not is_not_found(err):
             log.warning("could not release %s: %s (it expires by itself)", lease.name, err)
