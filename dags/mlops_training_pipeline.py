@@ -5,6 +5,8 @@ performance says so. The candidate is compared with the current champion on the 
 day; it is promoted (alias ``champion`` moves, the old one keeps ``previous_champion``) only if
 the evaluation passed, otherwise the rejection and its reasons are recorded. An optional human
 approval (Airflow's HITL ApprovalOperator) sits before promotion when ``require_approval`` is set.
+The first training, with no champion yet, is triggered with ``cold_start`` set; without it a
+missing champion fails the evaluation (a misspelt model name never passes unchallenged).
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ with DAG(
     params={
         "as_of": Param(None, type=["null", "string"], description="train as of (ISO time)"),
         "require_approval": Param(False, type="boolean", description="human approval step"),
+        "cold_start": Param(
+            False,
+            type="boolean",
+            description="the first training: no champion to compare with yet (a missing "
+            "registered model or champion alias is otherwise an error)",
+        ),
     },
     tags=["mlops", "training"],
 ) as dag:
@@ -212,6 +220,7 @@ with DAG(
         evaluation_data=EVALUATION_SET_URI,
         target=TARGET,
         thresholds={"roc_auc": {"min": 0.6, "min_improvement": 0.005}},
+        cold_start="{{ params.cold_start }}",
         aws_conn_id=AWS_CONN_ID,
     )
 

@@ -9,7 +9,7 @@ lake under ``$AIRFLOW_HOME/mlops``) it
 2. applies the Feast feature repo and checks the MLflow and Feast hooks;
 3. runs, day by day, the reference DAGs with ``dag.test()``: the feature pipeline, scoring
    with whichever model is champion that day, and monitoring. The first champion is trained by
-   the training DAG's weekly schedule; later training runs happen only when the monitoring DAG
+   the training DAG's weekly schedule (that run sets ``cold_start``: no champion yet); later training runs happen only when the monitoring DAG
    emitted a retrain-request Asset event that queued the training DAG (the demo then runs the
    queued DAG, as the scheduler would);
 4. prints a per-day summary and writes an HTML lifecycle report with a timeline plot; the

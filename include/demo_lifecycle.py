@@ -158,9 +158,11 @@ class Lifecycle:
         holder = alias_holder(MlflowHook().client, MODEL_NAME, "champion")
         return holder.version if holder is not None else None
 
-    def _train(self, as_of: datetime, why: str, record: Any) -> None:
+    def _train(self, as_of: datetime, why: str, record: Any, *, first: bool = False) -> None:
+        """One training run; ``first``: the first one, with no champion yet (``cold_start``)."""
         dag = self.dags["mlops_training_pipeline"]
-        run = LocalRun(self._run(dag, logical_date=as_of, conf={"as_of": as_of.isoformat()}))
+        conf = {"as_of": as_of.isoformat(), "cold_start": first}
+        run = LocalRun(self._run(dag, logical_date=as_of, conf=conf))
         outcome = record_training(record, run, why)
         if outcome.endswith("promoted"):
             self._deploy(record)
@@ -231,7 +233,7 @@ class Lifecycle:
                 day + timedelta(days=1), datetime.min.time(), timezone.utc
             )
             if day == self.first_training_day:
-                self._train(end_of_day, "weekly schedule", record)
+                self._train(end_of_day, "weekly schedule", record, first=True)
             if published and self._champion() is not None:
                 self._traffic(day, record)
                 self._score_and_monitor(day, record)

@@ -5,7 +5,8 @@ scheduler, the Celery worker and the triggerer of ``make stack`` (stack/stack.py
 
 1. the simulated days (same simulator, incident and shift as ``make demo``) land in the S3 lake;
 2. one backfill of ``mlops_feature_pipeline`` covers the whole period (several days at once);
-3. on the first training day the training pipeline is triggered (as its weekly schedule would);
+3. on the first training day the training pipeline is triggered (as its weekly schedule would,
+   with ``cold_start``: there is no champion yet);
 4. from then on, day by day: a backfill run of ``mlops_batch_scoring`` (its ``features_ready``
    sensor waits in the triggerer until the feature backfill has materialized that day), then one
    of ``mlops_monitoring``; when monitoring decides to retrain, its retrain-request Asset event
@@ -155,7 +156,8 @@ class StackLifecycle:
 
         as_of = _midnight(day + timedelta(days=1))
         seen = self._deployment_runs()
-        run_id = self.api.trigger(TRAINING, logical_date=as_of, conf={"as_of": as_of})
+        conf = {"as_of": as_of, "cold_start": True}  # no champion yet
+        run_id = self.api.trigger(TRAINING, logical_date=as_of, conf=conf)
         self.trainings.append(run_id)
         outcome = record_training(
             self.records[day], self._timed_wait(TRAINING, run_id), "weekly schedule"

@@ -97,6 +97,15 @@ def get_provider_info() -> dict[str, Any]:
                         "90",
                         default="30",
                     ),
+                    "mlflow_max_retry_seconds": _option(
+                        "Seconds one MLflow request of the provider may keep retrying a "
+                        "tracking server that does not answer (MLflow's own default is about 4 "
+                        "minutes); the retries, their backoff and the request timeout are set "
+                        "to fit. An mlflow connection's extra max_retry_seconds wins; "
+                        "MLFLOW_HTTP_REQUEST_* variables set in the environment win over both.",
+                        "10",
+                        default="30",
+                    ),
                     "versions_keep": _option(
                         "At most this many replaced versions are kept per dataset location, "
                         "newest first. Empty: no count limit; 0: none kept.",
@@ -204,6 +213,13 @@ def get_provider_info() -> dict[str, Any]:
                     "insecure_tls": {
                         "label": "Skip TLS verification",
                         "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                    "max_retry_seconds": {
+                        "label": "Retry budget (seconds)",
+                        "description": "How long one request may keep retrying a server that "
+                        "does not answer (default: the [mlops] mlflow_max_retry_seconds "
+                        "setting, 30).",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
                     },
                 },
             },

@@ -397,7 +397,8 @@ def _run_lifecycle(
     service.start()  # no champion yet: it serves nothing until the deployment DAG reloads it
     monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SERVING_DEFAULT", service.connection())
     conf = {"as_of": AS_OF.isoformat()}
-    approval = {**conf, "require_approval": True}
+    # the first trainings: no champion yet, an explicit cold start
+    approval = {**conf, "require_approval": True, "cold_start": True}
     # a passing (cold start) candidate, rejected by a reviewer, then by the response timeout
     with answer_approval("Reject", comment="wait for the incident review"):
         earlier = AS_OF - timedelta(hours=2)

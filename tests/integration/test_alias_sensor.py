@@ -35,10 +35,25 @@ def store(mlops_home: Path):
 
 
 def test_check_alias_semantics(store) -> None:
+    from mlops_provider.core.models import ModelNotFoundError
+
     _, client = store
-    missing = registry.check_alias(client, "no-such-model", "champion")
+    # a missing model or alias is a typo (named, with what exists), or awaited when asked to
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"registered model 'chrun' does not exist \(registered models: 'churn'\); did "
+        r"you mean 'churn'\? Pass wait_for_creation=True",
+    ):
+        registry.check_alias(client, "chrun", "champion")
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"'churn' has no alias 'champoin' \(its aliases: @champion -> version 1\); did "
+        r"you mean 'champion'\?",
+    ):
+        registry.check_alias(client, "churn", "champoin")
+    missing = registry.check_alias(client, "no-such-model", "champion", wait_for_creation=True)
     assert not missing.done and not missing.model_exists and "does not exist" in missing.message
-    no_alias = registry.check_alias(client, "churn", "challenger")
+    no_alias = registry.check_alias(client, "churn", "challenger", wait_for_creation=True)
     assert not no_alias.done and "no alias 'challenger'" in no_alias.message
     assert registry.check_alias(client, "churn", "champion").done  # exists: enough
     same = registry.check_alias(client, "churn", "champion", not_version="1")
@@ -61,9 +76,11 @@ def test_trigger_serializes_and_fires_once(store) -> None:
         tracking_uri=target.tracking_uri,
         registry_uri=target.tracking_uri,
         not_version="1",
+        wait_for_creation=True,
         poke_interval=0.2,
     )
     classpath, kwargs = trigger.serialize()
+    assert kwargs["wait_for_creation"] is True
     json.dumps(kwargs)  # JSON-serializable
     rebuilt = import_string(classpath)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
@@ -87,6 +104,50 @@ def test_trigger_serializes_and_fires_once(store) -> None:
     assert (
         payload["result"]["version"] == "2" and payload["result"]["model_uri"] == "models:/churn/2"
     )
+
+
+def test_trigger_ends_at_once_on_a_missing_alias_unless_waiting_for_its_creation(store) -> None:
+    from mlops_provider.triggers.mlflow import ModelAliasTrigger
+
+    target, client = store
+    common = {"registered_model_name": "churn", "alias": "champoin", "poke_interval": 0.2}
+    typo = ModelAliasTrigger(tracking_uri=target.tracking_uri, **common)
+
+    async def events(trigger: ModelAliasTrigger) -> list:
+        return [event async for event in trigger.run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(events(typo), timeout=60))
+    assert event.payload["status"] == "error"
+    assert "did you mean 'champion'" in event.payload["message"]
+    waiting = ModelAliasTrigger(tracking_uri=target.tracking_uri, wait_for_creation=True, **common)
+    creator = threading.Timer(1.0, client.set_registered_model_alias, ("churn", "champoin", "2"))
+    creator.start()
+    try:
+        (event,) = asyncio.run(asyncio.wait_for(events(waiting), timeout=60))
+    finally:
+        creator.cancel()
+    assert event.payload["status"] == "success" and event.payload["result"]["version"] == "2"
+
+
+def test_sensor_fails_fast_on_a_typo_and_names_bad_parameters(store) -> None:
+    from mlops_provider.exceptions import MlopsError
+    from mlops_provider.sensors.mlflow import ModelAliasSensor
+
+    for deferrable in (False, True):
+        typo = ModelAliasSensor(
+            task_id="typo", registered_model_name="chrun", deferrable=deferrable, timeout=600
+        )
+        with pytest.raises(MlopsError, match=r"'chrun' does not exist.*did you mean 'churn'"):
+            typo.execute({})
+    awaiting = ModelAliasSensor(
+        task_id="awaiting", registered_model_name="fraud", wait_for_creation="true"
+    )
+    assert awaiting.poke({}).is_done is False  # "not yet": awaited until the timeout
+    garbage = ModelAliasSensor(
+        task_id="garbage", registered_model_name="churn", newer_than="last tuesday"
+    )
+    with pytest.raises(MlopsError, match=r"parameter newer_than: .*'last tuesday'"):
+        garbage.poke({})
 
 
 def test_trigger_reports_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,6 +70,7 @@ def _champion(world: World) -> None:
             registered_model_name=world.model,
             evaluation_data=world.eval_uri,
             target="churned",
+            cold_start=True,  # the world's first champion
         )
         promote = PromoteModelOperator(
             task_id="promote", registered_model_name=world.model, evaluation=evaluate.output

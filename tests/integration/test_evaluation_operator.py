@@ -1,7 +1,8 @@
 """EvaluateModelOperator (with training and promotion around it) in one real DAG, embedded store.
 
 The DAG trains three candidates: A (weak: two features), B (all features), C (a constant-prior
-dummy, worse than anything). A is evaluated on a cold start and promoted; B beats A and is
+dummy, worse than anything). A is evaluated on an explicit cold start and promoted; B (also
+with ``cold_start``, which only allows a missing champion) is compared with A, beats it and is
 promoted; C loses to B and is not promoted; a strict gate on C fails the task; evaluation data
 lacking a column fails its task. The candidate may be named by every model URI form: the alias
 (``models:/churn@champion``), a version, a run's artifact path and the logged model.
@@ -81,6 +82,7 @@ def lifecycle_run(airflow_db, mlops_home: Path):
             task_id="eval_a",
             model_uri=train_a.output["model_uri"],
             thresholds={"roc_auc": {"min": 0.4, "min_improvement": 0.0}},
+            cold_start=True,
             **ev,
         )
         promote_a = PromoteModelOperator(
@@ -90,6 +92,7 @@ def lifecycle_run(airflow_db, mlops_home: Path):
             task_id="eval_b",
             model_uri=train_b.output["model_uri"],
             thresholds={"roc_auc": {"min": 0.6, "min_improvement": 0.0}, "log_loss": 0.6},
+            cold_start="{{ 'true' }}",  # a champion exists: compared as usual
             **ev,
         )
         promote_b = PromoteModelOperator(
@@ -160,6 +163,7 @@ def test_evaluation_gates_the_lifecycle(lifecycle_run) -> None:
     assert xcom(dr, "promote_a")["version"] == "1"
 
     b = xcom(dr, "eval_b")
+    assert b["cold_start"] is False and b["cold_start_reason"] is None
     assert b["champion_version"] == "1" and b["champion"]["run_id"] == xcom(dr, "train_a")["run_id"]
     assert b["candidate_run_id"] == xcom(dr, "train_b")["run_id"]
     assert b["passed"], b["reason"]
@@ -217,6 +221,20 @@ def test_evaluation_gates_the_lifecycle(lifecycle_run) -> None:
             registered_model_name="churn",
             evaluation_data=broken_uri,
         )
+    # a misspelt model or alias is not a cold start: what exists is named
+    for name, alias, expected in (
+        ("chrun", "champion", r"registered model 'chrun' does not exist \(registered models: "),
+        ("churn", "champoin", r"'churn' has no alias 'champoin' \(its aliases: @champion -> "),
+    ):
+        with pytest.raises(ModelNotFoundError, match=expected) as raised:
+            evaluate_candidate(
+                target,
+                model_uri=xcom(dr, "train_b")["model_uri"],
+                registered_model_name=name,
+                alias=alias,
+                evaluation_data=broken_uri,
+            )
+        assert "did you mean 'ch" in str(raised.value) and "cold_start=True" in str(raised.value)
     with pytest.raises(ModelNotFoundError, match="logged model m-0000000000 does not exist"):
         evaluate_candidate(
             target,

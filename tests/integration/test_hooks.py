@@ -136,6 +136,9 @@ def test_insecure_tls_text_false_keeps_verification_on(monkeypatch, value, expec
         ({"insecure_tls": 2}, "'insecure_tls' must be true or false, got 2"),
         ({"tracking_uri": 5000}, "'tracking_uri' must be text, got 5000"),
         ({"token": ["a", "b"]}, "'token' must be text"),
+        ({"max_retry_seconds": "soon"}, "'max_retry_seconds' must be a number of seconds >= 0"),
+        ({"max_retry_seconds": -1}, "'max_retry_seconds' must be a number of seconds >= 0"),
+        ({"max_retry_seconds": True}, "'max_retry_seconds' must be a number of seconds >= 0"),
     ],
 )
 def test_typed_extras_are_parsed_strictly(monkeypatch, extra, named) -> None:
@@ -232,6 +235,47 @@ def test_unreachable_server_reports_failure(monkeypatch) -> None:
     _set_conn(monkeypatch, "mlflow_down", conn_type="mlflow", host="127.0.0.1", port=port)
     ok, message = MlflowHook(mlflow_conn_id="mlflow_down").test_connection()
     assert not ok and str(port) in message
+
+
+def test_a_dead_server_fails_every_call_in_seconds_naming_the_connection(monkeypatch) -> None:
+    """MLflow's client retries a closed port for about 4 minutes and then raises its own
+    exception; through the hook every call fails within the connection's retry budget with one
+    error naming the store and the connection, never the credentials."""
+    import mlflow
+
+    from mlops_provider.core.errors import MlflowUnreachableError
+    from tests.conftest import free_port
+
+    port = free_port()
+    _set_conn(
+        monkeypatch,
+        "mlflow_dead",
+        conn_type="mlflow",
+        host="127.0.0.1",
+        port=port,
+        login="ops",
+        password="s3cret",
+        extra={"max_retry_seconds": "2"},
+    )
+    hook = MlflowHook(mlflow_conn_id="mlflow_dead")
+    assert hook.target.max_retry_seconds == 2.0 and hook.target.retry_seconds == 2.0
+    error = rf"^MLflow at http://127\.0\.0\.1:{port} \(connection mlflow_dead\) is not reachable: "
+    calls = {
+        "search": lambda: hook.client.search_experiments(),
+        "experiment": lambda: hook.get_or_create_experiment("dead"),
+        "alias": lambda: hook.client.get_model_version_by_alias("churn", "champion"),
+        "fluent": lambda: _fluent_run(hook, mlflow),
+    }
+    for name, call in calls.items():
+        with pytest.raises(MlflowUnreachableError, match=error) as raised:
+            call()
+        assert "s3cret" not in str(raised.value), name
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def _fluent_run(hook: MlflowHook, mlflow: object) -> None:
+    with hook.activated():
+        mlflow.start_run()  # type: ignore[attr-defined]
 
 
 def test_activated_restores_fluent_state(mlops_home: Path) -> None:

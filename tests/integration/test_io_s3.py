@@ -114,3 +114,36 @@ def test_s3_versions_same_content_changed_content_and_retention(
     assert io.read_table(part, conn_id=aws_conn).num_rows == 2
     assert io.read_text(report, conn_id=aws_conn) == "<p>2</p>"
     assert not [k for k in _keys("s3://lake/features/_versions", aws_conn) if "@" in k]
+
+
+def test_s3_probe_writable_leaves_nothing_and_names_each_problem(
+    aws_conn: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    io.probe_writable("s3://lake/probed/dt=2026-01-05", conn_id=aws_conn)
+    assert _keys("s3://lake/probed", aws_conn) == []
+    assert not [k for k in _keys("s3://lake", aws_conn) if ".probe" in k]
+
+    with pytest.raises(io.StorageAccessError) as missing:
+        io.probe_writable("s3://no-such-bucket/p", conn_id=aws_conn)
+    assert missing.value.kind == "bucket does not exist"
+    assert "s3://no-such-bucket/p: bucket does not exist (connection 'aws_test', endpoint " in (
+        str(missing.value)
+    )
+
+    extra = {"endpoint_url": f"http://127.0.0.1:{free_port()}", "region_name": "us-east-1"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEAD",
+        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
+    )
+    with pytest.raises(io.StorageAccessError) as dead:
+        io.probe_writable("s3://lake/p", conn_id="aws_dead")
+    assert dead.value.kind == "endpoint unreachable" and dead.value.conn_id == "aws_dead"
+    assert "connection 'aws_dead', endpoint http://127.0.0.1:" in str(dead.value)
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(io.StorageAccessError, match=r"^s3://lake/p: no credentials \(no Airflow"):
+        io.probe_writable("s3://lake/p")

@@ -109,6 +109,7 @@ def _build_and_run(data: Path, dag_id: str) -> None:
             model_uri=train.output["model_uri"],
             registered_model_name=MODEL,
             evaluation_data=str(data / "training" / "holdout.parquet"),
+            cold_start=True,  # the first model
         )
         promote = PromoteModelOperator(
             task_id="promote", registered_model_name=MODEL, evaluation=evaluate.output

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.integration
 def fake_candidate(
     client, experiment_id: str, name: str, champion: str | None = None, passed: bool = True
 ) -> dict[str, Any]:
-    """A finished run with a logged model, and the evaluation dict that names it."""
+    """A finished run with a logged model, and the evaluation dict that names it (without a
+    champion: an explicit cold start, as ``EvaluateModelOperator(cold_start=True)`` says)."""
     run = client.create_run(experiment_id)
     run_id = run.info.run_id
     model = client.create_logged_model(experiment_id, name="model", source_run_id=run_id)
@@ -48,6 +49,7 @@ def fake_candidate(
             "model_uri": f"models:/{model.model_id}",
         },
         "champion": None if champion is None else {"version": str(champion)},
+        "cold_start": champion is None,
     }
 
 
@@ -164,6 +166,43 @@ def test_worse_model_is_never_promoted_and_force_needs_a_reason(embedded) -> Non
         registry.rollback(client, "no-such-model", reason="x")
     assert alias_holder(client, "no-such-model", "champion") is None
     assert alias_holder(client, name, "no-such-alias") is None
+
+
+def test_a_misspelt_model_or_alias_or_a_missing_run_creates_nothing(embedded) -> None:
+    """A registered model or alias that does not exist is created only for an explicit cold
+    start; the refusal names what exists. A candidate run that does not exist is refused
+    before anything is registered. A rollback never creates an alias."""
+    from mlops_provider.core.models import ModelNotFoundError
+
+    client, exp = embedded
+    registry.promote(client, "churn", fake_candidate(client, exp, "churn"), by="setup")
+    models_before = {m.name for m in client.search_registered_models()}
+    typo = dict(fake_candidate(client, exp, "chrun"), cold_start=False)
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"registered model 'chrun' does not exist \(registered models: 'churn'\); did you "
+        r"mean 'churn'\? The evaluation was not an explicit cold start",
+    ):
+        registry.promote(client, "chrun", typo, by="typo")
+    alias_typo = dict(fake_candidate(client, exp, "churn"), alias="champoin", cold_start=False)
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"has no alias 'champoin' \(its aliases: @champion -> version 1\); did you mean "
+        r"'champion'\?",
+    ):
+        registry.promote(client, "churn", alias_typo, alias="champoin", by="typo")
+    missing = "0" * 32
+    gone = dict(fake_candidate(client, exp, "churn-first"), candidate={"run_id": missing})
+    with pytest.raises(
+        ModelNotFoundError,
+        match=f"parameter evaluation: the candidate's run '{missing}' does not exist",
+    ):
+        registry.promote(client, "churn-first", gone, by="gone")
+    with pytest.raises(registry.PromotionRefusedError, match=r"no alias 'champoin'.*never creates"):
+        registry.rollback(client, "churn", alias="champoin", to_version=1, reason="x", by="x")
+    assert {m.name for m in client.search_registered_models()} == models_before
+    assert aliases(client, "churn") == {"champion": "1"}
+    assert versions_of_run(client, "churn", alias_typo["candidate"]["run_id"]) == []
 
 
 def test_retry_after_failure_past_the_alias_move_completes_records(
@@ -448,6 +487,7 @@ def test_promotion_reads_an_evaluation_in_the_common_result_shape(embedded) -> N
             "uri": old["candidate"]["model_uri"],
         },
         "champion": None,
+        "cold_start": True,
         "registered_model_name": name,
         "alias": "champion",
     }

@@ -110,6 +110,7 @@ def lifecycle(airflow_db: Path, home: Path) -> dict[str, Any]:
             registered_model_name="churn",
             evaluation_data=eval_uri,
             thresholds={"roc_auc": {"min": 0.5, "min_improvement": 0.0}},
+            cold_start=True,  # the first model
         )
         promote = PromoteModelOperator(
             task_id="promote", registered_model_name="churn", evaluation=evaluate.output

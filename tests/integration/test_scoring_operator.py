@@ -282,6 +282,8 @@ def test_bad_inputs_fail_their_task_and_write_nothing(
         ({"input_data": "{bad}/missing.parquet"}, r"missing column\(s\) \['tenure_months'\]"),
         ({"batch_size": "many"}, "parameter batch_size: expected a number, got 'many'"),
         ({"batch_size": 0}, "parameter batch_size: must be >= 1"),
+        ({"max_unseen_share": "some"}, "parameter max_unseen_share: expected a number, got 'some'"),
+        ({"max_unseen_share": "1.5"}, "parameter max_unseen_share: must be <= 1"),
         ({"model_uri": None}, "pass model_uri, or registered_model_name"),
         ({"entity_columns": {"id": 1}}, "parameter entity_columns: expected a list"),
         ({"input_data": ("status", "planned")}, "parameter input_data: expected a string"),

@@ -19,6 +19,7 @@ import pytest
 
 from include.dag_runner import run_dag, task_states, xcom
 from include.simulator import SCENARIOS, ChurnSimulator
+from mlops_provider.core import io
 from mlops_provider.core.results import COMMON_KEYS, check_result
 from mlops_provider.links.reports import ReportLink
 from mlops_provider.operators.validation import DataValidationOperator, branch_on_result
@@ -286,6 +287,57 @@ def test_quarantine_mode_copies_input_and_a_rerun_replaces_the_copy(
     assert _snapshot(raw) == before
 
 
+def test_unwritable_quarantine_fails_naming_the_expectations_and_the_location(
+    airflow_db: Path, lake: Path, tmp_path: Path
+) -> None:
+    failure = tmp_path / "failure.json"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with _dag("validate_quarantine_unwritable") as dag:
+        DataValidationOperator(
+            task_id="validate",
+            dataset=_raw(lake, NULLS_DAY),
+            expectation_suite=RAW_SUITE,
+            on_failure="quarantine",
+            quarantine_uri=str(blocker / "quarantine"),
+            on_failure_callback=_recorder(failure),
+        )
+    run = run_dag(dag, NULLS_DAY)
+    assert task_states(run) == {"validate": "failed"}
+    error = json.loads(failure.read_text())
+    assert error["type"] == "DataValidationFailed"
+    assert "expect_column_values_to_not_be_null(" in error["message"]
+    assert (
+        f"not copied to quarantine (quarantine_uri {blocker / 'quarantine'})" in (error["message"])
+    )
+    summary = xcom(run, "validate")  # failure handlers still read the result
+    assert check_result(summary) == []
+    assert summary["status"] == "failed" and summary["quarantine_uri"] is None
+    assert summary["reasons"] and summary["failed_expectations"] == len(summary["reasons"])
+    assert blocker.read_text() == "a file"
+
+
+def test_empty_dataset_fails_unless_allow_empty(airflow_db: Path, lake: Path) -> None:
+    empty = lake / "raw" / "dt=2026-01-09" / "activity.parquet"
+    io.write_table(io.read_table(_raw(lake, CLEAN_DAY)).slice(0, 0), str(empty))
+    not_null = [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_id"}}
+    ]
+    with _dag("validate_empty") as dag:
+        for task_id, allow in (("refused", False), ("allowed", "{{ 'true' }}")):
+            DataValidationOperator(
+                task_id=task_id,
+                dataset=str(empty),
+                expectation_suite=not_null,
+                allow_empty=allow,
+            )
+    run = run_dag(dag, CLEAN_DAY)
+    assert task_states(run) == {"refused": "failed", "allowed": "success"}
+    allowed = xcom(run, "allowed")
+    assert allowed["rows"] == 0 and allowed["passed"] is True
+    assert "has 0 rows (allow_empty=True)" in allowed["reasons"][0]
+
+
 def test_inline_suite_templated_parameters_and_hand_made_corruption(
     airflow_db: Path, lake: Path, tmp_path: Path
 ) -> None:
@@ -430,8 +482,6 @@ def aws_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_s3_dataset_report_and_quarantine_through_the_connection(
     airflow_db: Path, mlops_home: Path, aws_conn: str
 ) -> None:
-    from mlops_provider.core import io
-
     raw = "s3://lake/raw/dt=2026-01-06/activity.parquet"
     io.write_table(SIM.activity(NULLS_DAY), raw, conn_id=aws_conn)
     with _dag("validate_s3") as dag:

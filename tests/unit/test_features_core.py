@@ -340,6 +340,27 @@ def test_materialize_refuses_bad_requests(store: Any, mlops_home: Path) -> None:
         feat.materialize(store, utc(DAYS[0]), utc(DAYS[1]))
 
 
+def test_the_window_of_a_task_defaults_to_its_data_interval() -> None:
+    day, next_day = utc(DAYS[1]), utc(DAYS[2])
+    window = feat.materialization_window
+    assert window(None, "", day, next_day) == (day, next_day)
+    assert window("2026-01-01", None, day, day) == (utc(DAYS[0]), day)
+    # a manual run, or a cron schedule of Airflow 3: a point interval, an empty default window
+    with pytest.raises(feat.FeatureRequestError, match="empty window") as raised:
+        window(None, None, day, day)
+    message = str(raised.value)
+    assert f"data interval [{day.isoformat()}, {day.isoformat()}]" in message
+    assert "start=" in message and "end=" in message and "CronDataIntervalTimetable" in message
+    with pytest.raises(feat.FeatureRequestError, match=r"\(the data interval end\)"):
+        window(next_day, None, day, day)
+    with pytest.raises(feat.FeatureRequestError, match="no data interval"):
+        window(None, None, day, None)
+    with pytest.raises(feat.FeatureRequestError, match="start 'yesterday' is not a date"):
+        window("yesterday", None, day, next_day)
+    # given bounds are passed on as they are (materialize refuses an empty window)
+    assert window(next_day, day, day, day) == (next_day, day)
+
+
 def test_materialize_on_an_unapplied_project_is_clear(mlops_home: Path) -> None:
     store = make_feature_store(None)
     with pytest.raises(feat.FeatureRequestError, match="apply the feature repo first"):

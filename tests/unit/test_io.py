@@ -194,3 +194,41 @@ def test_progress_logger_reports_rate(caplog: pytest.LogCaptureFixture) -> None:
         progress.update(50)
     assert "50 rows done" in caplog.text and "ETA" in caplog.text
     assert progress.done()["rows"] == 50
+
+
+def test_probe_writable_local(tmp_path: Path) -> None:
+    io.probe_writable(str(tmp_path / "new" / "deeper" / "dt=2026-01-05"))
+    assert list(tmp_path.iterdir()) == []  # the probe creates nothing locally
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(io.DatasetWriteError, match=rf"{blocker} exists and is not a directory"):
+        io.probe_writable(str(blocker / "out" / "dt=2026-01-05"))
+    if os.name == "posix" and os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(io.DatasetWriteError, match="not writable"):
+            io.probe_writable(str(locked / "out"))
+
+
+def _raised(error: BaseException, cause: BaseException | None = None) -> BaseException:
+    try:
+        raise error from cause
+    except BaseException as err:
+        return err
+
+
+def test_storage_error_names_the_kind_the_uri_and_the_connection() -> None:
+    class NoCredentialsError(Exception):  # botocore's name: classified by class name
+        pass
+
+    err = io.storage_error(NoCredentialsError("Unable to locate credentials"), "s3://b/p")
+    assert isinstance(err, io.StorageAccessError) and err.kind == "no credentials"
+    assert str(err).startswith("s3://b/p: no credentials (no Airflow connection")
+    assert "pass aws_conn_id" in str(err)
+    # s3fs turns AccessDenied into PermissionError; a cause names the code
+    denied = io.storage_error(PermissionError("Access Denied"), "s3://b/p", conn_id=None)
+    assert denied is not None and denied.kind == "access denied"
+    chained = _raised(OSError("put failed"), RuntimeError("An error occurred (NoSuchBucket)"))
+    assert getattr(io.storage_error(chained, "s3://b/p"), "kind", None) == "bucket does not exist"
+    assert io.storage_error(ValueError("bad value"), "s3://b/p") is None
+    assert io.storage_error(PermissionError("denied"), "/local/path") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -459,6 +460,57 @@ def test_bad_parameters_are_core_errors_naming_the_parameter(tmp_path: Path) -> 
             columns=CHURN,
             report_uri=str(tmp_path / "r"),
         )
+
+
+def test_unknown_metrics_suggest_the_known_ones() -> None:
+    with pytest.raises(ParameterError, match="parameter metrics") as raised:
+        metric_plan(metrics=["auc"])
+    assert "known: ['accuracy'" in str(raised.value)
+    assert str(raised.value).endswith("did you mean 'roc_auc'?")
+    with pytest.raises(ParameterError, match=r"parameter primary_metric.*did you mean 'accuracy'"):
+        metric_plan(primary_metric="acuracy")
+    with pytest.raises(ParameterError, match=r"computed: \['roc_auc'\]; did you mean 'roc_auc'"):
+        metric_plan(metrics=["roc_auc"], max_degradation={"auc": 0.1})
+
+
+def _unmatured(root: Path) -> dict[str, Any]:
+    """Predictions of D and labels that arrive after the run day (none matured)."""
+    ids = list(range(1, 21))
+    event = pd.Timestamp(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    preds = pd.DataFrame(
+        {"customer_id": ids, "prediction": 1, "probability": 0.7, "model_version": "1"}
+    )
+    io.write_partition(preds, io.partition_uri(str(root / "predictions"), D))
+    labels = pd.DataFrame(
+        {"customer_id": ids, "event_timestamp": event, "churned": 1, "label_available_at": event}
+    )
+    io.write_partition(labels, io.partition_uri(str(root / "labels"), D + timedelta(days=9)))
+    return {
+        "predictions_data": str(root / "predictions"),
+        "labels_data": str(root / "labels"),
+        "run_day": D + timedelta(days=7),
+        "report_uri": str(root / "reports"),
+    }
+
+
+def test_wrong_columns_fail_before_the_data_is_found_insufficient(tmp_path: Path) -> None:
+    check = _unmatured(tmp_path)
+    label_file = io.partition_uri(str(tmp_path / "labels"), D + timedelta(days=9))
+    with pytest.raises(ParameterError, match="parameter target: column 'churn'") as raised:
+        run_performance_check(**check, columns={**KEYS, "target": "churn"})
+    assert label_file in str(raised.value) and "did you mean 'churned'" in str(raised.value)
+    assert "'label_available_at'" in str(raised.value)
+    with pytest.raises(ParameterError, match="parameter entity_columns: column 'customer'"):
+        run_performance_check(**check, columns={**KEYS, "entity_columns": ["customer"]})
+    with pytest.raises(ParameterError, match="parameter label_time_column: column 'ts'"):
+        run_performance_check(**check, columns={**KEYS, "label_time_column": "ts"})
+    # the file's columns, not only those the check meant to read
+    with pytest.raises(ParameterError, match="parameter score_column: column 'proba'") as raised:
+        run_performance_check(**check, columns={**KEYS, "score_column": "proba"})
+    assert "'probability', 'model_version']" in str(raised.value)
+    assert not (tmp_path / "reports").exists()
+    result = run_performance_check(**check, columns=KEYS)
+    assert result["status"] == "insufficient_data" and result["rows"] == 0
 
 
 def test_unusable_columns_are_input_errors_not_crashes() -> None:

@@ -97,6 +97,7 @@ def _promote(target: MlflowTarget, result: Any) -> None:
         "passed": True,
         "model": {"run_id": result.run_id, "uri": result.model_uri},
         "reasons": ["first model"],
+        "cold_start": True,
     }
     promote(make_client(target), MODEL, evaluation)
 

@@ -738,6 +738,140 @@ def test_output_not_writable(registry: dict[str, Any], input_dir: Path, tmp_path
     assert blocker.read_text() == "a regular file"
 
 
+def test_output_is_probed_before_the_model_is_resolved(
+    registry: dict[str, Any], input_dir: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a regular file")
+    # the alias does not exist either: the output's problem is found first, before MLflow
+    with pytest.raises(sc.ScoringInputError, match="checked before scoring") as info:
+        sc.score(
+            "models:/churn@nowhere",
+            target=registry["target"],
+            output_uri=io.partition_uri(str(blocker / "predictions"), DAY),
+            input_data=str(input_dir),
+        )
+    assert str(blocker) in str(info.value)
+
+
+# ----------------------------------------------------------------------------- unseen categories
+
+
+def test_known_categories_of_the_training_pipeline(
+    registry: dict[str, Any], sim: ChurnSimulator
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_provider.core.training.estimator import build_pipeline
+
+    frame = sim.activity(date(2026, 1, 2))
+    y = sim.labels(date(2026, 1, 2))["churned"]
+    levels = {c: sorted(frame[c].unique()) for c in CATEGORICAL_FEATURES}
+    # as training builds it: Pipeline(ColumnTransformer(Pipeline(imputers, OneHotEncoder)))
+    pipe = build_pipeline(LogisticRegression(max_iter=200), NUMERIC_FEATURES, CATEGORICAL_FEATURES)
+    assert sc.known_categories(pipe.fit(frame[FEATURE_COLUMNS], y)) == levels
+    # a ColumnTransformer with a bare encoder (the registry's champion)
+    champion = registry["models"][registry["v1"]]
+    assert sc.known_categories(champion) == levels
+    # a model without encoders has nothing to compare with
+    assert sc.known_categories(registry["plan_model"]) == {}
+    assert sc.known_categories(object()) == {}
+
+
+def test_unseen_categories_counter() -> None:
+    unseen = sc.UnseenCategories({"plan": ["basic", "premium"], "n": [1, 2]})
+    table = pa.table(
+        {
+            "plan": pa.array(["basic", "gold", None, "gold", "silver"]).dictionary_encode(),
+            "n": pa.array([1, 3, 2, None, 1], type=pa.int32()),
+        }
+    )
+    unseen.update(table)
+    unseen.update(table.slice(0, 2))
+    report = unseen.report()
+    assert unseen.rows == 7
+    # nulls are imputed by the pipeline: not counted
+    assert report["plan"] == {
+        "count": 4,
+        "share": round(4 / 7, 6),
+        "examples": ["gold", "silver"],
+        "known": ["basic", "premium"],
+    }
+    assert report["n"]["count"] == 2 and report["n"]["examples"] == [3]
+    assert unseen.lines()[1].startswith("column 'plan': 4 of 7 rows (57.1%)")
+    unseen.check(None)
+    unseen.check(0.6)
+    with pytest.raises(sc.ScoringInputError, match=r"max_unseen_share=0\.5") as info:
+        unseen.check(0.5)
+    assert "column 'plan'" in str(info.value) and "column 'n'" not in str(info.value)
+    # while streaming, against all the rows of the input: 4 of 100 is under 5%
+    unseen.check(0.05, of_rows=100)
+
+
+def _with_unseen_plans(sim: ChurnSimulator, path: Path, share: float) -> int:
+    """The day's rows with ``plan`` = platinum/gold in the first ``share`` of them."""
+    frame = sim.activity(DAY)
+    n = int(len(frame) * share)
+    frame.loc[: n - 1, "plan"] = ["platinum" if i % 3 else "gold" for i in range(n)]
+    frame.loc[n : n + 9, "region"] = None  # missing values are not unseen categories
+    frame.to_parquet(path, index=False)
+    return n
+
+
+def _score_champion(registry: dict[str, Any], path: Path, out: Path, **kwargs: Any) -> Any:
+    return sc.score(
+        "models:/churn@champion",
+        target=registry["target"],
+        output_uri=out_uri(out),
+        input_data=str(path),
+        **kwargs,
+    )
+
+
+def test_unseen_categories_are_reported_in_the_result_and_the_log(
+    registry: dict[str, Any], sim: ChurnSimulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "in.parquet"
+    n = _with_unseen_plans(sim, path, 0.2)
+    with caplog.at_level(logging.WARNING):
+        result = _score_champion(registry, path, tmp_path, batch_size=100)
+    out = result.to_result()
+    assert check_result(out) == [] and out["passed"] is True
+    assert list(out["unseen_categories"]) == ["plan"]
+    plan = out["unseen_categories"]["plan"]
+    assert plan["count"] == n and plan["share"] == round(n / result.rows, 6)
+    assert plan["examples"] == ["platinum", "gold"]
+    assert plan["known"] == ["basic", "premium", "standard"]
+    assert out["reasons"] == result.unseen_lines and "'platinum'" in out["reasons"][0]
+    assert "Unseen categories: column 'plan'" in caplog.text
+    # the rows were scored all the same (the encoder ignores the unknown category)
+    assert io.read_table(result.output_uri).num_rows == result.rows
+
+
+def test_max_unseen_share_fails_before_anything_is_written(
+    registry: dict[str, Any], sim: ChurnSimulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.parquet"
+    _with_unseen_plans(sim, path, 0.2)
+    batches: list[int] = []
+    with pytest.raises(sc.ScoringInputError, match=r"max_unseen_share=0\.1 .*\n.*'plan'"):
+        _score_champion(
+            registry,
+            path,
+            tmp_path,
+            batch_size=1000,
+            max_unseen_share=0.1,
+            on_batch=lambda index, rows: batches.append(rows),
+        )
+    # the first batch already held more than 10% of all the rows unseen: it stopped there
+    assert batches == []
+    assert visible(tmp_path / "predictions") == []
+    with pytest.raises(sc.ScoringInputError, match=r"max_unseen_share must be within \[0, 1\]"):
+        _score_champion(registry, path, tmp_path, max_unseen_share=1.5)
+    result = _score_champion(registry, path, tmp_path, max_unseen_share=0.25)
+    assert result.unseen_categories["plan"]["share"] < 0.25
+
+
 def test_model_failure_names_the_rows(
     registry: dict[str, Any], sim: ChurnSimulator, tmp_path: Path
 ) -> None:

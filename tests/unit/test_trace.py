@@ -144,6 +144,7 @@ def _promote(client: Any, result: Any, champion: str | None) -> str:
             "model_uri": result.model_uri,
         },
         "champion": None if champion is None else {"version": champion},
+        "cold_start": champion is None,  # the first model: an explicit cold start
     }
     return str(registry.promote(client, NAME, evaluation, by="test").version)
 

@@ -25,6 +25,7 @@ from mlops_provider.core import io
 from mlops_provider.core.errors import ParameterError
 from mlops_provider.core.results import check_result
 from mlops_provider.core.validation import (
+    QuarantineError,
     SuiteError,
     ValidationOutcome,
     check_dataset,
@@ -636,6 +637,50 @@ def test_check_dataset_day_without_partition_and_bad_parameters(
         check_dataset(path, RAW_SUITE, day=DAY, on_failure="ignore")
     with pytest.raises(ParameterError, match="parameter dataset"):
         check_dataset(" ", RAW_SUITE, day=DAY)
+
+
+NOT_NULL_IDS = [
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_id"}}
+]
+
+
+def test_check_dataset_refuses_an_empty_dataset_unless_allowed(
+    mlops_home: Path, clean: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = _write(clean.iloc[:0], tmp_path / "raw" / "dt=2026-01-05" / "activity.parquet")
+    # every expectation on values holds on 0 rows: without allow_empty it is an error
+    with pytest.raises(io.DatasetEmpty, match=r"activity\.parquet: has 0 rows.*allow_empty=True"):
+        check_dataset(path, NOT_NULL_IDS, on_failure="warn")
+    assert not (mlops_home / "data" / "reports").exists()
+    check = check_dataset(path, NOT_NULL_IDS, allow_empty=True)
+    assert check.result["status"] == "passed" and check.result["rows"] == 0
+    assert check.result["reasons"] == [
+        f"dataset {path} has 0 rows (allow_empty=True): expectations on its values hold on no data"
+    ]
+    assert check_result(check.result) == []
+
+
+def test_unwritable_quarantine_names_the_failed_expectations_and_the_location(
+    mlops_home: Path, tmp_path: Path
+) -> None:
+    raw = _sim("nulls").write_day(mlops_home / "data", DAY)["raw"]
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(QuarantineError) as info:
+        check_dataset(
+            raw,
+            RAW_SUITE,
+            on_failure="quarantine",
+            suite_parameters=PARAMS,
+            quarantine_uri=str(blocker / "q"),
+        )
+    message = str(info.value)
+    failed = [r.describe() for r in info.value.outcome.failed]
+    assert failed and all(line in message for line in failed)
+    assert f"the input was not copied to quarantine (quarantine_uri {blocker / 'q'})" in message
+    assert "Not a directory" in message and "input copied to quarantine" not in message
+    assert info.value.outcome.quarantine_uri is None
+    assert blocker.read_text() == "a file"
 
 
 def test_the_validation_package_has_no_import_cycle() -> None:

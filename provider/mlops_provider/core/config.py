@@ -37,6 +37,8 @@ __all__ = [
     "reports_uri",
     "model_name",
     "mlflow_conn_id",
+    "mlflow_max_retry_seconds",
+    "DEFAULT_MLFLOW_MAX_RETRY_SECONDS",
     "feast_conn_id",
     "aws_conn_id",
     "airflow_home",
@@ -79,6 +81,7 @@ OPTIONS: dict[str, str] = {
     "metrics_token": "MLOPS_METRICS_TOKEN",
     "versions_max_age_days": "MLOPS_VERSIONS_MAX_AGE_DAYS",
     "versions_keep": "MLOPS_VERSIONS_KEEP",
+    "mlflow_max_retry_seconds": "MLOPS_MLFLOW_MAX_RETRY_SECONDS",
 }
 
 
@@ -135,6 +138,33 @@ def mlflow_conn_id() -> str:
     """MLflow connection of the reference DAGs: setting ``mlflow_conn_id``, else
     ``mlflow_default``."""
     return setting("mlflow_conn_id") or "mlflow_default"
+
+
+#: Default of setting ``mlflow_max_retry_seconds``.
+DEFAULT_MLFLOW_MAX_RETRY_SECONDS = 30.0
+
+
+def mlflow_max_retry_seconds() -> float:
+    """How long one MLflow request of the provider may keep retrying a server that does not
+    answer: setting ``mlflow_max_retry_seconds`` (``$MLOPS_MLFLOW_MAX_RETRY_SECONDS``), else
+    :data:`DEFAULT_MLFLOW_MAX_RETRY_SECONDS`. A connection's extra ``max_retry_seconds`` wins
+    (:mod:`mlops_provider.core.mlflow_target`).
+
+    :raises ConfigError: the setting is not a number of seconds >= 0.
+    """
+    value = setting("mlflow_max_retry_seconds")
+    if value is None:
+        return DEFAULT_MLFLOW_MAX_RETRY_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise ConfigError(
+            f"setting mlflow_max_retry_seconds ($MLOPS_MLFLOW_MAX_RETRY_SECONDS or [mlops] "
+            f"mlflow_max_retry_seconds) must be a number of seconds >= 0, got {value!r}"
+        )
+    return seconds
 
 
 def feast_conn_id() -> str:

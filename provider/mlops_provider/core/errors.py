@@ -10,6 +10,9 @@ exactly this base (and nothing broader) into the provider's Airflow exceptions
   registered model, an alias, a version, a run, a file).
 - :class:`ServiceError` (also a ``RuntimeError``): a service the work needs (MLflow, S3, Feast's
   stores) refused or could not be reached; the input may be fine and a retry may succeed.
+  :class:`MlflowUnreachableError` is the one error of an MLflow store that did not answer
+  within its retry budget; :class:`MlflowUriError` (an ``InputError``) the one of a store URI
+  MLflow cannot use (a misspelt scheme).
 
 This module imports nothing heavy.
 """
@@ -21,6 +24,8 @@ from collections.abc import Iterable
 __all__ = [
     "CoreError",
     "InputError",
+    "MlflowUnreachableError",
+    "MlflowUriError",
     "NotFoundError",
     "ParameterError",
     "ServiceError",
@@ -51,6 +56,17 @@ class ParameterError(InputError):
 
 class ServiceError(CoreError, RuntimeError):
     """A service refused or could not be reached; the input may be fine."""
+
+
+class MlflowUnreachableError(ServiceError):
+    """An MLflow tracking or registry store did not answer within its retry budget:
+    ``MLflow at <uri> (<source>) is not reachable: <cause>`` (the source names the
+    connection; the URI never shows credentials)."""
+
+
+class MlflowUriError(InputError):
+    """MLflow cannot use a store URI (an unknown scheme such as ``htp://``): ``MLflow at
+    <uri> (<source>) rejected the URI: <cause>``, raised before any call."""
 
 
 def did_you_mean(name: str, choices: Iterable[str], *, limit: int = 3) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "DatasetFormatError",
     "DatasetEmpty",
     "DatasetWriteError",
+    "StorageAccessError",
     "Location",
     "resolve",
     "open_dataset",
@@ -76,6 +77,8 @@ __all__ = [
     "resolve_version",
     "prune_versions",
     "ProgressLogger",
+    "storage_error",
+    "probe_writable",
 ]
 
 _STAGING_PREFIX = ".staging-"
@@ -107,6 +110,17 @@ class DatasetEmpty(DatasetError):
 
 class DatasetWriteError(DatasetError):
     """The target could not be written (permissions, storage errors)."""
+
+
+class StorageAccessError(DatasetError):
+    """Object storage could not be used: no credentials, endpoint unreachable, access denied or
+    no such bucket (:attr:`kind`); the message names the URI and the connection
+    (:func:`storage_error`)."""
+
+    def __init__(self, uri: str, problem: str, *, kind: str, conn_id: str | None) -> None:
+        self.kind = kind
+        self.conn_id = conn_id
+        super().__init__(uri, problem)
 
 
 @dataclass(frozen=True)
@@ -1018,3 +1032,177 @@ class ProgressLogger:
 def count_rows(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> int:
     """Row count of a dataset from metadata (parquet footers) where possible."""
     return int(open_dataset(_loc(uri, conn_id)).count_rows())
+
+
+# ------------------------------------------------------------------------------------------
+# Object-storage access problems, and a probe of an output location before any work
+# ------------------------------------------------------------------------------------------
+NO_CREDENTIALS = "no credentials"
+ENDPOINT_UNREACHABLE = "endpoint unreachable"
+ACCESS_DENIED = "access denied"
+NO_BUCKET = "bucket does not exist"
+#: Exception class names (botocore, aiohttp, builtins) -> the kind of access problem.
+_ACCESS_KINDS = {
+    "NoCredentialsError": NO_CREDENTIALS,
+    "PartialCredentialsError": NO_CREDENTIALS,
+    "CredentialRetrievalError": NO_CREDENTIALS,
+    "EndpointConnectionError": ENDPOINT_UNREACHABLE,
+    "ConnectTimeoutError": ENDPOINT_UNREACHABLE,
+    "ClientConnectorError": ENDPOINT_UNREACHABLE,
+    "ServerTimeoutError": ENDPOINT_UNREACHABLE,
+    "ConnectionRefusedError": ENDPOINT_UNREACHABLE,
+    "PermissionError": ACCESS_DENIED,
+}
+#: Error codes of S3 (in a ``ClientError``'s message) -> the kind of access problem.
+_ACCESS_CODES = {
+    "AccessDenied": ACCESS_DENIED,
+    "InvalidAccessKeyId": ACCESS_DENIED,
+    "SignatureDoesNotMatch": ACCESS_DENIED,
+    "ExpiredToken": ACCESS_DENIED,
+    "AllAccessDisabled": ACCESS_DENIED,
+    "Forbidden": ACCESS_DENIED,
+    "NoSuchBucket": NO_BUCKET,
+}
+_HINTS = {
+    NO_CREDENTIALS: "give the connection an access key (login/password) or a role",
+    ENDPOINT_UNREACHABLE: "check the endpoint (the connection's extra endpoint_url) and the "
+    "network",
+    ACCESS_DENIED: "the credentials in use may not write/read this location",
+    NO_BUCKET: "create the bucket or correct the URI",
+}
+
+
+def _access_kind(err: BaseException) -> str | None:
+    """The kind of object-storage access problem ``err`` (or what caused it) is, or None."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for cls in type(current).__mro__:
+            if cls.__name__ in _ACCESS_KINDS:
+                return _ACCESS_KINDS[cls.__name__]
+        text = str(current)
+        for code, kind in _ACCESS_CODES.items():
+            if code in text:
+                return kind
+        if isinstance(current, FileNotFoundError) and "bucket" in text.lower():
+            return NO_BUCKET
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _connection_defined(conn_id: str) -> bool | None:
+    """Whether the Airflow connection exists (None: unknown, e.g. outside Airflow)."""
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    except Exception:  # no metadata database, no task context...: unknown
+        return None
+    return True
+
+
+def _describe_access(loc: Location | None, conn_id: str | None) -> str:
+    """Which connection (and endpoint, anonymous access) the filesystem of ``loc`` uses."""
+    if not conn_id:
+        return (
+            "no Airflow connection (aws_conn_id is None): boto's default credential chain "
+            "(environment, ~/.aws, instance role) was used"
+        )
+    text = f"connection {conn_id!r}"
+    if _connection_defined(conn_id) is False:
+        text += (
+            f", which is not defined (define it, e.g. as AIRFLOW_CONN_{conn_id.upper()}, or "
+            "pass another aws_conn_id)"
+        )
+    endpoint = getattr(loc.fs, "endpoint_url", None) if loc is not None else None
+    if endpoint:
+        text += f", endpoint {endpoint}"
+    if loc is not None and getattr(loc.fs, "anon", False):
+        text += ", no credentials found: requests were anonymous"
+    return text
+
+
+def storage_error(
+    err: BaseException,
+    uri: str | os.PathLike[str] | Location,
+    *,
+    conn_id: str | None = None,
+) -> StorageAccessError | None:
+    """``err`` as a :class:`StorageAccessError` naming the URI, the connection and the kind of
+    problem (no credentials, endpoint unreachable, access denied, bucket does not exist), or
+    None when ``err`` is not an object-storage access problem (or ``uri`` is local).
+
+    The raw errors (botocore's ``Unable to locate credentials``, ``Could not connect to the
+    endpoint URL``, s3fs's ``PermissionError``) name neither the dataset nor the connection.
+    """
+    text = uri.uri if isinstance(uri, Location) else os.fspath(uri)
+    if _protocol(text) in ("file", "local"):
+        return None
+    kind = _access_kind(err)
+    if kind is None:
+        return None
+    loc: Location | None = uri if isinstance(uri, Location) else None
+    if loc is None:
+        with contextlib.suppress(Exception):
+            loc = resolve(text, conn_id=conn_id)
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    hint = _HINTS[kind]
+    if not conn_id and kind == NO_CREDENTIALS:
+        hint = "pass aws_conn_id: an aws connection with an access key or a role"
+    elif kind == ACCESS_DENIED and loc is not None and getattr(loc.fs, "anon", False):
+        hint = f"anonymous requests may not use this location; {_HINTS[NO_CREDENTIALS]}"
+    problem = f"{kind} ({_describe_access(loc, conn_id)}): {detail}; {hint}"
+    return StorageAccessError(text, problem, kind=kind, conn_id=conn_id)
+
+
+def _probe_local(loc: Location) -> None:
+    """The nearest existing ancestor of ``loc`` is a writable directory."""
+    path = loc.path
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    if not os.path.isdir(path):
+        raise DatasetWriteError(
+            loc.uri, f"{path} exists and is not a directory; the location is not writable"
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DatasetWriteError(loc.uri, f"directory {path} is not writable (permission denied)")
+
+
+def probe_writable(uri: str | os.PathLike[str] | Location, *, conn_id: str | None = None) -> None:
+    """Check cheaply, before any work, that ``uri`` can be written.
+
+    Local: the nearest existing ancestor must be a writable directory (nothing is created).
+    Object storage: a small probe object is written where the write will be staged (a hidden
+    name beside the target) and deleted, which checks the credentials, the endpoint, the
+    bucket and the permission to write in one request or two.
+
+    :raises StorageAccessError: no credentials, endpoint unreachable, access denied, no such
+        bucket; the message names the URI and the connection.
+    :raises DatasetWriteError: any other reason the location cannot be written (named).
+    """
+    loc = _loc(uri, conn_id)
+    if loc.is_local:
+        _probe_local(loc)
+        return
+    staged = _staging_sibling(loc)
+    probe = f"{staged.path}.probe"
+    try:
+        with loc.fs.open(probe, "wb") as handle:
+            handle.write(b"probe")
+        loc.fs.rm(probe)
+    except Exception as err:  # botocore/aiohttp errors are not OSError
+        problem = storage_error(err, loc, conn_id=conn_id)
+        if problem is not None:
+            raise problem from err
+        if isinstance(err, OSError):
+            raise DatasetWriteError(loc.uri, f"not writable: {err}") from err
+        raise

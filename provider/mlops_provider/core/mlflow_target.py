@@ -6,19 +6,29 @@ An Airflow worker runs many tasks, possibly for different servers, so this modul
 - keeps credentials per tracking URI in a process-local table and installs REST store builders
   for ``http``/``https`` that look them up (falling back to MLflow's own environment lookup);
 - offers :func:`activated`, a context manager that points the fluent API (``mlflow.start_run``,
-  ``mlflow.sklearn.log_model`` ...) at a target and restores the previous state afterwards.
+  ``mlflow.sklearn.log_model`` ...) at a target and restores the previous state afterwards;
+- bounds the time MLflow's HTTP client spends retrying a server that does not answer (minutes
+  by default) to the target's retry budget (:attr:`MlflowTarget.retry_seconds`), for each
+  request of its REST stores and for the whole of an :func:`activated` block, and turns such
+  a failure into ONE error, :class:`~mlops_provider.core.errors.MlflowUnreachableError`
+  (``MLflow at <uri> (connection <id>) is not reachable: <cause>``), through
+  :func:`bounded_calls`; a URI whose scheme MLflow does not know is refused before any call
+  (:func:`check_uris`, :class:`~mlops_provider.core.errors.MlflowUriError`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mlops_provider.core.errors import MlflowUnreachableError, MlflowUriError, did_you_mean
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -28,6 +38,11 @@ __all__ = [
     "MlflowTarget",
     "make_client",
     "activated",
+    "bounded_calls",
+    "check_uris",
+    "retry_settings",
+    "where",
+    "without_userinfo",
     "ensure_experiment",
     "check_reachable",
     "probe",
@@ -41,7 +56,23 @@ _LOCK = threading.RLock()
 #: Held for the whole of an :func:`activated` block (re-entrant: blocks may nest in a thread).
 _ACTIVE = threading.RLock()
 _CREDENTIALS: dict[str, dict[str, Any]] = {}
+#: Store URI -> (source, retry budget) of the targets whose REST stores are bounded.
+_BUDGETS: dict[str, tuple[str, float]] = {}
 _BUILDERS_INSTALLED = False
+
+#: MLflow's HTTP client settings a retry budget sets (unless the environment sets them).
+RETRY_VARIABLES = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+)
+#: At most this many retries (MLflow refuses more than 10).
+MAX_RETRIES = 10
+#: Bounds of the request timeout a budget sets (seconds; MLflow's default is 120).
+MIN_TIMEOUT, MAX_TIMEOUT = 10, 120
+#: Bounded blocks in progress (any thread) and the environment they replaced.
+_BOUNDED_DEPTH = 0
+_BOUNDED_SAVED: dict[str, str | None] = {}
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,8 @@ class MlflowTarget:
     :param source: where the settings came from (``connection``, ``environment``, ``embedded``)
     :param ui_url: address of the MLflow UI as a browser reaches it, when it differs from the
         tracking URI (a service name inside a container network); links use it.
+    :param max_retry_seconds: how long one request may keep retrying a server that does not
+        answer (None: setting ``mlflow_max_retry_seconds``, see :attr:`retry_seconds`).
     """
 
     tracking_uri: str
@@ -65,6 +98,20 @@ class MlflowTarget:
     token: str | None = field(default=None, repr=False)
     insecure_tls: bool = False
     ui_url: str | None = None
+    max_retry_seconds: float | None = None
+
+    @property
+    def retry_seconds(self) -> float:
+        """The retry budget: ``max_retry_seconds``, else setting ``mlflow_max_retry_seconds``
+        (default 30).
+
+        :raises ConfigError: the setting is not a number of seconds >= 0.
+        """
+        from mlops_provider.core import config
+
+        if self.max_retry_seconds is not None:
+            return float(self.max_retry_seconds)
+        return config.mlflow_max_retry_seconds()
 
     @property
     def ui_base_uri(self) -> str:
@@ -119,16 +166,33 @@ def _host_creds(store_uri: str) -> MlflowHostCreds:
     return MlflowHostCreds(host=store_uri, **creds)
 
 
+def _bounded_store(store: Any, store_uri: str) -> Any:
+    """``store`` with each REST call bounded by the budget registered for ``store_uri`` (a URI
+    no target registered keeps MLflow's own behaviour)."""
+    call = store._call_endpoint
+
+    def bounded_call(*args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            budget = _BUDGETS.get(store_uri.rstrip("/"))
+        if budget is None:
+            return call(*args, **kwargs)
+        with _bounded([store_uri], *budget, any_failure=True):
+            return call(*args, **kwargs)
+
+    store._call_endpoint = bounded_call
+    return store
+
+
 def _rest_tracking_store(store_uri: str, **_: Any) -> Any:
     from mlflow.store.tracking.rest_store import RestStore
 
-    return RestStore(partial(_host_creds, store_uri))
+    return _bounded_store(RestStore(partial(_host_creds, store_uri)), store_uri)
 
 
 def _rest_registry_store(store_uri: str, **_: Any) -> Any:
     from mlflow.store.model_registry.rest_store import RestStore
 
-    return RestStore(partial(_host_creds, store_uri))
+    return _bounded_store(RestStore(partial(_host_creds, store_uri)), store_uri)
 
 
 def _install_builders() -> None:
@@ -147,20 +211,32 @@ def _install_builders() -> None:
 
 
 def _register_credentials(target: MlflowTarget) -> None:
-    if not target.is_remote:
+    """Bind the target's credentials and retry budget to its ``http(s)`` store URIs."""
+    uris = {u for u in (target.tracking_uri, target.effective_registry_uri) if _is_http(u)}
+    if not uris:
         return
     _install_builders()
     creds: dict[str, Any] = {"ignore_tls_verification": target.insecure_tls, **_auth(target)}
+    budget = (target.source, target.retry_seconds)
     with _LOCK:
-        for uri in {target.tracking_uri, target.effective_registry_uri}:
-            if uri.startswith(("http://", "https://")):
-                _CREDENTIALS[uri.rstrip("/")] = creds
+        for uri in uris:
+            _CREDENTIALS[uri.rstrip("/")] = creds
+            _BUDGETS[uri.rstrip("/")] = budget
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
 
 
 def make_client(target: MlflowTarget) -> MlflowClient:
-    """An ``MlflowClient`` bound to the target (credentials included, nothing global changed)."""
+    """An ``MlflowClient`` bound to the target (credentials and retry budget included,
+    nothing global changed).
+
+    :raises MlflowUriError: MLflow knows no store for a URI's scheme (:func:`check_uris`).
+    """
     from mlflow import MlflowClient
 
+    check_uris(target)
     target.prepare_local_store()
     _register_credentials(target)
     return MlflowClient(
@@ -177,16 +253,22 @@ def activated(target: MlflowTarget) -> Iterator[None]:
     is process-wide, so one thread at a time is inside such a block (others wait): two threads
     restoring interleaved would leave the first one's target behind (a serving app that loads
     a model in its reload thread while its alias poll loads another).
+
+    Inside the block MLflow's HTTP retries fit the target's retry budget, and a failure to
+    reach the target's store is :class:`MlflowUnreachableError` (:func:`bounded_calls`).
+
+    :raises MlflowUriError: MLflow knows no store for a URI's scheme (:func:`check_uris`).
     """
     import mlflow
     from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
+    check_uris(target)
     target.prepare_local_store()
     _register_credentials(target)
     keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
-    with _ACTIVE:
+    with _ACTIVE, bounded_calls(target):
         with _LOCK:
             saved_env = {k: os.environ.get(k) for k in keys}
             saved_tracking = tracking_utils._tracking_uri
@@ -233,14 +315,182 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
         return str(experiment.experiment_id)
 
 
+# ----------------------------------------------------------------- bounded calls, one error
+
+
+def where(uri: str, source: str) -> str:
+    """``MLflow at <uri> (<source>)``, the URI without user info (credentials never show)."""
+    return f"MLflow at {without_userinfo(uri)} ({source})"
+
+
+def check_uris(target: MlflowTarget) -> None:
+    """Refuse, before any call, a tracking or registry URI whose scheme MLflow has no store for
+    (``htp://``): the error names the URI, its source (the connection) and the schemes MLflow
+    supports.
+
+    :raises MlflowUriError: ``MLflow at <uri> (<source>) rejected the URI: ...``.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+    from mlflow.utils.uri import get_uri_scheme
+
+    stores = (
+        (target.tracking_uri, "tracking", tracking_utils._tracking_store_registry),
+        (target.effective_registry_uri, "registry", registry_utils._get_store_registry()),
+    )
+    for uri, kind, registry in stores:
+        try:
+            registry.get_store_builder(uri)
+        except UnsupportedModelRegistryStoreURIException as err:
+            scheme = get_uri_scheme(uri)
+            schemes = sorted(s for s in err.supported_uri_schemes if s)
+            raise MlflowUriError(
+                f"{where(uri, target.source)} rejected the URI: MLflow has no {kind} store for "
+                f"scheme {scheme!r} (supported: {', '.join(schemes)}, or a local path)"
+                f"{did_you_mean(scheme, schemes)}"
+            ) from None
+
+
+def retry_settings(seconds: float) -> dict[str, str]:
+    """MLflow's HTTP client settings (:data:`RETRY_VARIABLES`) for a retry budget: as many
+    retries (at most :data:`MAX_RETRIES`) as fit in ``seconds`` with backoff factor 1 (waits
+    of 0, 2, 4, 8 ... s, capped at 120 s, plus MLflow's jitter of up to 1 s each), and a
+    request timeout of ``seconds`` within [:data:`MIN_TIMEOUT`, :data:`MAX_TIMEOUT`].
+    A server that refuses connections fails within ``seconds``; one that accepts them and never
+    answers costs up to the timeout per attempt.
+    """
+    waited, retries = 0.0, 0
+    while retries < MAX_RETRIES:
+        wait = 0.0 if retries == 0 else min(120.0, 2.0**retries + 1.0)
+        if waited + wait >= seconds:  # a budget of 0: no retry
+            break
+        waited, retries = waited + wait, retries + 1
+    timeout = min(MAX_TIMEOUT, max(MIN_TIMEOUT, math.ceil(seconds)))
+    return dict(zip(RETRY_VARIABLES, (str(retries), "1", str(timeout)), strict=True))
+
+
+@contextmanager
+def _retry_environment(seconds: float) -> Iterator[None]:
+    """Set :func:`retry_settings` in the environment (where MLflow reads them, per request) for
+    the block, restoring it afterwards; a variable the environment already sets is kept (a
+    deployment tuned with MLflow's own settings keeps them). Blocks may nest and overlap across
+    threads: the first to enter sets the variables, the last to leave restores them."""
+    global _BOUNDED_DEPTH
+    with _LOCK:
+        if _BOUNDED_DEPTH == 0:
+            _BOUNDED_SAVED.clear()
+            for key, value in retry_settings(seconds).items():
+                _BOUNDED_SAVED[key] = os.environ.get(key)
+                if os.environ.get(key) is None:
+                    os.environ[key] = value
+        _BOUNDED_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _BOUNDED_DEPTH -= 1
+            if _BOUNDED_DEPTH == 0:
+                for key, saved in _BOUNDED_SAVED.items():
+                    if saved is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = saved
+
+
+@contextmanager
+def bounded_calls(target: MlflowTarget) -> Iterator[None]:
+    """The one scope of the provider's MLflow calls: MLflow's HTTP retries fit the target's
+    budget (:func:`retry_settings`) and a failure to reach its tracking or registry store
+    becomes :class:`MlflowUnreachableError` ``MLflow at <uri> (<source>) is not reachable:
+    <cause>`` (other errors pass unchanged). Each REST call of a target's client runs in one
+    already; :func:`activated` makes its whole block one."""
+    uris = [target.tracking_uri, target.effective_registry_uri]
+    with _bounded(uris, target.source, target.retry_seconds, any_failure=False):
+        yield
+
+
+@contextmanager
+def _bounded(
+    uris: Sequence[str], source: str, seconds: float, *, any_failure: bool
+) -> Iterator[None]:
+    """:func:`bounded_calls` for ``uris``; ``any_failure``: every connection failure in the
+    block is one of ``uris[0]`` (a store's own call), else only one naming a URI's host."""
+    with _retry_environment(seconds):
+        try:
+            yield
+        except MlflowUnreachableError:
+            raise
+        except Exception as err:
+            failure = _connection_failure(err)
+            uri = uris[0] if any_failure else _named_uri(err, uris)
+            if failure is None or uri is None:
+                raise
+            retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
+            raise MlflowUnreachableError(
+                f"{where(uri, source)} is not reachable: {_cause(failure)} (retries: {retries}; "
+                f"retry budget {seconds:g} s: the connection's extra max_retry_seconds or "
+                "setting mlflow_max_retry_seconds)"
+            ) from err
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and its causes (MLflow raises its REST errors inside ``except`` blocks)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _connection_failure(err: BaseException) -> BaseException | None:
+    """The HTTP client's failure to get an answer (refused, timed out, DNS, TLS, too many
+    5xx answers) in ``err``'s chain, else None."""
+    import requests
+
+    kinds = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
+    return next((e for e in _chain(err) if isinstance(e, kinds)), None)
+
+
+def _named_uri(err: BaseException, uris: Sequence[str]) -> str | None:
+    """The URI of ``uris`` whose host and port ``err``'s chain names, else None."""
+    from urllib.parse import urlsplit
+
+    text = " ".join(str(e) for e in _chain(err))
+    for uri in uris:
+        if not _is_http(uri):
+            continue
+        parts = urlsplit(uri)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if f"{parts.hostname}:{port}" in text or f"host='{parts.hostname}', port={port}" in text:
+            return uri
+        if parts.port is None and f"//{parts.hostname}/" in text:
+            return uri
+    return None
+
+
+def _cause(failure: BaseException) -> str:
+    """What went wrong, without urllib3's connection object and pool wording."""
+    reason: Any = failure.args[0] if failure.args else failure
+    reason = getattr(reason, "reason", reason)  # MaxRetryError: the last attempt's error
+    text = str(reason)
+    if isinstance(reason, BaseException) and "): " in text:  # "HTTPConnection(...): Failed ..."
+        text = text.split("): ", 1)[1]
+    return text.strip() or type(failure).__name__
+
+
 def check_reachable(target: MlflowTarget, client: MlflowClient | None = None) -> tuple[bool, str]:
     """Make one cheap call to the tracking store; return ``(ok, message)``."""
     client = client or make_client(target)
     try:
-        client.search_experiments(max_results=1)
+        with bounded_calls(target):
+            client.search_experiments(max_results=1)
+    except MlflowUnreachableError as err:
+        return False, str(err)
     except Exception as err:  # the store's own errors vary by backend
-        return False, f"MLflow at {target.tracking_uri} is not reachable: {err}"
-    return True, f"MLflow reachable at {target.tracking_uri} ({target.source})"
+        return False, f"{where(target.tracking_uri, target.source)} is not reachable: {err}"
+    return True, f"{where(target.tracking_uri, target.source)} answered"
 
 
 def probe(target: MlflowTarget, timeout: float = 5.0) -> tuple[bool, str]:
@@ -252,23 +502,27 @@ def probe(target: MlflowTarget, timeout: float = 5.0) -> tuple[bool, str]:
     :returns: ``(ok, message)``; the message names the store and what is wrong.
     """
     uri = target.tracking_uri
-    where = f"MLflow at {_without_userinfo(uri)} ({target.source})"
+    place = where(uri, target.source)
     try:
+        check_uris(target)
         if target.is_remote:
-            return _probe_http(target, timeout, where)
+            return _probe_http(target, timeout, place)
         if uri.startswith("sqlite:"):
-            return _probe_sqlite(uri, where, created_on_use=target.source == EMBEDDED)
+            return _probe_sqlite(uri, place, created_on_use=target.source == EMBEDDED)
         if uri.startswith("file:") or "://" not in uri:
             path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
             if not path.is_dir():
-                return False, f"{where}: no file store at {path} (a test creates nothing)"
-            return True, f"{where}: file store at {path}"
-        return _probe_database(uri, timeout, where)
+                return False, f"{place}: no file store at {path} (a test creates nothing)"
+            return True, f"{place}: file store at {path}"
+        return _probe_database(uri, timeout, place)
+    except MlflowUriError as err:
+        return False, str(err)
     except Exception as err:  # every failure is a test result, never an exception
-        return False, f"{where} is not reachable: {type(err).__name__}: {err}"
+        return False, f"{place} is not reachable: {type(err).__name__}: {err}"
 
 
-def _without_userinfo(uri: str) -> str:
+def without_userinfo(uri: str) -> str:
+    """``uri`` without the ``user:password@`` of its network location (for messages and logs)."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(uri)
@@ -294,7 +548,7 @@ def _probe_http(target: MlflowTarget, timeout: float, where: str) -> tuple[bool,
             verify=not target.insecure_tls,
         )
     except requests.RequestException as err:
-        return False, f"{where} is not reachable within {timeout:g} s: {type(err).__name__}"
+        return False, f"{where} is not reachable within {timeout:g} s: {_cause(err)}"
     if response.status_code in (401, 403):
         return False, f"{where} refused the credentials (HTTP {response.status_code})"
     if response.status_code != 200:

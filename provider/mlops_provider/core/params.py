@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import ast
 import json
+import math
+import numbers
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-from mlops_provider.core.errors import ParameterError
+from mlops_provider.core.errors import ParameterError, did_you_mean
 
 __all__ = [
     "as_bool",
+    "as_choice",
+    "as_choice_or_number",
+    "as_number",
     "as_datetime",
     "as_names",
     "as_uri",
@@ -93,6 +98,77 @@ def as_int(
     if minimum is not None and number < minimum:
         raise ParameterError(name, f"must be >= {minimum}, got {int(number)}")
     return int(number)
+
+
+def as_number(
+    value: Any,
+    name: str,
+    *,
+    default: int | float | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    expected: str = "a number",
+) -> int | float | None:
+    """A finite number that keeps its kind (``default`` when blank): an integer or a
+    whole-number text (``"100"``) is an ``int``, a float or a decimal text (``"0.2"``,
+    ``"1e3"``) a ``float``. For parameters whose meaning depends on the kind (a fraction or a
+    row count).
+
+    :param expected: what the error says was expected (e.g. ``"a fraction or a row count"``).
+    :raises ParameterError: not a number (text, a list, a boolean), NaN or infinite, or out of
+        ``[minimum, maximum]``.
+    """
+    if _blank(value):
+        return default
+    parsed = parse_text(value) if isinstance(value, str) else value
+    if (
+        isinstance(parsed, bool)
+        or not isinstance(parsed, numbers.Real)
+        or not math.isfinite(parsed)
+    ):
+        raise ParameterError(name, f"expected {expected}, got {value!r}")
+    as_float(parsed, name, minimum=minimum, maximum=maximum)  # the range
+    return int(parsed) if isinstance(parsed, numbers.Integral) else float(parsed)
+
+
+def as_choice(
+    value: Any, name: str, choices: Collection[str], *, default: str | None = None
+) -> str | None:
+    """One of ``choices`` (surrounding blanks ignored; ``default`` when blank).
+
+    :raises ParameterError: anything else (naming the choices, and the closest one).
+    """
+    text = as_str(value, name)
+    if text is None:
+        return default
+    if text not in choices:
+        raise ParameterError(
+            name, f"expected one of {list(choices)}, got {value!r}{did_you_mean(text, choices)}"
+        )
+    return text
+
+
+def as_choice_or_number(
+    value: Any, name: str, choices: Collection[str], *, default: Any = None
+) -> str | int | float | None:
+    """One of ``choices`` or a finite number (``"0"`` -> 0); ``default`` when blank or a
+    ``None`` / ``null`` text (what ``{{ None }}`` renders to).
+
+    :raises ParameterError: neither a choice nor a number.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text in choices:
+            return text
+        value = parse_text(text) if text else None
+    if _blank(value):
+        return default
+    expected = f"one of {list(choices)} or a number"
+    if isinstance(value, str):
+        raise ParameterError(
+            name, f"expected {expected}, got {value!r}{did_you_mean(value, choices)}"
+        )
+    return as_number(value, name, expected=expected)
 
 
 def as_bool(value: Any, name: str, *, default: bool | None = None) -> bool | None:

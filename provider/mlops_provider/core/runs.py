@@ -26,6 +26,7 @@ __all__ = [
     "TAG_PREFIX",
     "RunIdentity",
     "add_run_listener",
+    "fail_run",
     "finish_run",
     "find_runs",
     "get_or_create_run",
@@ -227,6 +228,21 @@ def log_results(
 def finish_run(client: MlflowClient, run_id: str, status: str = "FINISHED") -> None:
     """Mark a run terminated with ``status``."""
     client.set_terminated(run_id, status)
+
+
+def fail_run(client: MlflowClient, run_id: str, *, why: str) -> bool:
+    """Mark ``run_id`` FAILED when it is still RUNNING: the cleanup of work that failed after
+    creating or reusing the run. Best effort: the store may be what failed, so an error is
+    logged, never raised (the original error matters more); a run that is already terminated
+    keeps its status (a rerun that failed leaves the earlier result as it was).
+
+    :returns: whether the run was marked FAILED.
+    """
+    try:
+        return bool(mark_failed(client, [client.get_run(run_id)], why=why))
+    except Exception as err:
+        log.warning("could not mark run %s FAILED (%s): %s", run_id, why, err)
+        return False
 
 
 def mark_failed(client: MlflowClient, runs: Sequence[Run], *, why: str) -> list[str]:

@@ -41,20 +41,22 @@ def connection_extra(conn: Any) -> dict[str, Any]:
 
 #: The kinds of value a connection extra may hold (see :func:`typed_extra`).
 TEXT, FLAG, TEXT_OR_MAPPING = "text", "true or false", "text or a mapping"
+SECONDS = "a number of seconds >= 0"
 
 
 def typed_extra(conn: Any, spec: Mapping[str, str]) -> dict[str, Any]:
     """A connection's extra with each known key parsed strictly by its kind in ``spec``.
 
     Flags accept a JSON boolean or the text ``true/false/1/0/yes/no/on/off`` (so the text
-    ``"false"`` of a URI-form connection is False, never truthy); texts must be strings.
+    ``"false"`` of a URI-form connection is False, never truthy); texts must be strings;
+    seconds a JSON number or its text, >= 0 (a float).
     Empty values count as absent. Keys not in ``spec`` are kept and logged as a warning (a
     typo such as ``insecure_tsl`` would otherwise be ignored silently).
 
     :raises ValueError: a value is not of its kind; the message names the connection, the key,
         the value and what was expected.
     """
-    from mlops_provider.core.params import as_bool
+    from mlops_provider.core.params import as_bool, as_float
 
     extra = connection_extra(conn)
     conn_id = getattr(conn, "conn_id", "?")
@@ -65,9 +67,9 @@ def typed_extra(conn: Any, spec: Mapping[str, str]) -> dict[str, Any]:
             continue
         if kind is None:
             out[key] = value
-        elif kind == FLAG:
+        elif kind in (FLAG, SECONDS):
             try:
-                out[key] = as_bool(value, key)
+                out[key] = as_bool(value, key) if kind == FLAG else as_float(value, key, minimum=0)
             except ValueError:
                 raise ValueError(_wrong_kind(conn_id, key, kind, value)) from None
         elif isinstance(value, str):

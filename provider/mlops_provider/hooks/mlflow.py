@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from mlops_provider.hooks._connection import FLAG, TEXT, optional_connection, typed_extra
+from mlops_provider.hooks._connection import (
+    FLAG,
+    SECONDS,
+    TEXT,
+    optional_connection,
+    typed_extra,
+)
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -30,6 +36,7 @@ EXTRA_FIELDS = {
     "token": TEXT,
     "insecure_tls": FLAG,
     "ui_url": TEXT,
+    "max_retry_seconds": SECONDS,
 }
 
 
@@ -47,6 +54,11 @@ class MlflowHook(BaseHook):
 
     Credentials: connection ``login``/``password`` for basic auth, or ``password`` alone (or extra
     ``token``) as a bearer token. They are masked in logs and never put into the environment.
+
+    Retry budget: extra ``max_retry_seconds``, else setting ``mlflow_max_retry_seconds``
+    (default 30): how long one request may keep retrying a server that does not answer, after
+    which every call fails with ``MLflow at <uri> (connection <id>) is not reachable: <cause>``
+    (:func:`~mlops_provider.core.mlflow_target.bounded_calls`).
 
     :param mlflow_conn_id: connection id (conn type ``mlflow``), default ``mlflow_default``.
     :param tracking_uri: overrides the connection's tracking URI.
@@ -88,7 +100,7 @@ class MlflowHook(BaseHook):
     def target(self) -> MlflowTarget:
         """The resolved tracking/registry location (see the class docstring for the order)."""
         from mlops_provider.core import config
-        from mlops_provider.core.mlflow_target import EMBEDDED, MlflowTarget
+        from mlops_provider.core.mlflow_target import EMBEDDED, MlflowTarget, without_userinfo
 
         conn = None if self._tracking_uri else self._connection()
         extra: dict[str, Any] = {}
@@ -126,12 +138,14 @@ class MlflowHook(BaseHook):
             token=token,
             insecure_tls=bool(extra.get("insecure_tls", False)),
             ui_url=extra.get("ui_url") or None,
+            max_retry_seconds=extra.get("max_retry_seconds"),
         )
         self.log.info(
-            "MLflow tracking URI %s (from %s), registry URI %s",
-            target.tracking_uri,
+            "MLflow tracking URI %s (from %s), registry URI %s, retry budget %g s",
+            without_userinfo(target.tracking_uri),
             source,
-            target.effective_registry_uri,
+            without_userinfo(target.effective_registry_uri),
+            target.retry_seconds,
         )
         return target
 

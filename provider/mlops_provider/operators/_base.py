@@ -9,7 +9,10 @@ result dict (docs/results.md). :meth:`~MlopsBaseOperator.execute` then
 - runs it inside :func:`~mlops_provider.core.logs.library_logs` (MLflow's log lines at their
   own level in the task log, its environment chatter dropped),
 - translates a :class:`~mlops_provider.core.errors.CoreError` (and only that: a programming
-  error stays what it is) into the operator's :attr:`error_class`,
+  error stays what it is) into the operator's :attr:`error_class`; an MLflow store that did
+  not answer within its retry budget or a URI MLflow rejected keeps its one message
+  (``MLflow at <uri> (connection <id>) is not reachable: <cause>``, see
+  :func:`~mlops_provider.core.mlflow_target.bounded_calls`),
 - persists the extra links the result names (report, MLflow run, model version),
 - pushes the keys listed in :attr:`push_keys` under their own XCom key, so
   ``task.output["passed"]`` resolves,
@@ -161,7 +164,7 @@ class MlopsBaseOperator(BaseOperator):
             with library_logs():  # MLflow at its own level, its chatter dropped (core/logs.py)
                 result = self.run(context)
         except CoreError as err:
-            raise self.error_class(self.error_message(err)) from err
+            raise self.error_class(self._message(err)) from err
         self._mlops_result = result  # for get_openlineage_facets_on_complete (lineage.py)
         if isinstance(result, Mapping):
             self.persist_links(context, result)
@@ -171,6 +174,15 @@ class MlopsBaseOperator(BaseOperator):
     def error_message(self, err: Exception) -> str:
         """The message of the Airflow exception a core error becomes."""
         return str(err)
+
+    def _message(self, err: Exception) -> str:
+        """:meth:`error_message`, except for MLflow's unreachable store and rejected URI: their
+        one message (``MLflow at <uri> (connection <id>) ...``) is the same in every task."""
+        from mlops_provider.core.errors import MlflowUnreachableError, MlflowUriError
+
+        if isinstance(err, (MlflowUnreachableError, MlflowUriError)):
+            return str(err)
+        return self.error_message(err)
 
     # ------------------------------------------------------------------ context helpers
 

@@ -102,10 +102,14 @@ class EvaluateModelOperator(MlopsBaseOperator):
     ``min`` / ``max`` are absolute bounds on the candidate; ``min_improvement`` (absolute),
     ``min_relative_improvement`` (fraction of the champion's value) and ``max_degradation``
     compare with the champion, in the metric's good direction (lower is better for
-    ``log_loss``, ``rmse``, ``mae``). Cold start (registered model or alias missing): only
-    absolute bounds apply and the result says so. Without thresholds the default rule applies:
-    the candidate must not be worse on the primary metric (``roc_auc`` for classification,
-    ``rmse`` for regression); on a cold start it is accepted. The old key ``max_regression`` is
+    ``log_loss``, ``rmse``, ``mae``). A registered model or alias that does not exist fails the
+    task, naming the registered models (or the model's aliases) and the closest one: a typo
+    never passes a candidate unchallenged. The first model of a registered model is an explicit
+    cold start (``cold_start=True``): only absolute bounds apply and the result says so
+    (``cold_start``: True); PromoteModelOperator creates a registered model or a first alias
+    only for such an evaluation. Without thresholds the default rule applies: the candidate
+    must not be worse on the primary metric (``roc_auc`` for classification, ``rmse`` for
+    regression); on a cold start it is accepted. The old key ``max_regression`` is
     accepted for one release with a :class:`MlopsProviderDeprecationWarning`.
 
     The result is returned, written as ``evaluation/result.json`` and ``evaluation/report.html``
@@ -128,6 +132,9 @@ class EvaluateModelOperator(MlopsBaseOperator):
         (templated).
     :param fail_on_rejection: raise :class:`ModelRejected` when the gate fails (default False:
         the DAG branches on ``passed``).
+    :param cold_start: allow the registered model or the alias not to exist yet (the first
+        model; default False: that is an error). When the alias has a holder the candidate is
+        compared with it as usual (templated, e.g. ``"{{ params.cold_start }}"``).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``) (templated).
     :param aws_conn_id: connection for ``s3://`` datasets and reports (default
         ``aws_default``) (templated).
@@ -152,7 +159,8 @@ class EvaluateModelOperator(MlopsBaseOperator):
     ``problem_type``).
 
     :raises EvaluationError: bad thresholds, malformed or unknown candidate URI, evaluation data
-        lacking columns a model needs (named) or labels.
+        lacking columns a model needs (named) or labels, a registered model or alias that does
+        not exist (without ``cold_start``).
     :raises ModelRejected: only with ``fail_on_rejection=True`` (after the report is written).
     """
 
@@ -165,6 +173,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         "thresholds",
         "primary_metric",
         "report_uri",
+        "cold_start",
         "mlflow_conn_id",
         "aws_conn_id",
     )
@@ -186,6 +195,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         primary_metric: str | None = None,
         report_uri: str | None = None,
         fail_on_rejection: bool = False,
+        cold_start: bool | str = False,
         mlflow_conn_id: str = MLFLOW_CONN_ID,
         aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
@@ -200,6 +210,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         self.primary_metric = primary_metric
         self.report_uri = report_uri
         self.fail_on_rejection = fail_on_rejection
+        self.cold_start = cold_start
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
@@ -232,6 +243,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
             report_uri=report,
             conn_id=as_str(self.aws_conn_id, "aws_conn_id"),
             context={"evaluated_by": self.identity(context).key},
+            cold_start=bool(as_bool(self.cold_start, "cold_start", default=False)),
         )
         for check in result.checks:
             self.log.info("%s %s", "PASS" if check.passed else "FAIL", check.reason)

@@ -116,7 +116,12 @@ class FeastApplyOperator(_FeastOperator):
 class FeastMaterializeOperator(_FeastOperator):
     """Materialize a time window of feature views into the online store.
 
-    The window defaults to the run's data interval. It is processed in chunks (bounded memory,
+    The window defaults to the run's data interval. A manual run, and a run of a cron schedule
+    (Airflow 3's default ``CronTriggerTimetable``), has a point interval
+    (``data_interval_start == data_interval_end``): its default window is empty and is refused
+    before anything is materialized; pass ``start`` and ``end`` (templates, e.g.
+    ``start="{{ macros.ds_add(ds, -1) }}", end="{{ ds }}"``) or schedule the DAG with
+    ``CronDataIntervalTimetable``. The window is processed in chunks (bounded memory,
     progress logged per chunk) in time order, so the newest row per entity wins. A rerun of the
     same window converges to the same online state; a window ending before what was already
     materialized replays the newer span afterwards when the online store overwrites blindly
@@ -146,9 +151,10 @@ class FeastMaterializeOperator(_FeastOperator):
     when the source is not a countable file source. ``unbounded_ttl_views`` lists views with
     ``ttl=0`` (values never expire). No deprecated keys.
 
-    :raises FeatureStoreError: end in the future, empty window, no window (a run without a
-        data interval and no ``start``/``end``), unknown feature view (the known ones are
-        listed), offline-only view, no published feature data.
+    :raises FeatureStoreError: end in the future, empty window (a point data interval names
+        the interval and the fix), no window (a run without a data interval and no
+        ``start``/``end``), unknown feature view (the known ones are listed), offline-only
+        view, no published feature data.
     """
 
     template_fields: Sequence[str] = (
@@ -182,14 +188,9 @@ class FeastMaterializeOperator(_FeastOperator):
         from mlops_provider.core import features
         from mlops_provider.core.params import as_bool, as_list
 
-        interval_start, interval_end = self.data_interval(context)
-        start = self.start if self.start not in (None, "") else interval_start
-        end = self.end if self.end not in (None, "") else interval_end
-        if end is None:
-            raise FeatureStoreError(
-                "Feast materialization needs a window: the run has no data interval, so pass "
-                "start and end"
-            )
+        start, end = features.materialization_window(
+            self.start, self.end, *self.data_interval(context)
+        )
         result = features.materialize(
             self.feast_hook.store,
             start,

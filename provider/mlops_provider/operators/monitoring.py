@@ -119,7 +119,10 @@ class DriftDetectionOperator(MlopsBaseOperator):
 
     :raises DriftDetectionError: missing or empty current/reference data, an unknown model or
         alias, no reference profile for the model, columns missing on a side, no columns to
-        compare, or invalid drift parameters. Raised before anything is written.
+        compare, invalid drift parameters, or a ``report_uri`` that cannot be written (below a
+        file, in a directory the worker cannot write to; checked before any data is read).
+        Raised before anything is written; a failure while writing the report or logging the
+        run ends the monitoring run FAILED.
     """
 
     template_fields: Sequence[str] = (
@@ -380,8 +383,14 @@ class ModelPerformanceOperator(MlopsBaseOperator):
     Deprecated keys (kept for one release): ``model_name``, ``model_version`` (use ``model``),
     ``labelled_rows`` (use ``rows``).
 
-    :raises ModelPerformanceError: the labels dataset or a required column is missing, the
-        label or entity columns are neither given nor recorded, or a parameter is invalid.
+    :raises ModelPerformanceError: the labels dataset is missing; a column (``target``,
+        ``entity_columns``, ``label_time_column``, ``score_column``, ``prediction_column``) is
+        not in the predictions or labels files (the files and their columns are named; checked
+        on their schemas before the data is found sufficient or not, so also while no label
+        has matured); the label or entity columns are neither given nor recorded; an unknown
+        metric (the known ones are listed); a ``report_uri`` that cannot be written; or an
+        invalid parameter. A failure while writing the report or logging the run ends the
+        monitoring run FAILED.
     """
 
     template_fields: Sequence[str] = (
@@ -676,8 +685,9 @@ class TrainingServingSkewOperator(MlopsBaseOperator):
         and the result pushed first).
     :raises TrainingServingSkewError: no log rows for the days (nothing to check), no feature
         references (the model's training run recorded none and none were given), feature or
-        entity columns missing from the log (named), a Feast retrieval error, or an invalid
-        parameter. Raised before anything is written.
+        entity columns missing from the log (named), a Feast retrieval error, a ``report_uri``
+        that cannot be written, or an invalid parameter. Raised before anything is written; a
+        failure while writing the report or logging the run ends the monitoring run FAILED.
     """
 
     template_fields: Sequence[str] = (

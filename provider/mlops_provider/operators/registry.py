@@ -63,7 +63,11 @@ class PromoteModelOperator(_RegistryOperator):
     """Register the evaluated candidate and move ``alias`` to it if the evaluation passed.
 
     Registration is idempotent: the version carries ``mlops.source_run_id`` and a retry reuses
-    it; the registered model is created if missing. The alias moves only if the evaluation
+    it. A registered model or a first alias is created only when the evaluation was an explicit
+    cold start (``EvaluateModelOperator(cold_start=True)`` found no holder: its result says
+    ``cold_start``); otherwise a registered model or alias that does not exist fails the task,
+    naming the registered models (or the model's aliases) and the closest one. The candidate's
+    run must exist. Both are checked before anything is created. The alias moves only if the evaluation
     passed (or with ``force=True`` and a ``reason``), and only if it still points at the version
     the evaluation compared with (compare-and-set under a registry lease: see
     ``docs/registry.md``); otherwise :class:`PromotionConflict`. The replaced version gets the
@@ -99,7 +103,8 @@ class PromoteModelOperator(_RegistryOperator):
 
     :raises PromotionConflict: the alias moved since the evaluation.
     :raises PromotionError: force without reason, not an evaluation dict, evaluation of another
-        model/alias, lease not acquired in time.
+        model/alias, the candidate's run does not exist, a registered model or alias that does
+        not exist without a cold-start evaluation, lease not acquired in time.
     """
 
     template_fields: Sequence[str] = (
@@ -209,8 +214,9 @@ class RollbackModelOperator(_RegistryOperator):
 
     Deprecated keys (kept for one release): ``promoted``, ``reason`` (``reasons``).
 
-    :raises PromotionError: no previous holder, unknown version or registered model, the alias
-        already points there, no reason.
+    :raises PromotionError: no previous holder, unknown version, a registered model or alias
+        that does not exist (named, with those that do: a rollback never creates an alias), the
+        alias already points there, no reason.
     """
 
     template_fields: Sequence[str] = (

@@ -106,7 +106,13 @@ class BatchScoringOperator(MlopsBaseOperator):
         ``["event_timestamp"]``). (templated)
     :param feature_columns: the model's input columns when the model has no signature
         (default: the signature, else ``feature_names_in_``). (templated)
-    :param batch_size: rows per prediction call (default 131072). (templated)
+    :param batch_size: rows per prediction call (default 131072, at least 1). (templated)
+    :param max_unseen_share: categories the model never saw in training (values of a
+        categorical column outside its fitted encoder's ``categories_``; missing values are not
+        counted) are always counted per column and reported (log warning, XCom
+        ``unseen_categories`` and ``reasons``); with this share (0..1), a column where more of
+        the rows have one fails the task before the output is committed. Default ``None``:
+        report only. (templated)
     :param input_format: ``parquet`` or ``csv`` when the file names do not say. (templated)
     :param shard: shard name/number; default: the map index when the task is mapped.
         (templated)
@@ -121,7 +127,9 @@ class BatchScoringOperator(MlopsBaseOperator):
     the version that scored (``uri`` concrete); ``rows`` scored; ``mlflow_run_id`` and
     ``report_uri`` None. Then ``output_uri`` (the partition written), ``empty``,
     ``requested_model_uri``, ``flavor``, ``scored_at``, ``rows_per_second``, ``seconds``,
-    ``stream_seconds``, ``input_data``, ``files``, ``shard``, ``data_interval_start``.
+    ``stream_seconds``, ``input_data``, ``files``, ``unseen_categories`` (``{column: {count,
+    share, examples, known}}`` of the columns with categories the model never saw), ``shard``,
+    ``data_interval_start``.
 
     Deprecated keys (kept for one release): ``model_uri`` (use ``model["uri"]``),
     ``model_name`` (``model["name"]``), ``model_version`` (``model["version"]``),
@@ -130,8 +138,12 @@ class BatchScoringOperator(MlopsBaseOperator):
     :raises ScoringError: malformed model URI, unknown model/version/run or alias, input
         missing, unreadable (the file is named), without a required column or with a mistyped
         one (named with the expected and actual type), entity columns missing, output location
-        not writable, an invalid parameter (named), or the model failing on a batch. Raised
-        before any output where possible; never leaves a partial partition.
+        not writable (checked before anything is scored: a local directory's writability; for
+        ``s3://``, a probe object written and deleted, the error naming the URI, the connection
+        and whether there are no credentials, the endpoint is unreachable, access is denied or
+        the bucket does not exist), unseen categories above ``max_unseen_share``, an invalid
+        parameter (named), or the model failing on a batch. Raised before any output where
+        possible; never leaves a partial partition.
     """
 
     error_class = ScoringError
@@ -148,6 +160,7 @@ class BatchScoringOperator(MlopsBaseOperator):
         "passthrough_columns",
         "feature_columns",
         "batch_size",
+        "max_unseen_share",
         "input_format",
         "shard",
         "mlflow_conn_id",
@@ -172,6 +185,7 @@ class BatchScoringOperator(MlopsBaseOperator):
         passthrough_columns: list[str] | None = None,
         feature_columns: list[str] | None = None,
         batch_size: int | None = None,
+        max_unseen_share: float | None = None,
         input_format: str | None = None,
         shard: str | int | None = None,
         mlflow_conn_id: str = MLFLOW_CONN_ID,
@@ -192,6 +206,7 @@ class BatchScoringOperator(MlopsBaseOperator):
         self.passthrough_columns = passthrough_columns
         self.feature_columns = feature_columns
         self.batch_size = batch_size
+        self.max_unseen_share = max_unseen_share
         self.input_format = input_format
         self.shard = shard
         self.mlflow_conn_id = mlflow_conn_id
@@ -254,6 +269,9 @@ class BatchScoringOperator(MlopsBaseOperator):
                 self.batch_size, "batch_size", default=scoring.DEFAULT_BATCH_SIZE, minimum=1
             )
             or scoring.DEFAULT_BATCH_SIZE,
+            max_unseen_share=params.as_float(
+                self.max_unseen_share, "max_unseen_share", minimum=0, maximum=1
+            ),
             conn_id=self.aws_conn_id or None,
             input_format=params.as_str(self.input_format, "input_format"),
             metadata={"data_interval_start": start.isoformat(), "shard": shard or ""},

@@ -89,16 +89,6 @@ def code_lineage(context: Context) -> dict[str, Any]:
     }
 
 
-def _parsed(value: Any) -> Any:
-    """A rendered template's text as its value (``"0.2"`` -> 0.2, ``"None"`` -> None); blank
-    text is None; anything else as it is."""
-    from mlops_provider.core.params import parse_text
-
-    if not isinstance(value, str):
-        return value
-    return parse_text(value) if value.strip() else None
-
-
 class TrainModelOperator(MlopsBaseOperator):
     """Fit a scikit-learn Pipeline (preprocessing + estimator) and log it to MLflow.
 
@@ -127,7 +117,15 @@ class TrainModelOperator(MlopsBaseOperator):
         ``*_timestamp``, ``*_ts``, ``*_at``) or of datetime type (templated).
     :param entity_columns: identifier columns, never features; a single name is accepted
         (templated). Replaces ``id_columns`` (deprecated).
-    :param categorical_columns: columns to one-hot encode even if numeric (templated).
+    :param categorical_columns: columns to one-hot encode even if numeric, or numbers stored
+        as text that are codes (templated).
+    :param numeric_columns: columns that are numbers even if the data stores them as text
+        (``"45.20"``): converted with ``pandas.to_numeric`` before training, empty text being a
+        missing value; a value that does not convert (``"unknown"``, ``"$45.20"``) is an error
+        naming it. The model then takes numbers in these columns (templated).
+    :param max_categories: the most distinct values a categorical feature may have (default
+        100; None: no limit); a column with more is an error naming it and its level count
+        (templated).
     :param numeric_imputation: ``median`` (default), ``mean``, ``most_frequent``, a number, or
         None (templated).
     :param categorical_imputation: ``most_frequent`` (default) or ``constant`` (missing is a
@@ -173,8 +171,15 @@ class TrainModelOperator(MlopsBaseOperator):
     ``training_rows`` (use ``rows``), ``task`` (use ``problem_type``), ``reused`` (use
     ``status == "reused"``).
 
-    :raises TrainingError: bad data (missing target, single class, all-null feature, empty),
-        unknown estimator or invalid parameters (raised before any MLflow run exists), or an
+    A text column that holds numbers (``"45.20"``, ``"$1,204.50"``), or mostly numbers and
+    some text (``"unknown"``), is an error naming the column and the values (declare it in
+    ``numeric_columns`` or ``categorical_columns``, or fix the data), not a categorical feature
+    with one level per number.
+
+    :raises TrainingError: bad data (missing target, single class, all-null feature, empty,
+        numbers stored as text, too many categories), an estimator that is unknown or not an
+        estimator, a parameter whose rendered value does not parse (naming it and the value) or
+        invalid estimator parameters (all raised before any MLflow run exists), or an
         unreachable tracking server (a retry then continues cleanly).
     """
 
@@ -186,6 +191,8 @@ class TrainModelOperator(MlopsBaseOperator):
         "feature_columns",
         "entity_columns",
         "categorical_columns",
+        "numeric_columns",
+        "max_categories",
         "numeric_imputation",
         "categorical_imputation",
         "scale_numeric",
@@ -216,6 +223,8 @@ class TrainModelOperator(MlopsBaseOperator):
         feature_columns: Sequence[str] | None = None,
         entity_columns: str | Sequence[str] | None = None,
         categorical_columns: Sequence[str] | None = None,
+        numeric_columns: Sequence[str] | None = None,
+        max_categories: int | None = 100,  # core.training.DEFAULT_MAX_CATEGORIES
         numeric_imputation: str | float | None = "median",
         categorical_imputation: str | None = "most_frequent",
         scale_numeric: bool = True,
@@ -241,6 +250,8 @@ class TrainModelOperator(MlopsBaseOperator):
         self.feature_columns = feature_columns
         self.entity_columns = renamed.get("entity_columns", entity_columns)
         self.categorical_columns = categorical_columns
+        self.numeric_columns = numeric_columns
+        self.max_categories = max_categories
         self.numeric_imputation = numeric_imputation
         self.categorical_imputation = categorical_imputation
         self.scale_numeric = scale_numeric
@@ -259,27 +270,28 @@ class TrainModelOperator(MlopsBaseOperator):
     def training_config(self) -> Any:
         """The :class:`~mlops_provider.core.training.TrainingConfig` of the fields (rendered
         when the task runs; as written in the DAG otherwise, which is what a CI check of the
-        configuration trains: ``mlops_provider.testing.train_sample``)."""
-        from mlops_provider.core import params
-        from mlops_provider.core.params import as_bool, as_int, as_mapping, as_str
+        configuration trains: ``mlops_provider.testing.train_sample``). The config parses every
+        value with :mod:`mlops_provider.core.params`.
+
+        :raises TrainingInputError: a value that does not parse, naming the parameter and it.
+        """
         from mlops_provider.core.training import TrainingConfig
 
-        estimator = self.estimator
-        if isinstance(estimator, str):
-            estimator = as_str(estimator, "estimator")
         return TrainingConfig(
-            target=params.required(params.as_str(self.target, "target"), "target"),
-            estimator=estimator,
-            estimator_params=as_mapping(self.estimator_params, "estimator_params") or {},
-            feature_columns=params.as_names(self.feature_columns, "feature_columns"),
-            entity_columns=params.as_names(self.entity_columns, "entity_columns"),
-            categorical_columns=params.as_names(self.categorical_columns, "categorical_columns"),
-            numeric_imputation=_parsed(self.numeric_imputation),
-            categorical_imputation=as_str(self.categorical_imputation, "categorical_imputation"),
-            scale_numeric=bool(as_bool(self.scale_numeric, "scale_numeric", default=True)),
-            problem_type=as_str(self.problem_type, "problem_type"),
-            test_size=_parsed(self.test_size),
-            random_state=as_int(self.random_state, "random_state"),
+            target=self.target,
+            estimator=self.estimator,
+            estimator_params=self.estimator_params or {},
+            feature_columns=self.feature_columns,
+            entity_columns=self.entity_columns,
+            categorical_columns=self.categorical_columns,
+            numeric_columns=self.numeric_columns,
+            max_categories=self.max_categories,
+            numeric_imputation=self.numeric_imputation,
+            categorical_imputation=self.categorical_imputation,
+            scale_numeric=self.scale_numeric,
+            problem_type=self.problem_type,
+            test_size=self.test_size,
+            random_state=self.random_state,
         )
 
     def _lineage(self, context: Context) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mlops_provider.exceptions import DataValidationFailed
 from mlops_provider.links.reports import ReportLink
@@ -82,6 +82,10 @@ class DataValidationOperator(MlopsBaseOperator):
         dataset URI's ``dt=`` partition, else the data interval start (``<task_id>-<map
         index>`` for a mapped task); a rerun for the same day replaces the files.
     :param suite_parameters: values for the suite's ``$PARAMETER`` kwargs (templated).
+    :param allow_empty: a dataset with no rows fails the task by default (``DatasetEmpty``,
+        in every ``on_failure`` mode: expectations on its values would hold on no data);
+        ``True`` validates it, with a warning in the log and a line in the result's
+        ``reasons``. (templated)
     :param aws_conn_id: connection for ``s3://`` (remote) URIs: the dataset, a suite file, the
         report and quarantine locations (templated), default ``aws_default``; never used for
         local paths.
@@ -103,14 +107,16 @@ class DataValidationOperator(MlopsBaseOperator):
 
     :raises DataValidationFailed: only when an expectation failed (``fail``/``quarantine``);
         the message lists each failed expectation with its column, observed value and expected
-        kwargs, and names the result, report and quarantine locations. Expectations on a
+        kwargs, and names the result, report and quarantine locations. When the input could
+        not be quarantined (an unwritable ``quarantine_uri``), the message lists the failed
+        expectations and then the quarantine location's problem (status ``failed``). Expectations on a
         missing column fail with ``column not found``.
     :raises MlopsError: the input is unusable, in every ``on_failure`` mode and before anything
         is quarantined: the suite (``SuiteError``: file missing or not valid JSON with file and
         position, unknown expectation type with close names, invalid kwargs, a suite parameter
         without a value) or the dataset (``DatasetNotFound`` / ``DatasetFormatError`` /
-        ``DatasetEmpty``: nothing at the URI, a 0-byte or corrupt file). The message starts
-        with the core error's name.
+        ``DatasetEmpty``: nothing at the URI, a 0-byte or corrupt file, no rows without
+        ``allow_empty``). The message starts with the core error's name.
     """
 
     template_fields: Sequence[str] = (
@@ -119,6 +125,7 @@ class DataValidationOperator(MlopsBaseOperator):
         "quarantine_uri",
         "report_uri",
         "suite_parameters",
+        "allow_empty",
         "aws_conn_id",
     )
     template_fields_renderers = {"expectation_suite": "json", "suite_parameters": "json"}
@@ -135,6 +142,7 @@ class DataValidationOperator(MlopsBaseOperator):
         quarantine_uri: str | None = None,
         report_uri: str | None = None,
         suite_parameters: Mapping[str, Any] | None = None,
+        allow_empty: bool | str = False,
         aws_conn_id: str | None = AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -149,6 +157,7 @@ class DataValidationOperator(MlopsBaseOperator):
         self.quarantine_uri = quarantine_uri
         self.report_uri = report_uri
         self.suite_parameters = suite_parameters
+        self.allow_empty = allow_empty
         self.aws_conn_id = aws_conn_id
 
     def error_message(self, err: Exception) -> str:
@@ -175,13 +184,14 @@ class DataValidationOperator(MlopsBaseOperator):
         )
         return params
 
-    def run(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.params import as_str
+    def _check(self, context: Context) -> Any:
+        """:func:`~mlops_provider.core.validation.check_dataset` with the rendered parameters."""
+        from mlops_provider.core.params import as_bool, as_str
         from mlops_provider.core.validation import check_dataset
 
         ti = context["ti"]
         start, end = self.data_interval(context)
-        check = check_dataset(
+        return check_dataset(
             as_str(self.dataset, "dataset") or "",
             self._suite(),
             on_failure=self.on_failure,
@@ -193,20 +203,39 @@ class DataValidationOperator(MlopsBaseOperator):
             map_index=getattr(ti, "map_index", None),
             conn_id=self.aws_conn_id,
             run_label=f"{ti.dag_id}.{ti.task_id}",
+            allow_empty=bool(as_bool(self.allow_empty, "allow_empty", default=False)),
         )
-        result = check.result
-        self._expectations = [r.to_dict() for r in check.outcome.results]
+
+    def _stop(
+        self, context: Context, outcome: Any, result: dict[str, Any], message: str
+    ) -> NoReturn:
+        """Fail the task after publishing the result (XCom, links) for failure handlers."""
+        self._note(outcome)
+        self._mlops_result = result  # the failure event reports the validation too
+        # Downstream tasks with a failure trigger rule (notifications) can read the result.
+        self.persist_links(context, result)
+        self.push_result_keys(context, result)
+        context["ti"].xcom_push(key="return_value", value=result)
+        raise DataValidationFailed(message)
+
+    def _note(self, outcome: Any) -> None:
+        """What lineage reports: the expectations and null counts."""
+        self._expectations = [r.to_dict() for r in outcome.results]
         self._null_counts = {
-            c: round(share * check.outcome.row_count)
-            for c, share in check.outcome.null_share.items()
+            c: round(share * outcome.row_count) for c, share in outcome.null_share.items()
         }
+
+    def run(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core.validation import QuarantineError
+
+        try:
+            check = self._check(context)
+        except QuarantineError as err:
+            self._stop(context, err.outcome, err.outcome.to_result("failed"), str(err))
+        result = check.result
+        self._note(check.outcome)
         if check.stops:
-            self._mlops_result = result  # the failure event reports the validation too
-            # Downstream tasks with a failure trigger rule (notifications) can read the result.
-            self.persist_links(context, result)
-            self.push_result_keys(context, result)
-            ti.xcom_push(key="return_value", value=result)
-            raise DataValidationFailed(check.message())
+            self._stop(context, check.outcome, result, check.message())
         if result["passed"]:
             self.log.info(
                 "all %d expectations passed on %d rows; report: %s",

@@ -16,7 +16,8 @@ class ModelAliasTrigger(BaseTrigger):
 
     The condition is the one of :func:`mlops_provider.core.registry.check_alias`: the alias
     exists and points at a version other than ``not_version`` and/or changed after
-    ``newer_than``. The blocking MLflow client runs in a thread (``asyncio.to_thread``); the
+    ``newer_than``. A registered model or alias that does not exist ends the wait with an error
+    event naming what exists, unless ``wait_for_creation``. The blocking MLflow client runs in a thread (``asyncio.to_thread``); the
     trigger only reads.
 
     :param registered_model_name: registered model.
@@ -26,6 +27,8 @@ class ModelAliasTrigger(BaseTrigger):
     :param mlflow_conn_id: connection whose credentials are used for the URIs (optional).
     :param not_version: fire only when the alias points at another version.
     :param newer_than: ISO time; fire only when the holder changed after it.
+    :param wait_for_creation: keep waiting while the registered model or the alias does not
+        exist (default False: an error event).
     :param poke_interval: seconds between checks (the sensor's ``poke_interval``).
 
     Event payload: ``{"status": "success", "result": {...}}`` (the sensor's XCom) or
@@ -42,6 +45,7 @@ class ModelAliasTrigger(BaseTrigger):
         mlflow_conn_id: str | None = None,
         not_version: str | None = None,
         newer_than: str | None = None,
+        wait_for_creation: bool = False,
         poke_interval: float = 60.0,
     ) -> None:
         super().__init__()
@@ -52,6 +56,7 @@ class ModelAliasTrigger(BaseTrigger):
         self.mlflow_conn_id = mlflow_conn_id
         self.not_version = not_version
         self.newer_than = newer_than
+        self.wait_for_creation = wait_for_creation
         self.poke_interval = poke_interval
         self._client: Any = None
 
@@ -66,6 +71,7 @@ class ModelAliasTrigger(BaseTrigger):
                 "mlflow_conn_id": self.mlflow_conn_id,
                 "not_version": self.not_version,
                 "newer_than": self.newer_than,
+                "wait_for_creation": self.wait_for_creation,
                 "poke_interval": self.poke_interval,
             },
         )
@@ -104,6 +110,7 @@ class ModelAliasTrigger(BaseTrigger):
             self.alias,
             not_version=self.not_version,
             newer_than=self.newer_than,
+            wait_for_creation=self.wait_for_creation,
         ).to_dict()
         if check["done"]:
             check["result"] = alias_result(self.registered_model_name, self.alias, check)

@@ -39,3 +39,55 @@ CASES = [
         expect=["churn_rwa.json"],
     ),
 ]
+
+
+EMPTY_DATASET = "raw-empty/dt=2026-01-09/activity.parquet"
+NOT_NULL_IDS = [
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_id"}}
+]
+FAILING = [
+    {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "tenure_months", "max_value": -1},
+    }
+]
+
+
+def _empty_dataset(world: World) -> None:
+    """The raw day with its schema and no rows."""
+    from mlops_provider.core import io
+
+    io.write_table(io.read_table(world.raw_uri).slice(0, 0), world.path(EMPTY_DATASET))
+
+
+CASES += [
+    BadInput(
+        id="validation-empty-dataset",
+        setup=_empty_dataset,
+        build=lambda w: _validate(w, dataset=w.path(EMPTY_DATASET), expectation_suite=NOT_NULL_IDS),
+        expect=[EMPTY_DATASET, "0 rows", "allow_empty"],
+    ),
+    BadInput(
+        id="validation-empty-dataset-allowed",
+        setup=_empty_dataset,
+        build=lambda w: _validate(
+            w, dataset=w.path(EMPTY_DATASET), expectation_suite=NOT_NULL_IDS, allow_empty=True
+        ),
+        state="success",
+        expect=["0 rows", "allow_empty"],
+    ),
+    BadInput(
+        id="validation-quarantine-unwritable",
+        build=lambda w: _validate(
+            w,
+            expectation_suite=FAILING,
+            on_failure="quarantine",
+            quarantine_uri=w.path("train.parquet/quarantine"),
+        ),
+        expect=[
+            "expect_column_values_to_be_between(tenure_months)",
+            "train.parquet/quarantine",
+            "not copied to quarantine",
+        ],
+    ),
+]

@@ -178,14 +178,27 @@ def _run_tags(client: MlflowClient, run_id: str | None) -> tuple[dict[str, str],
     return dict(run.data.tags), str(run.info.experiment_id)
 
 
+COLD_START_HINT = (
+    "A registered model or alias that does not exist is not a cold start unless you say so: "
+    "check the name, or pass cold_start=True to evaluate a first model without a champion"
+)
+
+
 def _resolve(
-    client: MlflowClient, model_uri: str, registered_model_name: str, alias: str
+    client: MlflowClient, model_uri: str, registered_model_name: str, alias: str, cold_start: bool
 ) -> tuple[_Side, _Side | None, str | None, str | None]:
-    """The candidate, the alias holder (None on a cold start and why), the candidate run's
-    experiment."""
+    """The candidate, the alias holder (None on an allowed cold start, and why), the candidate
+    run's experiment.
+
+    :raises ModelNotFoundError: no alias holder and not ``cold_start`` (names what exists).
+    """
+    from mlops_provider.core.registry import holder_or_missing
+
     candidate = models.resolve(client, model_uri)
     cand_tags, experiment_id = _run_tags(client, candidate.run_id)
-    holder = models.alias_holder(client, registered_model_name, alias)
+    holder = holder_or_missing(
+        client, registered_model_name, alias, allow_missing=cold_start, hint=COLD_START_HINT
+    )
     if holder is None:
         reason = models.cold_start_reason(client, registered_model_name, alias)
         log.info("cold start: %s; only absolute thresholds apply", reason)
@@ -377,10 +390,15 @@ def evaluate_candidate(
     report_uri: str | ReportLocation | None = None,
     conn_id: str | None = None,
     context: Mapping[str, Any] | None = None,
+    cold_start: bool = False,
 ) -> EvaluationResult:
     """Score the candidate and the alias holder on ``evaluation_data`` and apply the gate.
 
     :param model_uri: the candidate, any model URI form (:mod:`mlops_provider.core.models`).
+    :param cold_start: allow the registered model or the alias not to exist (the first model:
+        only absolute thresholds apply, the result says ``cold_start``); with a holder, the
+        candidate is compared with it as usual. Without it, a missing model or alias is an
+        error (most often a typo).
     :param target_column: label column (default: the candidate run's ``mlops.target`` tag).
     :param report_uri: the HTML report: an ``.html`` file (the JSON goes next to it), a
         directory (``report.html`` + ``result.json``) or a resolved ``ReportLocation``
@@ -389,14 +407,16 @@ def evaluate_candidate(
     :raises EvaluationError: bad thresholds or primary metric, incompatible task types, no target.
     :raises EvaluationDataError: the evaluation data lacks columns a model needs, or labels.
     :raises ModelUriError: a malformed ``model_uri``.
-    :raises ModelNotFoundError: ``model_uri`` names nothing that exists in MLflow.
+    :raises ModelNotFoundError: ``model_uri`` names nothing that exists in MLflow; or,
+        without ``cold_start``, the registered model or the alias does not exist (the message
+        lists the registered models, or the model's aliases, and the closest one).
     """
     from mlops_provider.core.mlflow_target import activated, make_client
 
     parse_thresholds(thresholds)  # validate before any IO
     client = make_client(target)
     candidate, champion, cold_reason, experiment_id = _resolve(
-        client, model_uri, registered_model_name, alias
+        client, model_uri, registered_model_name, alias, cold_start
     )
     target_column = target_column or candidate.tags.get("mlops.target")
     if not target_column:

@@ -13,7 +13,8 @@ Everything here is Airflow-free and takes a Feast ``FeatureStore`` (see
 - :mod:`.registry`: feature references, services and :func:`freshness` (how far a feature view
   has been materialized);
 - :mod:`.materialization`: :func:`materialize` loads a window into the online store in chunks,
-  refusing future ends;
+  refusing future ends; :func:`materialization_window` is a task's window (given, else its data
+  interval; a point interval is refused with the fix);
 - :mod:`.training_set`: :func:`build_training_set` / :func:`create_training_dataset` run
   point-in-time joins and return exactly one row per entity row.
 
@@ -36,7 +37,7 @@ from mlops_provider.core.features.common import (
     features_root,
     s3_endpoint_override,
 )
-from mlops_provider.core.features.materialization import materialize
+from mlops_provider.core.features.materialization import materialization_window, materialize
 from mlops_provider.core.features.publish import publish_partition, published_days
 from mlops_provider.core.features.registry import (
     check_feature_refs,
@@ -64,6 +65,7 @@ __all__ = [
     "feature_source_uri",
     "features_root",
     "freshness",
+    "materialization_window",
     "materialize",
     "publish_partition",
     "published_days",

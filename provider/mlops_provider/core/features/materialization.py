@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_provider.core import io
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.features.common import (
     ENTITY_TIMESTAMP_COLUMN,
     FeatureRequestError,
@@ -20,14 +21,21 @@ from mlops_provider.core.features.common import (
 )
 from mlops_provider.core.logs import captured_output
 from mlops_provider.core.results import make_result
-from mlops_provider.core.times import to_utc, utcnow
+from mlops_provider.core.times import iso, to_utc, utcnow
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
 log = logging.getLogger(__name__)
 
-__all__ = ["materialize"]
+__all__ = ["materialization_window", "materialize"]
+
+#: What to do about a run whose data interval is a point (quoted in the error).
+_POINT_INTERVAL_FIX = (
+    'pass start= and end= (e.g. start="{{ macros.ds_add(ds, -1) }}", end="{{ ds }}"), or '
+    "schedule the DAG with a timetable whose runs cover an interval, e.g. "
+    'schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC") (from airflow.sdk)'
+)
 
 
 def _chunks(start: datetime, end: datetime, chunk: timedelta) -> list[tuple[datetime, datetime]]:
@@ -118,6 +126,55 @@ def _window(
             f"empty window: start {start_dt.isoformat()} is not before end {end_dt.isoformat()}"
         )
     return start_dt, end_dt, now_dt
+
+
+def materialization_window(
+    start: Any,
+    end: Any,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+) -> tuple[datetime, datetime]:
+    """The window a materialization task loads: ``start`` / ``end`` as given (a datetime, a
+    date or an ISO text; ``None`` or ``""``: not given), else the run's data interval.
+
+    Airflow 3 gives a manual run, and a run of a cron schedule (its default
+    ``CronTriggerTimetable``), a *point* interval (``data_interval_start ==
+    data_interval_end``), so the default window of such a run is empty: refused here, before
+    anything is materialized, with the fix. An end in the future is refused by
+    :func:`materialize`.
+
+    :returns: ``(start, end)`` in UTC.
+    :raises FeatureRequestError: no window (no data interval and no ``start`` / ``end``), an
+        empty default window (names the run's interval and the fix), an empty window with one
+        bound given, or a time that cannot be read.
+    """
+    given_start, given_end = start not in (None, ""), end not in (None, "")
+    start = start if given_start else interval_start
+    end = end if given_end else interval_end
+    if start is None or end is None:
+        raise FeatureRequestError(
+            "Feast materialization needs a window: the run has no data interval, so pass "
+            "start= and end="
+        )
+    try:
+        start_dt, end_dt = to_utc(start, what="start"), to_utc(end, what="end")
+    except InputError as err:
+        raise FeatureRequestError(str(err)) from err
+    if start_dt < end_dt or (given_start and given_end):
+        return start_dt, end_dt  # an empty window of given bounds: materialize() refuses it
+    interval = f"[{iso(interval_start)}, {iso(interval_end)}]"
+    if not given_start and not given_end:
+        raise FeatureRequestError(
+            f"empty window: start and end default to the run's data interval {interval}, "
+            "which is a point (data_interval_start == data_interval_end: a manual run, or a "
+            f"cron schedule of Airflow 3, gives one); {_POINT_INTERVAL_FIX}"
+        )
+    raise FeatureRequestError(
+        f"empty window: start {start_dt.isoformat()}"
+        f"{'' if given_start else ' (the data interval start)'} is not before end "
+        f"{end_dt.isoformat()}{'' if given_end else ' (the data interval end)'}; the run's "
+        f"data interval is {interval}: pass both start= and end="
+    )
 
 
 def _unbounded_ttl(selected: Sequence[FeatureView]) -> list[str]:

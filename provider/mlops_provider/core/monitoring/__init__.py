@@ -12,7 +12,8 @@
 - :mod:`.skew`: training-serving skew: the features served online (the prediction log) against
   the offline features of the same entities at the same times (Feast historical retrieval);
 - :mod:`.publish`: the one :func:`publish_monitoring_result` of every check (JSON + HTML report,
-  MLflow monitoring run).
+  MLflow monitoring run; a failure ends the run FAILED) and :func:`check_report_location`, the
+  probe every check runs before reading any data.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from mlops_provider.core.monitoring.performance_check import (
 from mlops_provider.core.monitoring.publish import (
     DEFAULT_MONITORING_EXPERIMENT,
     MonitoringRun,
+    check_report_location,
     publish_monitoring_result,
 )
 from mlops_provider.core.monitoring.reference import (
@@ -117,6 +119,7 @@ __all__ = [
     "PerformanceResult",
     "TrainingRecord",
     "VersionPerformance",
+    "check_report_location",
     "check_skew",
     "compare_features",
     "compare_with_reference",

@@ -32,6 +32,7 @@ from mlops_provider.core.monitoring.errors import MonitoringError
 from mlops_provider.core.monitoring.publish import (
     DEFAULT_MONITORING_EXPERIMENT,
     MonitoringRun,
+    check_report_location,
     publish_monitoring_result,
 )
 from mlops_provider.core.monitoring.reference import (
@@ -465,12 +466,14 @@ def run_drift_check(
 
     :returns: the result (docs/results.md; status ``drift`` / ``no_drift``).
     :raises CoreError: (MonitoringError, DriftInputError, ModelNotFoundError, DatasetError,
-        ParameterError) before anything is written.
+        ParameterError: also a report location that cannot be written) before anything is
+        written; a failure while publishing marks the monitoring run FAILED.
     """
     started = time.perf_counter()
     current_uris = [str(u) for u in as_list(current_data, "current_data") or []]
     if not current_uris:
         raise ParameterError("current_data", "is empty: give the dataset URI to check")
+    check_report_location(report_uri, conn_id=conn_id)
     reference = resolve_drift_reference(
         client,
         [str(u) for u in as_list(reference_data, "reference_data") or []],

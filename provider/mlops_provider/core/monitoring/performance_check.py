@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from mlops_provider.core import io, models
-from mlops_provider.core.errors import CoreError, ParameterError
+from mlops_provider.core.errors import CoreError, ParameterError, did_you_mean
 from mlops_provider.core.metrics import (
     baseline_from_run_metrics,
     check_task,
@@ -49,6 +49,7 @@ from mlops_provider.core.monitoring.errors import MonitoringError
 from mlops_provider.core.monitoring.publish import (
     DEFAULT_MONITORING_EXPERIMENT,
     MonitoringRun,
+    check_report_location,
     publish_monitoring_result,
 )
 from mlops_provider.core.monitoring.reference import (
@@ -329,7 +330,11 @@ def metric_plan(
     unknown = [m for m in metric_list if m not in known]
     if unknown:
         name = "primary_metric" if unknown == [chosen] and primary_metric else "metrics"
-        raise ParameterError(name, f"unknown {task} metric(s) {unknown}; known: {list(known)}")
+        raise ParameterError(
+            name,
+            f"unknown {task} metric(s) {unknown}; known: {list(known)}"
+            f"{did_you_mean(unknown[0], known)}",
+        )
     if min_labels < 1:
         raise ParameterError("min_labels", f"must be >= 1, got {min_labels}")
     max_abs = limits(max_degradation, "max_degradation", chosen)
@@ -337,7 +342,11 @@ def metric_plan(
     for name, given in (("max_degradation", max_abs), ("max_relative_degradation", max_rel)):
         extra = sorted(set(given) - set(metric_list))
         if extra:
-            raise ParameterError(name, f"limits for metrics that are not computed: {extra}")
+            raise ParameterError(
+                name,
+                f"limits for metrics that are not computed: {extra}; computed: "
+                f"{metric_list}{did_you_mean(extra[0], metric_list)}",
+            )
     return MetricPlan(task, metric_list, chosen, int(min_labels), max_abs, max_rel)
 
 
@@ -746,17 +755,80 @@ class LabelledWindow:
     columns: LabelColumns
 
 
-def _check_prediction_columns(preds: pd.DataFrame, columns: LabelColumns, where: str) -> None:
-    for col in (c for c in (columns.prediction_column, columns.score_column) if c):
-        if (
-            len(preds)
-            and col not in preds.columns
-            and not (col == columns.prediction_column and columns.score_column in preds.columns)
-        ):
-            raise MonitoringError(
-                f"predictions under {where} have no column {col!r} "
-                f"(columns: {[c for c in preds.columns if c != DAY_COLUMN]})"
-            )
+@dataclass(frozen=True)
+class _Columns:
+    """The columns a dataset's files have (read from their schemas, no rows): ``where`` names
+    the partitions (or the dataset) they were read from."""
+
+    what: str
+    where: str
+    names: list[str]
+
+    def require(self, parameter: str, wanted: Sequence[str | None]) -> None:
+        """:raises ParameterError: a column of ``wanted`` (given as ``parameter``) is missing;
+        names the files and their columns."""
+        for column in (c for c in wanted if c):
+            if column not in self.names:
+                raise ParameterError(
+                    parameter,
+                    f"column {column!r} is not in the {self.what} {self.where} (columns: "
+                    f"{self.names}){did_you_mean(column, self.names)}",
+                )
+
+
+def _file_columns(
+    what: str, base: str, first: date, last: date, conn_id: str | None
+) -> _Columns | None:
+    """The columns of the ``dt=`` partitions of ``[first, last]`` under ``base`` (else of its
+    newest partition: the layout to expect even before that window's data arrives; a dataset
+    without partitions: its own), from the parquet schemas; ``None`` when there is nothing to
+    read a schema from."""
+    partitions = io.list_partitions(base, conn_id=conn_id)
+    if partitions:
+        uris = [u for d, u in partitions.items() if first <= d <= last]
+        uris = uris or [partitions[max(partitions)]]
+    elif io.exists(base, conn_id=conn_id):
+        uris = [base]
+    else:
+        return None
+    names: list[str] = []
+    read: list[str] = []
+    for uri in uris:
+        try:
+            schema = io.open_dataset(uri, conn_id=conn_id).schema
+        except io.DatasetEmpty:
+            continue
+        names += [n for n in schema.names if n not in names]
+        read.append(uri)
+    return _Columns(what, ", ".join(read), names) if read else None
+
+
+def _check_columns(
+    predictions_data: str,
+    labels_data: str,
+    days: Sequence[date],
+    run_day: date,
+    columns: LabelColumns,
+    conn_id: str | None,
+) -> None:
+    """Check the given (or recorded) columns against the files' schemas, before the data is
+    found sufficient or not: the predictions of the evaluated ``days``, the labels of the
+    first day to the run day (the partitions :func:`read_window` reads; else the newest).
+    Columns not known yet (``None``) are not checked.
+
+    :raises ParameterError: a column missing from the files (names them and their columns).
+    """
+    preds = _file_columns("predictions", predictions_data, days[0], days[-1], conn_id)
+    if preds is not None:
+        preds.require("entity_columns", columns.entity_columns or [])
+        preds.require("score_column", [columns.score_column])
+        if columns.score_column not in preds.names:
+            preds.require("prediction_column", [columns.prediction_column])
+    labels = _file_columns("labels", labels_data, days[0], max(run_day, days[-1]), conn_id)
+    if labels is not None:
+        labels.require("target", [columns.target])
+        labels.require("entity_columns", columns.entity_columns or [])
+        labels.require("label_time_column", [columns.label_time_column])
 
 
 def read_window(
@@ -781,8 +853,8 @@ def read_window(
         wanted = [*columns.entity_columns, *(c for c in bookkeeping if c)]
         wanted += [MODEL_NAME, MODEL_VERSION, MODEL_RUN_ID, SCORED_AT]
     preds, missing = read_predictions(predictions_data, days, columns=wanted, conn_id=conn_id)
-    _check_prediction_columns(preds, columns, predictions_data)
     columns = resolve(columns, preds)
+    _check_columns(predictions_data, labels_data, days, run_day, columns, conn_id)
     log.info(
         "Evaluating predictions of %s: %d rows read (%d day(s) without a partition)",
         ", ".join(d.isoformat() for d in days),
@@ -1087,18 +1159,20 @@ def run_performance_check(
 ) -> dict[str, Any]:
     """Evaluate matured predictions against late labels; write the report; log the run.
 
-    The parameters are ModelPerformanceOperator's (docs/monitoring.md): ``plan`` holds the metrics and limits (a :class:`MetricPlan` or the
-    arguments of :func:`metric_plan`), ``columns`` the columns (a :class:`LabelColumns` or its
-    fields; the label and entity columns default to the training run's record), ``as_of`` the
-    time labels must be available by (default: the end of ``run_day``); ``client``,
-    ``identity`` and ``conn_id`` as for the drift check; ``counterfactuals``: also score the
-    current model's labelled rows with its earlier champions (:class:`CounterfactualRequest`).
+    The parameters are ModelPerformanceOperator's (docs/monitoring.md): ``plan`` the metrics
+    and limits (a :class:`MetricPlan` or :func:`metric_plan`'s arguments), ``columns`` the
+    columns (a :class:`LabelColumns` or its fields; label and entity columns default to the
+    training run's record), ``as_of`` when labels must be available (default: the end of
+    ``run_day``); ``client``, ``identity``, ``conn_id`` as for the drift check;
+    ``counterfactuals``: also score the labelled rows with earlier champions (docs/monitoring.md).
 
     :returns: the result (docs/results.md; status ``ok`` / ``degraded`` / ``insufficient_data``).
-    :raises CoreError: missing labels dataset or columns, bad parameters.
+    :raises CoreError: missing labels dataset or a column missing from its files (checked on
+        the schemas before data sufficiency), bad parameters, an unwritable report location.
     """
     started = time.perf_counter()
     plan = plan if isinstance(plan, MetricPlan) else metric_plan(**(plan or {}))
+    check_report_location(report_uri, conn_id=conn_id)
     window = read_window(
         predictions_data,
         labels_data,

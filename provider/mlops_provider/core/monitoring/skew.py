@@ -55,6 +55,7 @@ from mlops_provider.core.monitoring.performance_check import (
 from mlops_provider.core.monitoring.publish import (
     DEFAULT_MONITORING_EXPERIMENT,
     MonitoringRun,
+    check_report_location,
     publish_monitoring_result,
 )
 from mlops_provider.core.monitoring.reference import resolve_reference, training_record
@@ -872,15 +873,17 @@ def check_skew(
     remote URIs.
 
     :returns: the result (docs/results.md; status ``ok`` / ``skew`` / ``insufficient_data``).
-    :raises CoreError: (MonitoringError, ParameterError, ModelNotFoundError) no log rows for the
-        days, no feature references, feature or entity columns missing from the log, a Feast
-        retrieval error; raised before anything is written.
+    :raises CoreError: (MonitoringError, ParameterError, ModelNotFoundError) a report location
+        that cannot be written, no log rows for the days, no feature references, feature or
+        entity columns missing from the log, a Feast retrieval error: raised before anything is
+        written (a failure while publishing ends the monitoring run FAILED).
     """
     started = time.perf_counter()
     opts = SkewOptions.of(options)
     if features and feature_service:
         raise ParameterError("features", "give features or feature_service, not both")
     checked_days = _as_days(days)
+    check_report_location(report_uri, conn_id=conn_id)
     read = _read_checked(
         predictions_data,
         checked_days,
@@ -893,24 +896,22 @@ def check_skew(
         options=opts,
         conn_id=conn_id,
     )
-    frame, ts = read.frame, read.timestamp_column
-    compared = _compare_groups(frame, store, read, opts)
+    frame = read.frame
     out = skew_result(
-        compared,
+        _compare_groups(frame, store, read, opts),
         opts.max_mismatch_rate,
-        model=_newest_model(frame, ts),
+        model=_newest_model(frame, read.timestamp_column),
         rows=len(frame),
         **read.details(predictions_data, checked_days, opts),
         feature_service=feature_service,
         data_interval_start=iso(data_interval_start),
         data_interval_end=iso(data_interval_end),
     )
-    day = (data_interval_start.date() if data_interval_start else None) or checked_days[-1]
     name = report_name or registered_model_name or (out["model"] or {}).get("name")
     _publish(
         out,
         name=name or io.dataset_name(predictions_data),
-        day=day,
+        day=(data_interval_start.date() if data_interval_start else None) or checked_days[-1],
         report_uri=report_uri,
         run=MonitoringRun(client, identity, experiment_name, artifact_location),
         conn_id=conn_id,

@@ -17,6 +17,10 @@ Modules, in the order of a promotion:
   sets ``mlops.promoted_at`` / ``mlops.promoted_by`` / ``mlops.promotion_reason`` on the
   promoted version, and the replaced version keeps the alias ``previous_<alias>``.
 - :mod:`.check`: :func:`check_alias`, the condition of ``ModelAliasSensor`` and its trigger.
+- :mod:`.existence`: what exists, for the error a misspelt model or alias gets
+  (:func:`missing_holder`: the registered models or the model's aliases, and "did you mean").
+  A missing model or alias is refused by the evaluation, the promotion and the sensor unless
+  the caller said a first model is meant (``cold_start``, ``wait_for_creation``).
 
 Who holds an alias now is :func:`mlops_provider.core.models.alias_holder`. No module here
 imports MLflow at module level.
@@ -31,6 +35,11 @@ from mlops_provider.core.registry.errors import (
     NoPreviousHolderError,
     PromotionRefusedError,
     RegistryError,
+)
+from mlops_provider.core.registry.existence import (
+    holder_or_missing,
+    missing_holder,
+    registered_model_names,
 )
 from mlops_provider.core.registry.history import (
     HISTORY_TAG_PREFIX,
@@ -72,4 +81,7 @@ __all__ = [
     "alias_history",
     "alias_holder_at",
     "check_alias",
+    "holder_or_missing",
+    "missing_holder",
+    "registered_model_names",
 ]

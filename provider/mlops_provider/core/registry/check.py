@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.core.models import (
     ModelNotFoundError,
     ModelVersion,
-    alias_holder,
     registered_model_or_error,
     version_uri,
 )
+from mlops_provider.core.registry.existence import holder_or_missing
 from mlops_provider.core.registry.history import events_of
 from mlops_provider.core.times import from_ms, to_ms
 
@@ -83,14 +83,27 @@ def check_alias(
     *,
     not_version: str | int | None = None,
     newer_than: datetime | date | str | float | None = None,
+    wait_for_creation: bool = False,
 ) -> AliasCheck:
     """Does ``name@alias`` point at a version other than ``not_version`` / changed after
-    ``newer_than``? A missing model or alias is "not yet", never an error.
+    ``newer_than``?
 
     "Changed after" means: the holder was created after ``newer_than``, or (recorded by
     :func:`promote`/:func:`rollback`) received the alias after it.
+
+    :param wait_for_creation: a registered model or alias that does not exist is "not yet"
+        (it is awaited); by default it is an error (most often a typo).
+    :raises ModelNotFoundError: the registered model or the alias does not exist and not
+        ``wait_for_creation``; the message names the registered models (or the model's aliases)
+        and the closest one.
     """
-    holder = alias_holder(client, name, alias)
+    holder = holder_or_missing(
+        client,
+        name,
+        alias,
+        allow_missing=wait_for_creation,
+        hint="Pass wait_for_creation=True to wait until it is created",
+    )
     if holder is not None:
         return check_holder(holder, alias, not_version=not_version, newer_than=newer_than)
     try:

@@ -208,6 +208,8 @@ def alias_lock(
 def _release(client: MlflowClient, lease: Lease) -> None:
     from mlflow.exceptions import MlflowException
 
+    from mlops_provider.core.errors import MlflowUnreachableError
+
     if lease.remaining() <= 0:
         log.warning("lease %s expired before release; leaving it to expire", lease.name)
         return
@@ -215,6 +217,6 @@ def _release(client: MlflowClient, lease: Lease) -> None:
         current = client.get_registered_model(lease.name)
         if (current.tags or {}).get(_LOCK_TOKEN) == lease.token:
             client.delete_registered_model(lease.name)
-    except MlflowException as err:
+    except (MlflowException, MlflowUnreachableError) as err:
         if not is_not_found(err):
             log.warning("could not release %s: %s (it expires by itself)", lease.name, err)

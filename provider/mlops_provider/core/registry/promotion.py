@@ -12,9 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlops_provider.core.models import DEFAULT_ALIAS, ModelVersion, alias_holder, version_uri
+from mlops_provider.core.models import (
+    DEFAULT_ALIAS,
+    ModelNotFoundError,
+    ModelVersion,
+    alias_holder,
+    is_not_found,
+    version_uri,
+)
 from mlops_provider.core.registry import history
 from mlops_provider.core.registry.errors import AliasConflictError, PromotionRefusedError
+from mlops_provider.core.registry.existence import holder_or_missing
 from mlops_provider.core.registry.history import AliasEvent, events_of, latest_event, new_event
 from mlops_provider.core.registry.lock import alias_lock
 from mlops_provider.core.registry.registration import register_candidate
@@ -112,6 +120,7 @@ class _Evaluation:
     alias: str | None
     registered_model_name: str | None
     reason: str
+    cold_start: bool = False
 
 
 def _parse_evaluation(evaluation: Mapping[str, Any]) -> _Evaluation:
@@ -143,6 +152,7 @@ def _parse_evaluation(evaluation: Mapping[str, Any]) -> _Evaluation:
         alias=evaluation.get("alias"),
         registered_model_name=evaluation.get("registered_model_name"),
         reason=str(reason or ""),
+        cold_start=evaluation.get("cold_start") is True,
     )
 
 
@@ -164,6 +174,35 @@ def _checked_alias(
             f"not {name!r}"
         )
     return alias
+
+
+NOT_A_COLD_START = (
+    "The evaluation was not an explicit cold start, so no registered model or first alias is "
+    "created: check the names, or evaluate the first model with "
+    "EvaluateModelOperator(cold_start=True)"
+)
+
+
+def _check_target(client: MlflowClient, name: str, alias: str, ev: _Evaluation) -> None:
+    """Before anything is registered: the candidate's run exists, and ``name@alias`` has a
+    holder unless the evaluation was an explicit cold start.
+
+    :raises ModelNotFoundError: the run does not exist; or the registered model or the alias
+        does not exist and the evaluation is not a cold start (names what exists).
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(ev.run_id)
+    except MlflowException as err:
+        if not is_not_found(err):
+            raise
+        raise ModelNotFoundError(
+            f"parameter evaluation: the candidate's run {ev.run_id!r} does not exist in the "
+            "tracking store; pass the result of the EvaluateModelOperator that evaluated it "
+            "(e.g. evaluation=evaluate.output)"
+        ) from err
+    holder_or_missing(client, name, alias, allow_missing=ev.cold_start, hint=NOT_A_COLD_START)
 
 
 def promotion_reason(
@@ -312,16 +351,22 @@ def promote(
     """Register the evaluated candidate and move ``alias`` to it if the evaluation passed.
 
     Compare-and-set: the alias must still point at the version the evaluation compared with
-    (none on a cold start). A retry after a partial failure reuses the registered version and,
+    (none on a cold start). A registered model or a first alias is created only for an
+    explicit cold start (the evaluation's ``cold_start`` is True: ``EvaluateModelOperator(
+    cold_start=True)`` found no holder); nothing is created before the candidate's run and the
+    target are checked. A retry after a partial failure reuses the registered version and,
     if the alias already points at it, completes the records instead of failing.
 
     :param force: move the alias although the evaluation failed (needs ``reason``).
     :raises PromotionRefusedError: force without a reason, alias/model differing from the evaluation.
+    :raises ModelNotFoundError: the candidate's run does not exist; the registered model or the
+        alias does not exist and the evaluation is not a cold start.
     :raises AliasConflictError: the alias moved since the evaluation.
     :raises LockTimeoutError: another promotion of the same alias holds the lease too long.
     """
     ev = _parse_evaluation(evaluation)
     alias = _checked_alias(ev, name, alias, force, reason)
+    _check_target(client, name, alias, ev)
     mv, created = register_candidate(
         client,
         name,

@@ -122,7 +122,8 @@ def register_candidate(
 ) -> tuple[MlflowModelVersion, bool]:
     """Register the model of ``run_id`` under ``name`` once; return ``(version, created)``.
 
-    The registered model is created if missing. The version source is the logged model's
+    The registered model is created if missing (after the run and its model were read, so a
+    missing run leaves nothing behind). The version source is the logged model's
     artifact location (``model_id`` recorded too), or ``model_uri``'s artifacts for models
     logged without MLflow 3's logged-model entity.
     """
@@ -130,9 +131,9 @@ def register_candidate(
     if existing is not None:
         log.info("run %s is already registered as %s version %s", run_id, name, existing.version)
         return existing, False
-    _ensure_registered_model(client, name)
     model_id = model_id or _logged_model_id(client, run_id)
     source = _version_source(client, run_id, model_id, model_uri)
+    _ensure_registered_model(client, name)  # only once the run and its model are found
     version_tags = {SOURCE_RUN_TAG: run_id, **{k: str(v) for k, v in (tags or {}).items()}}
     mv = client.create_model_version(
         name, source, run_id=run_id, tags=version_tags, model_id=model_id

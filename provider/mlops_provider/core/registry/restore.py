@@ -15,11 +15,11 @@ from mlops_provider.core.models import (
     ModelVersion,
     alias_holder,
     model_version_from_entity,
-    registered_model_or_error,
     resolve,
 )
 from mlops_provider.core.registry import history
 from mlops_provider.core.registry.errors import NoPreviousHolderError, PromotionRefusedError
+from mlops_provider.core.registry.existence import holder_or_missing
 from mlops_provider.core.registry.history import (
     AliasEvent,
     events_of,
@@ -156,13 +156,20 @@ def rollback(
     alias through this package (removed if unknown), so repeated rollbacks walk back through
     the history. A retry of the same rollback (same ``by``) does not roll back twice.
 
-    :raises PromotionRefusedError: no reason, unknown ``to_version``, missing registered model.
+    :raises PromotionRefusedError: no reason, unknown ``to_version``, a registered model or
+        alias that does not exist (the message names those that do).
     :raises NoPreviousHolderError: nothing to roll back to.
     """
     if not (reason and str(reason).strip()):
         raise PromotionRefusedError("a rollback needs a reason (it is recorded)")
     try:
-        registered_model_or_error(client, name)
+        holder_or_missing(
+            client,
+            name,
+            alias,
+            allow_missing=False,
+            hint="A rollback moves an alias that exists; it never creates one",
+        )
     except ModelNotFoundError as err:
         raise PromotionRefusedError(str(err)) from err
     with alias_lock(

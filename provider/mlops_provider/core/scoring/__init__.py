@@ -10,6 +10,9 @@ The package reads like the flow of a scoring run:
   (:func:`inspect_input`), streamed (:func:`stream_parquet`, :func:`historical_features` for
   Feast input) through the model (:func:`score_batches`) into an atomic partition;
   :func:`score` does all of it;
+- :mod:`~mlops_provider.core.scoring.categories`: the categories the fitted encoders know
+  (:func:`known_categories`) and the input values outside them, counted while scoring
+  (:class:`UnseenCategories`);
 - :mod:`~mlops_provider.core.scoring.sharding`: scale-out: :func:`list_shards`,
   :func:`plan_scoring`, :func:`shard_uri`, :func:`verify_scoring`.
 
@@ -40,6 +43,7 @@ from mlops_provider.core.scoring.batch import (
     score_batches,
     stream_parquet,
 )
+from mlops_provider.core.scoring.categories import UnseenCategories, known_categories
 from mlops_provider.core.scoring.model import (
     InputColumn,
     LoadedModel,
@@ -75,10 +79,12 @@ __all__ = [
     "ModelVersion",
     "ScoringInputError",
     "ScoringResult",
+    "UnseenCategories",
     "check_input_schema",
     "feed_type",
     "historical_features",
     "inspect_input",
+    "known_categories",
     "list_shards",
     "model_fields",
     "open_model",

@@ -39,6 +39,7 @@ from mlops_provider.core import io, times
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
 from mlops_provider.core.models import ModelVersion, resolve, training_record
 from mlops_provider.core.results import make_result
+from mlops_provider.core.scoring.categories import UnseenCategories, known_categories
 from mlops_provider.core.scoring.model import (
     InputColumn,
     LoadedModel,
@@ -178,6 +179,11 @@ def inspect_input(
         files = io.list_files(loc)
     except io.DatasetError as err:
         raise ScoringInputError(f"input_data {err}") from err
+    except Exception as err:  # object storage: botocore's errors name no URI, no connection
+        problem = io.storage_error(err, uri, conn_id=conn_id)
+        if problem is None:
+            raise
+        raise ScoringInputError(f"input_data {problem}") from err
     csv = bool(files) and all(f.lower().endswith(io.CSV_SUFFIXES) for f in files)
     fmt = format or ("csv" if csv else "parquet")
     partition_columns = list(dict.fromkeys(k for f in files for k in _hive_values(loc.path, f)))
@@ -418,12 +424,16 @@ def score_batches(
     on_batch: Callable[[int, int], None] | None = None,
     progress_every: float = 10.0,
     what: str = "scoring",
+    unseen: UnseenCategories | None = None,
+    max_unseen_share: float | None = None,
 ) -> tuple[int, dict[str, float], list[str], str | None]:
     """Predict every batch and write the rows to ``output_uri`` atomically.
 
     ``batches`` must hold the model's input columns and the entity/pass-through columns
     (already checked). ``on_batch(batch_index, rows_done)`` is called after each written batch
-    (progress hooks, tests).
+    (progress hooks, tests). ``unseen`` counts the categories the model never saw in every
+    batch; above ``max_unseen_share`` (of ``total_rows`` when known, else at the end) the run
+    fails before the partition is committed (:meth:`UnseenCategories.check`).
 
     :returns: ``(rows, progress stats, part files, content digest of the written partition)``.
     :raises ScoringInputError: the model failed on a batch, or the output is not writable;
@@ -446,10 +456,16 @@ def score_batches(
         with writer:
             for index, table in enumerate(_rebatch(batches, batch_size)):
                 rows = table.num_rows
+                if unseen is not None:
+                    unseen.update(table)
+                    if total_rows is not None:
+                        unseen.check(max_unseen_share, of_rows=total_rows)
                 writer.write(layout.score(table, progress.rows))
                 progress.update(rows)
                 if on_batch is not None:
                     on_batch(index, progress.rows)
+            if unseen is not None:  # before the commit: a failure leaves nothing visible
+                unseen.check(max_unseen_share)
     except io.DatasetError as err:
         where = "output_uri" if err.uri == str(output_uri) else "input_data"
         raise ScoringInputError(f"{where} {err}") from err
@@ -568,6 +584,10 @@ class ScoringResult:
     #: content digests (docs/versioning.md) of the input and of the written partition
     input_digest: str | None = None
     output_digest: str | None = None
+    #: per categorical column with values the model never saw: ``{count, share, examples,
+    #: known}`` (:meth:`UnseenCategories.report`), and one line each for the reasons
+    unseen_categories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unseen_lines: list[str] = field(default_factory=list)
 
     def to_result(self, **details: Any) -> dict[str, Any]:
         """The result (docs/results.md): ``status`` ``scored``, ``passed`` True, ``model``
@@ -575,8 +595,11 @@ class ScoringResult:
         ``model_*`` keys of earlier releases, ``flavor``, ``scored_at``, ``rows_per_second``,
         ``seconds``, ``stream_seconds``, ``input_data``, ``input_digest`` (content digest of the
         input: dataset, table or retrieved Feast features), ``output_digest`` (of the written
-        partition), ``files`` and ``details``."""
+        partition), ``files``, ``unseen_categories`` (per column with categories the model
+        never saw: ``count``, ``share``, ``examples``, ``known``; also one line each in
+        ``reasons``) and ``details``."""
         reasons = ["the input had no rows: wrote an empty partition"] if self.empty else []
+        reasons += self.unseen_lines
         return make_result(
             status="scored",
             passed=True,
@@ -595,6 +618,7 @@ class ScoringResult:
             input_digest=self.input_digest,
             output_digest=self.output_digest,
             files=list(self.files),
+            unseen_categories=self.unseen_categories,
             **details,
         )
 
@@ -642,6 +666,7 @@ class _Request:
     on_batch: Callable[[int, int], None] | None
     on_resolved: Callable[[ModelVersion], None] | None
     progress_every: float
+    max_unseen_share: float | None
 
     def check(self) -> None:
         """Check the request before anything is read or written."""
@@ -659,6 +684,9 @@ class _Request:
             raise ScoringInputError("Feast input (feast_entity_data) needs a feast_store")
         if self.batch_size < 1:
             raise ScoringInputError(f"batch_size must be >= 1, got {self.batch_size}")
+        share = self.max_unseen_share
+        if share is not None and not 0 <= share <= 1:
+            raise ScoringInputError(f"max_unseen_share must be within [0, 1], got {share}")
         if self.entity_columns is not None:
             self.copied(list(self.entity_columns))
         _check_output_location(self.output_uri, self.conn_id)
@@ -688,26 +716,16 @@ class _Request:
 
 
 def _check_output_location(output_uri: str, conn_id: str | None) -> None:
-    """Fail before any work when the output cannot be a directory (a file in the way)."""
+    """Fail before any work when the output cannot be written: a file in the way or an
+    unwritable directory (local); no credentials, an unreachable endpoint, access denied or no
+    such bucket (object storage: a probe object is written and deleted,
+    :func:`io.probe_writable`)."""
     try:
-        loc = io.resolve(output_uri, conn_id=conn_id)
+        io.probe_writable(output_uri, conn_id=conn_id)
     except io.DatasetError as err:
-        raise ScoringInputError(f"output_uri {err}") from err
-    if not loc.is_local:
-        return
-    path = loc.path
-    while True:
-        if loc.fs.exists(path):
-            if not loc.fs.isdir(path):
-                raise ScoringInputError(
-                    f"output_uri {output_uri}: {path} exists and is not a directory; "
-                    "the output location is not writable"
-                )
-            break
-        parent = posixpath.dirname(path)
-        if parent == path:
-            break
-        path = parent
+        raise ScoringInputError(
+            f"output_uri {err} (checked before scoring; nothing was scored)"
+        ) from err
 
 
 def _dataset_source(
@@ -829,6 +847,7 @@ def _run(req: _Request) -> ScoringResult:
         source = _open_source(req, model, [*entity, *passthrough], scored_at)
         _log_start(source, model, req.output_uri)
         input_digest = _input_digest(source, req.conn_id)
+        unseen = UnseenCategories(known_categories(model.estimator, [c.name for c in model.inputs]))
         # compute and publish: stream through the model into the atomic partition
         rows, stats, files, output_digest = score_batches(
             model,
@@ -849,7 +868,11 @@ def _run(req: _Request) -> ScoringResult:
             on_batch=req.on_batch,
             progress_every=req.progress_every,
             what=f"scoring {source.name}",
+            unseen=unseen,
+            max_unseen_share=req.max_unseen_share,
         )
+    for line in unseen.lines():
+        log.warning("Unseen categories: %s", line)
     seconds = time.perf_counter() - started
     _log_done(resolved, req.output_uri, rows, seconds, float(stats["rows_per_second"]))
     return ScoringResult(
@@ -866,6 +889,8 @@ def _run(req: _Request) -> ScoringResult:
         stream_seconds=float(stats["seconds"]),
         input_digest=input_digest,
         output_digest=output_digest,
+        unseen_categories=unseen.report(),
+        unseen_lines=unseen.lines(),
     )
 
 
@@ -893,6 +918,7 @@ def score(
     on_batch: Callable[[int, int], None] | None = None,
     on_resolved: Callable[[ModelVersion], None] | None = None,
     progress_every: float = 10.0,
+    max_unseen_share: float | None = None,
 ) -> ScoringResult:
     """Score ``input_data`` (a dataset URI), ``input_table`` or Feast features with
     ``model_uri`` into the partition ``output_uri``, atomically.
@@ -918,6 +944,10 @@ def score(
     :param metadata: more key/values for the parquet metadata and the ``_SUCCESS`` marker.
     :param on_resolved: called with the resolved model before anything is read (logging).
     :param on_batch: called after each written batch with ``(batch_index, rows_done)``.
+    :param max_unseen_share: fail (before the partition is committed) when, in a categorical
+        column, more than this share (0..1) of the rows has a category the model's encoder never
+        saw in training; ``None`` (default) only reports them (log warning, result
+        ``unseen_categories`` and ``reasons``).
     :raises ModelUriError: malformed model URI.
     :raises ModelNotFoundError: unknown model, version, alias, run or logged model.
     :raises ScoringInputError: see :func:`inspect_input` and :func:`score_batches`.

@@ -31,7 +31,7 @@ from mlops_provider.core.training.config import MISSING_CATEGORY, TrainingInputE
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-__all__ = ["build_pipeline", "resolve_estimator"]
+__all__ = ["ESTIMATOR_FORMS", "build_pipeline", "resolve_estimator"]
 
 
 def _import_path(path: str) -> Any:
@@ -58,6 +58,48 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
+ESTIMATOR_FORMS = (
+    "an estimator is a class with fit and predict (a dotted path such as "
+    "'sklearn.linear_model.LogisticRegression'), a factory function returning one, or an "
+    "unfitted estimator instance"
+)
+
+
+def _describe(obj: Any) -> str:
+    """What ``obj`` is, for a message (``function posixpath.join``, ``float 3.14``)."""
+    if inspect.isclass(obj):
+        return f"class {_qualname(obj)}"
+    if inspect.ismodule(obj):
+        return f"module {obj.__name__}"
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"function {_qualname(obj)}"
+    text = repr(obj)
+    return f"{type(obj).__name__} {text if len(text) <= 80 else text[:77] + '...'}"
+
+
+def _not_estimator(label: str, spec: Any, what: str) -> TrainingInputError:
+    """``estimator <spec> is not an estimator: it is <what>; <what an estimator is>``."""
+    named = label or repr(spec)
+    return TrainingInputError(
+        f"estimator {named!r} is not an estimator: it is {what}; {ESTIMATOR_FORMS}"
+    )
+
+
+def _missing_arguments(factory: Any, params: Mapping[str, Any]) -> list[str]:
+    """Required arguments of ``factory`` that ``params`` does not give."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return []
+    return [
+        name
+        for name, p in signature.parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and name not in params
+    ]
+
+
 def _check_params(factory: Any, params: Mapping[str, Any], label: str) -> None:
     try:
         signature = inspect.signature(factory)
@@ -73,31 +115,57 @@ def _check_params(factory: Any, params: Mapping[str, Any], label: str) -> None:
         )
 
 
+def _has_fit_predict(obj: Any) -> bool:
+    return hasattr(obj, "fit") and hasattr(obj, "predict")
+
+
+def _lacks(obj: Any) -> str:
+    """``which has no predict`` (or ``fit``, or ``fit/predict``)."""
+    missing = [name for name in ("fit", "predict") if not hasattr(obj, name)]
+    return f"which has no {'/'.join(missing)}"
+
+
 def _is_instance(obj: Any) -> bool:
     return hasattr(obj, "fit") and not inspect.isclass(obj)
 
 
 def _build(spec: Any, factory: Any, params: dict[str, Any], label: str) -> Any:
-    """Clone an estimator instance or call a class/factory with ``params``."""
+    """Clone an estimator instance or call a class/factory with ``params``.
+
+    :raises TrainingInputError: ``factory`` is not an estimator (a class without fit/predict,
+        a function needing arguments ``params`` does not give, a value that is not callable).
+    """
     from sklearn.base import clone
 
     if _is_instance(factory):
+        if not hasattr(factory, "predict"):
+            raise _not_estimator(label, spec, f"{_describe(factory)}, {_lacks(factory)}")
         estimator = clone(factory)
         if params:
             estimator.set_params(**params)
         return estimator
+    if inspect.isclass(factory) and not _has_fit_predict(factory):
+        raise _not_estimator(label, spec, f"{_describe(factory)}, {_lacks(factory)}")
     if not callable(factory):
-        raise TrainingInputError(
-            f"estimator must be a dotted path, a factory or an estimator, got {spec!r}"
+        raise _not_estimator(label, spec, _describe(factory))
+    missing = _missing_arguments(factory, params)
+    if missing and not inspect.isclass(factory):  # not a factory of estimators
+        raise _not_estimator(
+            label,
+            spec,
+            f"{_describe(factory)}, which needs argument(s) {missing} that estimator_params "
+            "does not give",
         )
     _check_params(factory, params, label)
     return factory(**params)
 
 
 def _validate(estimator: Any, label: str) -> None:
-    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
-        raise TrainingInputError(
-            f"estimator {label} built {type(estimator).__name__}, which has no fit/predict"
+    if not _has_fit_predict(estimator):
+        raise _not_estimator(
+            label,
+            estimator,
+            f"a factory returning {_describe(estimator)}, {_lacks(estimator)}",
         )
     validate = getattr(estimator, "_validate_params", None)
     if callable(validate):  # scikit-learn's own parameter constraints, before any fitting
@@ -110,9 +178,19 @@ def _validate(estimator: Any, label: str) -> None:
 def resolve_estimator(spec: Any, params: Mapping[str, Any] | None = None) -> tuple[Any, str]:
     """Build the (unfitted) estimator; return it and its dotted path for the records.
 
-    :raises TrainingInputError: unknown path, not an estimator, invalid parameters.
+    :param spec: a dotted path, a class, a factory or an unfitted estimator instance.
+    :param params: keyword arguments of the class / factory (``set_params`` of an instance);
+        a mapping or its JSON / literal text.
+    :raises TrainingInputError: unknown path, not an estimator (naming ``spec``, what it is
+        and what an estimator is), invalid parameters.
     """
-    params = dict(params or {})
+    from mlops_provider.core.errors import ParameterError
+    from mlops_provider.core.params import as_mapping
+
+    try:
+        params = as_mapping(params, "estimator_params") or {}
+    except ParameterError as err:
+        raise TrainingInputError(str(err)) from None
     if isinstance(spec, str):
         factory, label = _import_path(spec.strip()), spec.strip()
     elif _is_instance(spec):

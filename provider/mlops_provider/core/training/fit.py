@@ -19,14 +19,17 @@ from mlops_provider.core.evaluation.frames import labelled_rows, normalize_frame
 from mlops_provider.core.evaluation.scores import estimator_task, score_model
 from mlops_provider.core.metrics import check_task
 from mlops_provider.core.training.config import (
-    CATEGORICAL_IMPUTATIONS,
     DEFAULT_ESTIMATORS,
-    NUMERIC_IMPUTATIONS,
     TrainingConfig,
     TrainingInputError,
 )
 from mlops_provider.core.training.estimator import build_pipeline, resolve_estimator
-from mlops_provider.core.training.features import FeatureSelection, infer_task, select_features
+from mlops_provider.core.training.features import (
+    FeatureSelection,
+    coerce_numeric,
+    infer_task,
+    select_features,
+)
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -66,25 +69,6 @@ class _Holdout:
     x_holdout: pd.DataFrame
     y_holdout: pd.Series
     kind: str  # "split" or "validation_data"
-
-
-def _check_imputations(config: TrainingConfig) -> None:
-    value = config.numeric_imputation
-    if value is not None and not (
-        (isinstance(value, str) and value in NUMERIC_IMPUTATIONS)
-        or (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        )
-    ):
-        raise TrainingInputError(
-            f"numeric_imputation {value!r}: expected one of {list(NUMERIC_IMPUTATIONS)}, "
-            "a number (constant fill) or None"
-        )
-    if config.categorical_imputation not in (*CATEGORICAL_IMPUTATIONS, None):
-        raise TrainingInputError(
-            f"categorical_imputation {config.categorical_imputation!r}: expected one of "
-            f"{list(CATEGORICAL_IMPUTATIONS)}"
-        )
 
 
 def _labelled(frame: pd.DataFrame, target: str, what: str) -> tuple[pd.DataFrame, int]:
@@ -147,12 +131,18 @@ def _task_and_estimator(y: pd.Series, config: TrainingConfig) -> tuple[str, Any,
 
 
 def _validation_holdout(
-    x: pd.DataFrame, y: pd.Series, validation: pd.DataFrame, columns: list[str], target: str
+    x: pd.DataFrame,
+    y: pd.Series,
+    validation: pd.DataFrame,
+    columns: list[str],
+    config: TrainingConfig,
 ) -> _Holdout:
+    target = config.target
     validation = normalize_frame(validation)
     missing = [c for c in columns if c not in validation.columns]
     if missing:
         raise TrainingInputError(f"validation data lacks feature column(s) {missing}")
+    validation = coerce_numeric(validation, config.numeric_columns or [], "validation data")
     validation, _ = _labelled(validation, target, "validation data")
     return _Holdout(x, y, validation[columns], validation[target], "validation_data")
 
@@ -204,15 +194,15 @@ def prepare_training(
     """
     if data is None or len(data) == 0:
         raise TrainingInputError("the training data has no rows")
-    _check_imputations(config)
     data, dropped = _labelled(normalize_frame(data), config.target, "training data")
+    data = coerce_numeric(data, config.numeric_columns or [], "training data")
     features = select_features(data, config)
     y = data[config.target]
     task, estimator, path = _task_and_estimator(y, config)
     classes = _check_target(y, task, config.target, "training data")
     x = data[features.feature_columns]
     if validation is not None:
-        split = _validation_holdout(x, y, validation, features.feature_columns, config.target)
+        split = _validation_holdout(x, y, validation, features.feature_columns, config)
     else:
         split = _split_holdout(x, y, task, config)
     if task == "classification":

@@ -34,6 +34,7 @@ from mlops_provider.core.validation.outcome import (
 from mlops_provider.core.validation.quarantine import (
     QUARANTINE_DATA_DIR,
     QUARANTINE_RESULT_FILE,
+    QuarantineError,
     default_quarantine_uri,
     quarantine,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "RESULT_FILE",
     "STATUSES",
     "ExpectationOutcome",
+    "QuarantineError",
     "SuiteError",
     "ValidationCheck",
     "ValidationOutcome",

@@ -18,7 +18,11 @@ from mlops_provider.core import io, reports
 from mlops_provider.core.errors import ParameterError
 from mlops_provider.core.times import to_utc
 from mlops_provider.core.validation.outcome import ValidationOutcome
-from mlops_provider.core.validation.quarantine import default_quarantine_uri, quarantine
+from mlops_provider.core.validation.quarantine import (
+    QuarantineError,
+    default_quarantine_uri,
+    quarantine,
+)
 from mlops_provider.core.validation.report import RESULT_FILE
 from mlops_provider.core.validation.run import validate_dataset
 from mlops_provider.core.validation.suite import SuiteSpec
@@ -82,6 +86,23 @@ def validation_report_location(
     )
 
 
+def _quarantine(dataset: str, target: str, outcome: ValidationOutcome, conn_id: str | None) -> None:
+    """Quarantine a failing dataset; a location that cannot be written raises
+    :class:`QuarantineError` naming the failed expectations too."""
+    try:
+        quarantine(
+            dataset,
+            target,
+            outcome,
+            conn_id=conn_id,
+            quarantine_conn_id=conn_id,
+            result_conn_id=conn_id,
+        )
+    except io.DatasetError as err:
+        outcome.quarantine_uri = None
+        raise QuarantineError(outcome, target, err) from err
+
+
 def check_dataset(
     dataset: str | os.PathLike[str],
     suite: SuiteSpec,
@@ -95,6 +116,7 @@ def check_dataset(
     map_index: int | None = None,
     conn_id: str | None = None,
     run_label: str | None = None,
+    allow_empty: bool = False,
 ) -> ValidationCheck:
     """Validate ``dataset``, write its report, quarantine it if it failed and ``on_failure``
     says so, and build the result.
@@ -109,10 +131,16 @@ def check_dataset(
         task's ``map_index`` is added to it.
     :param conn_id: connection for remote URIs (dataset, suite file, report, quarantine).
     :param run_label: e.g. ``dag_id.task_id``, shown in the report title.
+    :param allow_empty: validate a dataset with no rows (a warning in the log and the result's
+        ``reasons``); by default a 0-row dataset is an error, since every expectation on its
+        values would hold on no data.
     :returns: the outcome and the result, status ``passed``, ``warned``, ``quarantined`` or
         ``failed``, ``rows`` = rows validated.
     :raises SuiteError: the suite is unusable (nothing is read).
-    :raises DatasetError: the dataset cannot be read (nothing is quarantined).
+    :raises DatasetError: the dataset cannot be read, or has no rows and ``allow_empty`` is
+        False (``DatasetEmpty``; nothing is validated or quarantined).
+    :raises QuarantineError: the dataset failed and could not be quarantined; the message lists
+        the failed expectations and the quarantine location's problem.
     """
     if on_failure not in ON_FAILURE_MODES:
         raise ParameterError("on_failure", f"must be one of {list(ON_FAILURE_MODES)}")
@@ -137,18 +165,12 @@ def check_dataset(
         result_conn_id=conn_id,
         suite_conn_id=conn_id,
         title=f"Validation of {io.dataset_name(text)} ({where})",
+        allow_empty=allow_empty,
     )
     status = "passed"
     if not outcome.success:
         status = _STATUS_ON_FAILURE[on_failure]
     if status == "quarantined":
         target = quarantine_uri or default_quarantine_uri(text, the_day, map_index=map_index)
-        quarantine(
-            text,
-            target,
-            outcome,
-            conn_id=conn_id,
-            quarantine_conn_id=conn_id,
-            result_conn_id=conn_id,
-        )
+        _quarantine(text, target, outcome, conn_id)
     return ValidationCheck(outcome=outcome, result=outcome.to_result(status), on_failure=on_failure)

@@ -141,15 +141,22 @@ class ValidationOutcome:
 
     def to_result(self, status: str) -> dict[str, Any]:
         """The operator's result (docs/results.md): the common keys, ``rows`` = rows validated,
-        ``reasons`` = one line per failed expectation, then :meth:`to_summary`'s keys."""
+        ``reasons`` = one line per failed expectation (and one saying so when the dataset had
+        no rows), then :meth:`to_summary`'s keys."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         summary = self.to_summary()
         report_uri = summary.pop("report_uri")
+        reasons = [r.describe() for r in self.failed]
+        if self.row_count == 0:
+            reasons.append(
+                f"dataset {self.dataset} has 0 rows (allow_empty=True): expectations on its "
+                "values hold on no data"
+            )
         return make_result(
             status=status,
             passed=self.success,
-            reasons=[r.describe() for r in self.failed],
+            reasons=reasons,
             report_uri=report_uri,
             rows=self.row_count,
             **summary,

@@ -8,6 +8,7 @@ import posixpath
 from datetime import date
 
 from mlops_provider.core import config, io
+from mlops_provider.core.errors import InputError
 from mlops_provider.core.reports import ReportLocation
 from mlops_provider.core.validation.outcome import ValidationOutcome
 from mlops_provider.core.validation.report import REPORT_FILE, write_report
@@ -17,12 +18,27 @@ log = logging.getLogger(__name__)
 __all__ = [
     "QUARANTINE_DATA_DIR",
     "QUARANTINE_RESULT_FILE",
+    "QuarantineError",
     "default_quarantine_uri",
     "quarantine",
 ]
 
 QUARANTINE_RESULT_FILE = "validation_result.json"
 QUARANTINE_DATA_DIR = "data"
+
+
+class QuarantineError(InputError):
+    """A failing dataset could not be quarantined. The message lists the failed expectations
+    (:meth:`ValidationOutcome.failure_message`) and then the quarantine location's problem;
+    :attr:`outcome` is the validation's outcome, :attr:`quarantine_uri` the location."""
+
+    def __init__(self, outcome: ValidationOutcome, quarantine_uri: str, problem: Exception):
+        self.outcome = outcome
+        self.quarantine_uri = quarantine_uri
+        super().__init__(
+            f"{outcome.failure_message()}\nthe input was not copied to quarantine "
+            f"(quarantine_uri {quarantine_uri}): {problem}"
+        )
 
 
 def default_quarantine_uri(dataset: str, day: date, *, map_index: int | None = None) -> str:

@@ -173,6 +173,21 @@ def _finish(
     return outcome
 
 
+def _empty(dataset: str, allow_empty: bool) -> None:
+    """A dataset without rows: an error unless ``allow_empty``, then a warning."""
+    if not allow_empty:
+        raise io.DatasetEmpty(
+            dataset,
+            "has 0 rows: nothing to validate (expectations on its values would hold on no "
+            "data); pass allow_empty=True to validate an empty dataset",
+        )
+    log.warning(
+        "dataset %s has 0 rows; validating it anyway (allow_empty=True): expectations on its "
+        "values hold on no data",
+        dataset,
+    )
+
+
 def validate_frame(
     frame: pd.DataFrame,
     suite: SuiteSpec,
@@ -219,6 +234,7 @@ def validate_dataset(
     format: str | None = None,  # noqa: A002 - core.io's name
     result_format: str | Mapping[str, Any] = "SUMMARY",
     title: str | None = None,
+    allow_empty: bool = True,
 ) -> ValidationOutcome:
     """Validate the dataset at ``uri`` with a GX suite.
 
@@ -238,16 +254,21 @@ def validate_dataset(
     :param suite_conn_id: connection for a remote suite file.
     :param format: ``parquet`` or ``csv`` (default: from the file names).
     :param result_format: GX result format (``SUMMARY`` keeps 20 sample unexpected values).
+    :param allow_empty: False: a dataset with no rows raises ``DatasetEmpty`` (before GX runs);
+        True (default): it is validated, with a warning.
     :returns: a :class:`ValidationOutcome` (``success`` False when an expectation failed).
     :raises SuiteError: the suite or its parameters are invalid (before any data is read).
     :raises mlops_provider.core.io.DatasetError: the dataset does not exist, is a 0-byte or
-        corrupt file, or is a directory without data files.
+        corrupt file, or is a directory without data files; ``DatasetEmpty`` for 0 rows when
+        ``allow_empty`` is False.
     """
     started = time.perf_counter()
     suite_name, expectations = read_suite(suite, conn_id=suite_conn_id)
     params = prepare_parameters(suite_name, expectations, suite_parameters)
     text = os.fspath(uri)
     table = io.read_table(text, conn_id=conn_id, format=format)
+    if table.num_rows == 0:
+        _empty(text, allow_empty)
     null_counts = {name: int(table.column(name).null_count) for name in table.column_names}
     frame = table.to_pandas()
     del table
