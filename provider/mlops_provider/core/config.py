@@ -104,10 +104,12 @@ def setting(option: str) -> str | None:
     """
     if option not in OPTIONS:
         raise ValueError(f"unknown [mlops] option {option!r}; options: {sorted(OPTIONS)}")
-    for value in (os.environ.get(OPTIONS[option]), _airflow_option(option)):
-        if value is not None and value.strip():
-            return value.strip()
-    return None
+    value = os.environ.get(OPTIONS[option])
+    if value is None or not value.strip():
+        # Airflow's configuration only when the variable is unset: importing it initialises
+        # Airflow, which a process without Airflow's settings (a serving app) cannot do
+        value = _airflow_option(option)
+    return value.strip() if value is not None and value.strip() else None
 
 
 def data_root() -> Path:

@@ -65,7 +65,12 @@ def mlflow_environment(target: MlflowTarget) -> dict[str, str]:
     only, never set in this process)."""
     from mlops_provider.core.mlflow_target import _auth
 
-    env = {"MLFLOW_TRACKING_URI": target.tracking_uri}
+    env = {
+        "MLFLOW_TRACKING_URI": target.tracking_uri,
+        # the retry budget as this process resolved it (the child need not read Airflow's
+        # configuration for it)
+        "MLOPS_MLFLOW_MAX_RETRY_SECONDS": str(target.retry_seconds),
+    }
     if target.registry_uri:
         env["MLFLOW_REGISTRY_URI"] = target.registry_uri
     auth = _auth(target)
