@@ -277,14 +277,6 @@ def _supersede(client: MlflowClient, previous: Sequence[Run], new_run_id: str, k
             client.delete_tag(run_id, TASK_KEY_TAG)
 
 
-def _fail(client: MlflowClient, run_id: str) -> None:
-    """Mark the run of this try FAILED (if the store still answers)."""
-    try:
-        runs.mark_failed(client, [client.get_run(run_id)], why="this try failed")
-    except Exception as err:  # the store may be what failed; the next try cleans up
-        log.warning("could not mark run %s FAILED (%s); the next try will", run_id, err)
-
-
 # --------------------------------------------------------------------------- publish
 
 
@@ -602,7 +594,7 @@ def _publish(
                 texts={SUMMARY_PATH: summary},
             )
     except BaseException:
-        _fail(client, run_id)
+        runs.fail_run(client, run_id, why="this try failed")
         raise
     return result
 
