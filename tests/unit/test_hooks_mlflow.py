@@ -23,6 +23,7 @@ from mlops_provider.core.mlflow_target import (
     make_client,
     probe,
     retry_settings,
+    split_userinfo,
     where,
 )
 from tests.conftest import free_port
@@ -191,3 +192,80 @@ def test_where_never_shows_credentials() -> None:
     assert where("sqlite:////data/mlflow.db", "embedded default") == (
         "MLflow at sqlite:////data/mlflow.db (embedded default)"
     )
+
+
+# ------------------------------------------------------------ credentials in URIs and requests
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("http://admin:p%40ss@mlflow:5000/base", ("http://mlflow:5000/base", "admin", "p@ss")),
+        ("https://tok@mlflow.example", ("https://mlflow.example", "tok", None)),
+        ("http://mlflow:5000", ("http://mlflow:5000", None, None)),
+        ("postgresql://u:pw@db/mlflow", ("postgresql://u:pw@db/mlflow", None, None)),
+        (None, (None, None, None)),
+    ],
+)
+def test_split_userinfo(uri: str | None, expected: tuple[str | None, ...]) -> None:
+    assert split_userinfo(uri) == expected
+
+
+def test_a_uri_with_user_info_becomes_credentials() -> None:
+    basic = MlflowTarget("http://admin:s3cret@mlflow:5000", registry_uri="http://mlflow:5000")
+    assert (basic.tracking_uri, basic.username, basic.password) == (
+        "http://mlflow:5000",
+        "admin",
+        "s3cret",
+    )
+    assert "s3cret" not in repr(basic) and basic.secrets == ("s3cret",)
+    explicit = MlflowTarget("http://admin:from-uri@mlflow:5000", token="explicit")
+    assert (explicit.token, explicit.username, explicit.tracking_uri) == (
+        "explicit",
+        None,
+        "http://mlflow:5000",
+    )
+    database = MlflowTarget("postgresql://mlflow:db-pw@db:5432/mlflow")
+    assert database.tracking_uri.endswith("@db:5432/mlflow") and database.secrets == ("db-pw",)
+    assert not database.has_credentials
+
+
+def test_credentials_cover_urls_under_their_uri_only() -> None:
+    from mlops_provider.core.mlflow_target import _register_credentials, artifact_host_creds
+
+    base = f"http://127.0.0.1:{free_port()}/mlflow"
+    _register_credentials(MlflowTarget(base, username="u", password="p", source="connection a"))
+    upload = artifact_host_creds(f"{base}/api/2.0/mlflow-artifacts/artifacts/1/x/model.pkl")
+    assert (upload.username, upload.password) == ("u", "p")
+    for elsewhere in (f"{base}-other/api", base.replace("/mlflow", "/api/2.0/mlflow")):
+        creds = artifact_host_creds(elsewhere)
+        assert creds.username is None and creds.token is None, elsewhere
+    # a target rebuilt from a client's URI keeps the connection's credentials ...
+    _register_credentials(MlflowTarget(base, source="explicit"))
+    assert artifact_host_creds(f"{base}/api/2.0/x").username == "u"
+    # ... a connection without credentials unbinds them
+    _register_credentials(MlflowTarget(base, source="connection b"))
+    assert artifact_host_creds(f"{base}/api/2.0/x").username is None
+
+
+def test_mlflows_artifact_repositories_use_the_bound_credentials() -> None:
+    from mlflow.store.artifact import http_artifact_repo, mlflow_artifacts_repo
+
+    from mlops_provider.core.mlflow_target import artifact_host_creds
+
+    make_client(MlflowTarget(f"http://127.0.0.1:{free_port()}", token="t", source="connection"))
+    assert http_artifact_repo.get_default_host_creds is artifact_host_creds
+    assert mlflow_artifacts_repo.get_default_host_creds is artifact_host_creds
+
+
+def test_telemetry_is_off_once_a_client_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.telemetry.client import get_telemetry_client
+    from mlflow.telemetry.utils import is_telemetry_disabled
+
+    from mlops_provider.core import mlflow_target
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    monkeypatch.setattr(mlflow_target, "_TELEMETRY_OFF", False)
+    make_client(MlflowTarget("sqlite:///:memory:"))
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert is_telemetry_disabled() and get_telemetry_client() is None

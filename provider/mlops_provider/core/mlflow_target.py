@@ -5,6 +5,13 @@ An Airflow worker runs many tasks, possibly for different servers, so this modul
 
 - keeps credentials per tracking URI in a process-local table and installs REST store builders
   for ``http``/``https`` that look them up (falling back to MLflow's own environment lookup);
+  MLflow's HTTP artifact repositories (``mlflow-artifacts:`` through the tracking server's
+  proxy, ``http(s)://`` artifact roots) look them up too, for URLs under a registered URI
+  (:func:`artifact_host_creds`), so artifact uploads authenticate like tracking calls;
+- takes credentials out of a URI's user-info part (``http://user:password@host``) into the
+  target, so no URI MLflow prints or the provider logs or returns carries them;
+- switches MLflow's client telemetry off (:func:`disable_telemetry`): it sends nothing a task
+  needs and its background thread has failed tasks;
 - offers :func:`activated`, a context manager that points the fluent API (``mlflow.start_run``,
   ``mlflow.sklearn.log_model`` ...) at a target and restores the previous state afterwards;
 - bounds the time MLflow's HTTP client spends retrying a server that does not answer (minutes
@@ -43,6 +50,9 @@ __all__ = [
     "retry_settings",
     "where",
     "without_userinfo",
+    "split_userinfo",
+    "artifact_host_creds",
+    "disable_telemetry",
     "ensure_experiment",
     "check_reachable",
     "probe",
@@ -100,6 +110,35 @@ class MlflowTarget:
     ui_url: str | None = None
     max_retry_seconds: float | None = None
 
+    def __post_init__(self) -> None:
+        """Move the user-info part of an ``http(s)`` URI into the credentials (explicit
+        credentials win), leaving URIs that are safe to print."""
+        tracking, user, secret = split_userinfo(self.tracking_uri)
+        registry, r_user, r_secret = split_userinfo(self.registry_uri)
+        object.__setattr__(self, "tracking_uri", tracking)
+        object.__setattr__(self, "registry_uri", registry)
+        if self.has_credentials:
+            return
+        user, secret = (user, secret) if (user or secret) else (r_user, r_secret)
+        if user:
+            object.__setattr__(self, "username", user)
+            object.__setattr__(self, "password", secret)
+        elif secret:
+            object.__setattr__(self, "token", secret)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credential values a log must never show: password, token, and the password of
+        a database URI's user-info part (which stays in that URI for its driver)."""
+        from urllib.parse import unquote, urlsplit
+
+        found = [self.password, self.token]
+        for uri in (self.tracking_uri, self.registry_uri):
+            netloc = urlsplit(uri).netloc if uri else ""
+            if "@" in netloc:
+                found.append(unquote(netloc.rsplit("@", 1)[0].partition(":")[2]))
+        return tuple(dict.fromkeys(s for s in found if s))
+
     @property
     def retry_seconds(self) -> float:
         """The retry budget: ``max_retry_seconds``, else setting ``mlflow_max_retry_seconds``
@@ -140,6 +179,19 @@ class MlflowTarget:
             Path(self.artifact_location[len("file://") :]).mkdir(parents=True, exist_ok=True)
 
 
+def split_userinfo(uri: str | None) -> tuple[str | None, str | None, str | None]:
+    """``(uri without user info, user, password)`` for an ``http(s)`` URI with
+    ``user:password@`` in its network location (percent-decoded), else ``(uri, None, None)``.
+    Database URIs keep theirs: their driver needs it (logs use :func:`without_userinfo`)."""
+    from urllib.parse import unquote, urlsplit
+
+    if not uri or not _is_http(uri) or "@" not in urlsplit(uri).netloc:
+        return uri, None, None
+    userinfo = urlsplit(uri).netloc.rsplit("@", 1)[0]
+    user, _, secret = userinfo.partition(":")
+    return without_userinfo(uri), unquote(user) or None, unquote(secret) or None
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of an ``sqlite:///`` store URI, else None."""
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
@@ -155,15 +207,92 @@ def _auth(target: MlflowTarget) -> dict[str, str]:
     return {}
 
 
-def _host_creds(store_uri: str) -> MlflowHostCreds:
-    from mlflow.utils.credentials import get_default_host_creds
+def _registered(url: str) -> dict[str, Any] | None:
+    """The settings registered for the longest registered URI that ``url`` equals or lies
+    under (``http://host:5000`` covers ``http://host:5000/api/2.0/mlflow-artifacts/...``, not
+    ``http://host:50001`` nor another host), else None."""
+    url = url.rstrip("/")
+    with _LOCK:
+        bases = [b for b in _CREDENTIALS if url == b or url.startswith(b + "/")]
+        return _CREDENTIALS[max(bases, key=len)] if bases else None
+
+
+def _host_creds(url: str) -> MlflowHostCreds:
+    """MLflow's host credentials for a request to ``url``: those registered by a target for a
+    URI covering it (:func:`_register_credentials`), else MLflow's own lookup (its
+    ``MLFLOW_TRACKING_*`` environment variables), with the target's TLS setting."""
     from mlflow.utils.rest_utils import MlflowHostCreds
 
+    settings = _registered(url)
+    if settings is not None and _has_auth(settings):
+        return MlflowHostCreds(host=url, **settings)
+    from mlflow.utils.credentials import get_default_host_creds  # never replaced
+
+    creds = get_default_host_creds(url)
+    if settings is not None and settings.get("ignore_tls_verification"):
+        creds.ignore_tls_verification = True
+    return creds
+
+
+def artifact_host_creds(url: str) -> MlflowHostCreds:
+    """What MLflow's HTTP artifact repositories use instead of its environment-only lookup:
+    an artifact upload or download through a tracking server's proxy (``mlflow-artifacts:``)
+    or to an ``http(s)`` artifact root under a registered URI carries that target's
+    credentials; any other URL gets MLflow's own lookup."""
+    return _host_creds(url)
+
+
+def _has_auth(settings: dict[str, Any]) -> bool:
+    return any(settings.get(k) for k in ("token", "username", "password"))
+
+
+#: MLflow modules whose HTTP artifact requests look credentials up by URL.
+ARTIFACT_MODULES = (
+    "mlflow.store.artifact.http_artifact_repo",
+    "mlflow.store.artifact.mlflow_artifacts_repo",
+)
+
+
+def _install_artifact_credentials() -> None:
+    """Route the credential lookup of MLflow's HTTP artifact repositories through
+    :func:`artifact_host_creds`. MLflow builds those repositories itself, per call, and
+    reads credentials only from the environment (``get_default_host_creds``), which a worker
+    shared by tasks of different connections must not hold; each module's name is replaced,
+    MLflow's function (in ``mlflow.utils.credentials``) stays the fallback."""
+    import importlib
+
+    for name in ARTIFACT_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "get_default_host_creds", None) is not artifact_host_creds:
+            module.get_default_host_creds = artifact_host_creds  # type: ignore[attr-defined]
+
+
+_TELEMETRY_OFF = False
+
+
+def disable_telemetry() -> None:
+    """Switch MLflow's client telemetry off in this process, unless the environment chose
+    (``MLFLOW_DISABLE_TELEMETRY``): it is read when ``mlflow`` is imported, so a client already
+    started is stopped too. Its background thread sends usage data a task does not need,
+    queries the tracking server without the target's credentials, and its session variable
+    has failed concurrent MLflow calls (``KeyError: '_MLFLOW_TELEMETRY_SESSION_ID'``)."""
+    global _TELEMETRY_OFF
+    if _TELEMETRY_OFF:
+        return
     with _LOCK:
-        creds = _CREDENTIALS.get(store_uri.rstrip("/"))
-    if creds is None:
-        return get_default_host_creds(store_uri)
-    return MlflowHostCreds(host=store_uri, **creds)
+        _TELEMETRY_OFF = True
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        import sys
+
+        client_module = sys.modules.get("mlflow.telemetry.client")
+        if client_module is None:
+            return
+        client = client_module.get_telemetry_client()
+        from mlflow.telemetry.utils import is_telemetry_disabled
+
+        if client is not None and is_telemetry_disabled():
+            client._clean_up()
+            client_module._set_telemetry_client(None)
 
 
 def _bounded_store(store: Any, store_uri: str) -> Any:
@@ -207,21 +336,32 @@ def _install_builders() -> None:
         for scheme in ("http", "https"):
             tracking_utils._tracking_store_registry.register(scheme, _rest_tracking_store)
             registry_utils._model_registry_store_registry.register(scheme, _rest_registry_store)
+        _install_artifact_credentials()
         _BUILDERS_INSTALLED = True
 
 
 def _register_credentials(target: MlflowTarget) -> None:
-    """Bind the target's credentials and retry budget to its ``http(s)`` store URIs."""
+    """Bind the target's credentials and retry budget to its ``http(s)`` store URIs (and the
+    artifact URLs under them).
+
+    Per URI, the last target bound wins, with one exception: a target without credentials that
+    does not come from a connection (rebuilt from a client's URI, a trigger's URIs) keeps the
+    credentials bound to its URI. A connection without credentials unbinds them, so a task
+    using it never authenticates with another connection's."""
     uris = {u for u in (target.tracking_uri, target.effective_registry_uri) if _is_http(u)}
     if not uris:
         return
+    disable_telemetry()
     _install_builders()
     creds: dict[str, Any] = {"ignore_tls_verification": target.insecure_tls, **_auth(target)}
+    owns = target.has_credentials or target.source.startswith("connection")
     budget = (target.source, target.retry_seconds)
     with _LOCK:
         for uri in uris:
-            _CREDENTIALS[uri.rstrip("/")] = creds
-            _BUDGETS[uri.rstrip("/")] = budget
+            key = uri.rstrip("/")
+            if owns or key not in _CREDENTIALS:
+                _CREDENTIALS[key] = creds
+            _BUDGETS[key] = budget
 
 
 def _is_http(uri: str) -> bool:
@@ -234,6 +374,7 @@ def make_client(target: MlflowTarget) -> MlflowClient:
 
     :raises MlflowUriError: MLflow knows no store for a URI's scheme (:func:`check_uris`).
     """
+    disable_telemetry()
     from mlflow import MlflowClient
 
     check_uris(target)
@@ -259,6 +400,7 @@ def activated(target: MlflowTarget) -> Iterator[None]:
 
     :raises MlflowUriError: MLflow knows no store for a URI's scheme (:func:`check_uris`).
     """
+    disable_telemetry()
     import mlflow
     from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils

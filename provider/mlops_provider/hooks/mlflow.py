@@ -53,7 +53,10 @@ class MlflowHook(BaseHook):
        ``$AIRFLOW_HOME/mlops/mlflow``.
 
     Credentials: connection ``login``/``password`` for basic auth, or ``password`` alone (or extra
-    ``token``) as a bearer token. They are masked in logs and never put into the environment.
+    ``token``) as a bearer token, or the ``user:password@`` part of an ``http(s)`` tracking URI
+    (host or extra ``tracking_uri``), which is taken out of the URI. They reach every request
+    the provider causes, artifact uploads and downloads through the server's proxy included;
+    they are masked in logs and never put into the environment (docs/connections.md).
 
     Retry budget: extra ``max_retry_seconds``, else setting ``mlflow_max_retry_seconds``
     (default 30): how long one request may keep retrying a server that does not answer, after
@@ -110,11 +113,6 @@ class MlflowHook(BaseHook):
             username = conn.login or None
             password = conn.password or None
             token = extra.get("token") or None
-            from airflow.sdk.log import mask_secret
-
-            for secret in (token, password):
-                if secret:
-                    mask_secret(secret)
             if not username and password and not token:
                 token, password = password, None
         artifact_location = extra.get("artifact_location")
@@ -140,6 +138,10 @@ class MlflowHook(BaseHook):
             ui_url=extra.get("ui_url") or None,
             max_retry_seconds=extra.get("max_retry_seconds"),
         )
+        from airflow.sdk.log import mask_secret
+
+        for secret in target.secrets:  # including those a URI's user-info part held
+            mask_secret(secret)
         self.log.info(
             "MLflow tracking URI %s (from %s), registry URI %s, retry budget %g s",
             without_userinfo(target.tracking_uri),
