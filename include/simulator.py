@@ -485,6 +485,16 @@ class ChurnSimulator:
         )
         return frame
 
+    def labelled(self, first: date, days: int) -> pd.DataFrame:
+        """A training-style table: the activity of ``days`` days from ``first`` joined with
+        its ``churned`` label (one row per customer and day)."""
+        keys = [ENTITY_COLUMN, TIMESTAMP_COLUMN]
+        frames = [
+            self.activity(day).merge(self.labels(day)[[*keys, LABEL_COLUMN]], on=keys)
+            for day in self.days(first, _as_date(first) + dt.timedelta(days=days - 1))
+        ]
+        return pd.concat(frames, ignore_index=True)
+
     def churn_probability(self, day: date) -> pd.Series:
         """True churn probability of each activity row of ``day`` (diagnostics, tests)."""
         day = self._check_day(day)

@@ -12,10 +12,9 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from include.dag_runner import run_dag, task_states, xcom
@@ -35,15 +34,6 @@ from tests.integration.bad_input import (
 pytestmark = pytest.mark.integration
 
 CASES = all_cases()
-
-
-def _labelled(sim: ChurnSimulator, first: date, days: int) -> pd.DataFrame:
-    frames = []
-    for i in range(days):
-        day = first + timedelta(days=i)
-        labels = sim.labels(day)[["customer_id", "event_timestamp", "churned"]]
-        frames.append(sim.activity(day).merge(labels, on=["customer_id", "event_timestamp"]))
-    return pd.concat(frames, ignore_index=True)
 
 
 def _champion(world: World) -> None:
@@ -99,8 +89,8 @@ def world(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         raw_uri=sim.write_day(lake, date(2026, 1, 9))["raw"],
         tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
     )
-    io.write_table(_labelled(sim, date(2026, 1, 1), 4), world.train_uri)
-    io.write_table(_labelled(sim, date(2026, 1, 5), 2), world.eval_uri)
+    io.write_table(sim.labelled(date(2026, 1, 1), 4), world.train_uri)
+    io.write_table(sim.labelled(date(2026, 1, 5), 2), world.eval_uri)
     score = sim.activity(date(2026, 1, 9)).drop(columns=["event_timestamp"])
     io.write_table(score, world.score_uri)
     _champion(world)

@@ -18,11 +18,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from include.dag_runner import run_dag, task_states, xcom
@@ -109,15 +108,6 @@ def _connection_fields(mode: str, url: str) -> dict[str, Any]:
     }[mode]
 
 
-def _labelled(sim: ChurnSimulator, first: date, days: int) -> pd.DataFrame:
-    frames = []
-    for i in range(days):
-        day = first + timedelta(days=i)
-        labels = sim.labels(day)[["customer_id", "event_timestamp", "churned"]]
-        frames.append(sim.activity(day).merge(labels, on=["customer_id", "event_timestamp"]))
-    return pd.concat(frames, ignore_index=True)
-
-
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """MLOPS_HOME with a training set, an evaluation set and a day to score."""
@@ -126,8 +116,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["MLOPS_HOME"] = str(home)
     sim = ChurnSimulator(seed=5, n_customers=400)
     data = home / "data"
-    io.write_table(_labelled(sim, date(2026, 1, 1), 3), str(data / "train.parquet"))
-    io.write_table(_labelled(sim, date(2026, 1, 4), 2), str(data / "eval.parquet"))
+    io.write_table(sim.labelled(date(2026, 1, 1), 3), str(data / "train.parquet"))
+    io.write_table(sim.labelled(date(2026, 1, 4), 2), str(data / "eval.parquet"))
     score = sim.activity(date(2026, 1, 9)).drop(columns=["event_timestamp"])
     io.write_table(score, str(data / "score" / "dt=2026-01-09" / "rows.parquet"))
     yield home

@@ -591,3 +591,12 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_rejects_bad_scenario(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--root", str(tmp_path), "--start", "2026-01-01", "--scenario", "meteor@2026-01-02"])
+
+
+def test_labelled_joins_each_days_activity_with_its_label(sim: ChurnSimulator) -> None:
+    first = sim.start_date
+    table = sim.labelled(first, 2)
+    days = [first, first + dt.timedelta(days=1)]
+    assert len(table) == sum(len(sim.activity(d)) for d in days)
+    assert table["churned"].tolist() == [v for d in days for v in sim.labels(d)["churned"]]
+    assert "label_available_at" not in table.columns
