@@ -231,31 +231,31 @@ def test_a_uri_with_user_info_becomes_credentials() -> None:
 
 
 def test_credentials_cover_urls_under_their_uri_only() -> None:
-    from mlops_provider.core.mlflow_target import _register_credentials, artifact_host_creds
+    from mlops_provider.core.mlflow_target import _host_creds, _register_credentials
 
     base = f"http://127.0.0.1:{free_port()}/mlflow"
     _register_credentials(MlflowTarget(base, username="u", password="p", source="connection a"))
-    upload = artifact_host_creds(f"{base}/api/2.0/mlflow-artifacts/artifacts/1/x/model.pkl")
+    upload = _host_creds(f"{base}/api/2.0/mlflow-artifacts/artifacts/1/x/model.pkl")
     assert (upload.username, upload.password) == ("u", "p")
     for elsewhere in (f"{base}-other/api", base.replace("/mlflow", "/api/2.0/mlflow")):
-        creds = artifact_host_creds(elsewhere)
+        creds = _host_creds(elsewhere)
         assert creds.username is None and creds.token is None, elsewhere
     # a target rebuilt from a client's URI keeps the connection's credentials ...
     _register_credentials(MlflowTarget(base, source="explicit"))
-    assert artifact_host_creds(f"{base}/api/2.0/x").username == "u"
+    assert _host_creds(f"{base}/api/2.0/x").username == "u"
     # ... a connection without credentials unbinds them
     _register_credentials(MlflowTarget(base, source="connection b"))
-    assert artifact_host_creds(f"{base}/api/2.0/x").username is None
+    assert _host_creds(f"{base}/api/2.0/x").username is None
 
 
 def test_mlflows_artifact_repositories_use_the_bound_credentials() -> None:
     from mlflow.store.artifact import http_artifact_repo, mlflow_artifacts_repo
 
-    from mlops_provider.core.mlflow_target import artifact_host_creds
+    from mlops_provider.core.mlflow_target import _host_creds
 
     make_client(MlflowTarget(f"http://127.0.0.1:{free_port()}", token="t", source="connection"))
-    assert http_artifact_repo.get_default_host_creds is artifact_host_creds
-    assert mlflow_artifacts_repo.get_default_host_creds is artifact_host_creds
+    assert http_artifact_repo.get_default_host_creds is _host_creds
+    assert mlflow_artifacts_repo.get_default_host_creds is _host_creds
 
 
 def test_telemetry_is_off_once_a_client_is_made(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ An Airflow worker runs many tasks, possibly for different servers, so this modul
   for ``http``/``https`` that look them up (falling back to MLflow's own environment lookup);
   MLflow's HTTP artifact repositories (``mlflow-artifacts:`` through the tracking server's
   proxy, ``http(s)://`` artifact roots) look them up too, for URLs under a registered URI
-  (:func:`artifact_host_creds`), so artifact uploads authenticate like tracking calls;
+  (:func:`_host_creds`), so artifact uploads authenticate like tracking calls;
 - takes credentials out of a URI's user-info part (``http://user:password@host``) into the
   target, so no URI MLflow prints or the provider logs or returns carries them;
 - switches MLflow's client telemetry off (:func:`disable_telemetry`): it sends nothing a task
@@ -51,7 +51,6 @@ __all__ = [
     "where",
     "without_userinfo",
     "split_userinfo",
-    "artifact_host_creds",
     "disable_telemetry",
     "ensure_experiment",
     "check_reachable",
@@ -130,13 +129,8 @@ class MlflowTarget:
     def secrets(self) -> tuple[str, ...]:
         """The credential values a log must never show: password, token, and the password of
         a database URI's user-info part (which stays in that URI for its driver)."""
-        from urllib.parse import unquote, urlsplit
-
         found = [self.password, self.token]
-        for uri in (self.tracking_uri, self.registry_uri):
-            netloc = urlsplit(uri).netloc if uri else ""
-            if "@" in netloc:
-                found.append(unquote(netloc.rsplit("@", 1)[0].partition(":")[2]))
+        found += [_userinfo(uri)[1] for uri in (self.tracking_uri, self.registry_uri)]
         return tuple(dict.fromkeys(s for s in found if s))
 
     @property
@@ -183,13 +177,22 @@ def split_userinfo(uri: str | None) -> tuple[str | None, str | None, str | None]
     """``(uri without user info, user, password)`` for an ``http(s)`` URI with
     ``user:password@`` in its network location (percent-decoded), else ``(uri, None, None)``.
     Database URIs keep theirs: their driver needs it (logs use :func:`without_userinfo`)."""
+    if not uri or not _is_http(uri):
+        return uri, None, None
+    user, secret = _userinfo(uri)
+    return without_userinfo(uri), user, secret
+
+
+def _userinfo(uri: str | None) -> tuple[str | None, str | None]:
+    """``(user, password)`` of a URI's ``user:password@`` part (percent-decoded; None each
+    where absent)."""
     from urllib.parse import unquote, urlsplit
 
-    if not uri or not _is_http(uri) or "@" not in urlsplit(uri).netloc:
-        return uri, None, None
-    userinfo = urlsplit(uri).netloc.rsplit("@", 1)[0]
-    user, _, secret = userinfo.partition(":")
-    return without_userinfo(uri), unquote(user) or None, unquote(secret) or None
+    netloc = urlsplit(uri).netloc if uri else ""
+    if "@" not in netloc:
+        return None, None
+    user, _, secret = netloc.rsplit("@", 1)[0].partition(":")
+    return unquote(user) or None, unquote(secret) or None
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -218,9 +221,11 @@ def _registered(url: str) -> dict[str, Any] | None:
 
 
 def _host_creds(url: str) -> MlflowHostCreds:
-    """MLflow's host credentials for a request to ``url``: those registered by a target for a
-    URI covering it (:func:`_register_credentials`), else MLflow's own lookup (its
-    ``MLFLOW_TRACKING_*`` environment variables), with the target's TLS setting."""
+    """MLflow's host credentials for a request to ``url`` (the REST stores' calls and, through
+    :func:`_install_artifact_credentials`, the HTTP artifact repositories' uploads and
+    downloads): those registered by a target for a URI covering it
+    (:func:`_register_credentials`), else MLflow's own lookup (its ``MLFLOW_TRACKING_*``
+    environment variables), with the target's TLS setting."""
     from mlflow.utils.rest_utils import MlflowHostCreds
 
     settings = _registered(url)
@@ -232,14 +237,6 @@ def _host_creds(url: str) -> MlflowHostCreds:
     if settings is not None and settings.get("ignore_tls_verification"):
         creds.ignore_tls_verification = True
     return creds
-
-
-def artifact_host_creds(url: str) -> MlflowHostCreds:
-    """What MLflow's HTTP artifact repositories use instead of its environment-only lookup:
-    an artifact upload or download through a tracking server's proxy (``mlflow-artifacts:``)
-    or to an ``http(s)`` artifact root under a registered URI carries that target's
-    credentials; any other URL gets MLflow's own lookup."""
-    return _host_creds(url)
 
 
 def _has_auth(settings: dict[str, Any]) -> bool:
@@ -255,7 +252,7 @@ ARTIFACT_MODULES = (
 
 def _install_artifact_credentials() -> None:
     """Route the credential lookup of MLflow's HTTP artifact repositories through
-    :func:`artifact_host_creds`. MLflow builds those repositories itself, per call, and
+    :func:`_host_creds`. MLflow builds those repositories itself, per call, and
     reads credentials only from the environment (``get_default_host_creds``), which a worker
     shared by tasks of different connections must not hold; each module's name is replaced,
     MLflow's function (in ``mlflow.utils.credentials``) stays the fallback."""
@@ -263,8 +260,7 @@ def _install_artifact_credentials() -> None:
 
     for name in ARTIFACT_MODULES:
         module = importlib.import_module(name)
-        if getattr(module, "get_default_host_creds", None) is not artifact_host_creds:
-            module.get_default_host_creds = artifact_host_creds  # type: ignore[attr-defined]
+        module.get_default_host_creds = _host_creds  # type: ignore[attr-defined]
 
 
 _TELEMETRY_OFF = False
@@ -351,7 +347,6 @@ def _register_credentials(target: MlflowTarget) -> None:
     uris = {u for u in (target.tracking_uri, target.effective_registry_uri) if _is_http(u)}
     if not uris:
         return
-    disable_telemetry()
     _install_builders()
     creds: dict[str, Any] = {"ignore_tls_verification": target.insecure_tls, **_auth(target)}
     owns = target.has_credentials or target.source.startswith("connection")
