@@ -95,6 +95,18 @@ class RunIdentity:
         return f"{self.dag_id}/{self.run_id}/{self.task_id}/{self.map_index}"
 
     @property
+    def work_key(self) -> str:
+        """``dag_id/task_id/map_index/<interval start>_<interval end>``: the same for every try
+        and every DAG run of one data interval (a rerun as a new DAG run included). Without a
+        data interval it falls back to :attr:`key` (the DAG run is the only identity left)."""
+        if self.data_interval_start is None:
+            return self.key
+        end = iso(self.data_interval_end) if self.data_interval_end is not None else ""
+        return (
+            f"{self.dag_id}/{self.task_id}/{self.map_index}/{iso(self.data_interval_start)}_{end}"
+        )
+
+    @property
     def day(self) -> str:
         """``YYYY-MM-DD`` of the interval start (empty without one)."""
         return self.data_interval_start.date().isoformat() if self.data_interval_start else ""
