@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -147,3 +149,28 @@ def test_s3_probe_writable_leaves_nothing_and_names_each_problem(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(io.StorageAccessError, match=r"^s3://lake/p: no credentials \(no Airflow"):
         io.probe_writable("s3://lake/p")
+
+
+def test_s3_staging_leftovers_of_crashed_writes_are_removed(aws_conn: str) -> None:
+    from mlops_provider.core.processes import host_id, this_owner
+
+    dead_child = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_child.wait()
+    part = "s3://lake/scores/dt=2026-01-05"
+    name = "scores-dt=2026-01-05"
+    dead = f"s3://lake/.staging-{name}-{host_id()}p{dead_child.pid}-0123456789ab"
+    live = f"s3://lake/.staging-{name}-{this_owner()}-0123456789ab"
+    other_host = f"s3://lake/.staging-{name}-otherhostp7-0123456789ab"
+    probe = f"s3://lake/.staging-{name}-{host_id()}p{dead_child.pid}-aaaaaaaaaaaa.probe"
+    fs = io.resolve("s3://lake", conn_id=aws_conn).fs
+    for prefix in (dead, live, other_host):
+        fs.pipe(f"{prefix.removeprefix('s3://')}/part-00000.parquet", b"half written")
+    fs.pipe(probe.removeprefix("s3://"), b"probe")
+    io.write_partition(pa.table({"customer_id": [1, 2]}), part, conn_id=aws_conn)
+    hidden = sorted({k.split("/")[1] for k in _keys("s3://lake", aws_conn) if "/." in k})
+    assert hidden == sorted(p.split("/")[-1] for p in (live, other_host))
+    # another host's staging goes by its objects' LastModified: older than the bound
+    removed = io.remove_staging_leftovers(part, conn_id=aws_conn, max_age_hours=0)
+    assert [r["owner"] for r in removed] == ["otherhostp7"]
+    assert removed[0]["age_seconds"] is not None
+    assert io.read_table(part, conn_id=aws_conn).num_rows == 2

@@ -37,6 +37,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mlops_provider.core.errors import InputError
+from mlops_provider.core.failpoints import failpoint
+from mlops_provider.core.leftovers import (
+    STAGING_MAX_AGE_HOURS,
+    leftover_pattern,
+    remove_leftovers,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,9 +85,18 @@ __all__ = [
     "ProgressLogger",
     "storage_error",
     "probe_writable",
+    "remove_staging_leftovers",
+    "remove_leftovers",
+    "STAGING_MAX_AGE_HOURS",
+    "POINTS",
 ]
 
 _STAGING_PREFIX = ".staging-"
+_TRASH_PREFIX = ".trash-"
+#: Crash points of a staged write (``MLOPS_KILL_AT``, :mod:`mlops_provider.core.failpoints`):
+#: ``io.staged``: the data is written in the staging area, not committed; ``io.swapped``: a
+#: directory was swapped in, the old content (in the staging area now) not yet removed.
+POINTS = ("io.staged", "io.swapped")
 _SUCCESS = "_SUCCESS"
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -399,30 +414,71 @@ def _as_table(data: Any) -> pa.Table:
     raise TypeError(f"expected a pyarrow Table/RecordBatch or a pandas DataFrame, got {type(data)}")
 
 
-def _staging_sibling(loc: Location) -> Location:
-    """Where a write to ``loc`` is staged before its commit: hidden, on the same filesystem.
-
-    Beside the target, except for a partition of a hive-partitioned dataset
-    (``.../<dataset>/dt=2026-01-05``): its staging goes beside the dataset's directory
-    (``.../.staging-<dataset>-dt=2026-01-05-<id>``), outside it, so that readers listing the
-    dataset recursively while another partition is being written (Feast's file offline store
-    through dask, which does not skip hidden directories) never meet a half-written one.
-    """
+def _staging_place(loc: Location) -> tuple[str, str, str]:
+    """``(parent path, parent URI, name)``: where the staging areas of a write to ``loc`` go
+    and the target's name in them (see :func:`_staging_sibling`)."""
     path = loc.path.rstrip("/")
     segments = path.split("/")
     first = next((i for i, seg in enumerate(segments) if i and _is_partition_segment(seg)), None)
     keep = len(segments) - 1 if first is None else first - 1
     name = "-".join(segments[keep:])
-    leaf = f"{_STAGING_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
     parent = "/".join(segments[:keep])
     uri_parts = loc.uri.rstrip("/").split("/")
     base_uri = "/".join(uri_parts[: len(uri_parts) - (len(segments) - keep)]) or "."
+    return parent, base_uri, name
+
+
+def _staging_sibling(loc: Location, prefix: str = _STAGING_PREFIX) -> Location:
+    """Where a write to ``loc`` is staged before its commit: hidden, on the same filesystem,
+    named ``<prefix><name>-<owner>-<id>`` (owner: :func:`~mlops_provider.core.processes.this_owner`,
+    so the next writer can tell a crashed write's leftovers from a live one's,
+    :func:`remove_leftovers`).
+
+    Beside the target, except for a partition of a hive-partitioned dataset
+    (``.../<dataset>/dt=2026-01-05``): its staging goes beside the dataset's directory
+    (``.../.staging-<dataset>-dt=2026-01-05-<owner>-<id>``), outside it, so that readers listing
+    the dataset recursively while another partition is being written (Feast's file offline store
+    through dask, which does not skip hidden directories) never meet a half-written one.
+    """
+    from mlops_provider.core.processes import this_owner
+
+    parent, base_uri, name = _staging_place(loc)
+    leaf = f"{prefix}{name}-{this_owner()}-{uuid.uuid4().hex[:12]}"
     return Location(
         uri=join_uri(base_uri, leaf),
         fs=loc.fs,
         path=posixpath.join(parent, leaf) if parent else leaf,
         protocol=loc.protocol,
     )
+
+
+def remove_staging_leftovers(
+    uri: str | os.PathLike[str] | Location,
+    *,
+    conn_id: str | None = None,
+    max_age_hours: float = STAGING_MAX_AGE_HOURS,
+) -> list[dict[str, Any]]:
+    """Remove the staging and trash areas that crashed writes to ``uri`` left (every write
+    does this once it committed; see
+    :func:`mlops_provider.core.leftovers.remove_leftovers` for what is removed).
+
+    :returns: what was removed: ``{"path", "owner", "age_seconds", "reason"}``.
+    """
+    loc = _loc(uri, conn_id)
+    parent, base_uri, name = _staging_place(loc)
+    if not parent:
+        return []
+    where = Location(uri=base_uri, fs=loc.fs, path=parent, protocol=loc.protocol)
+    pattern = leftover_pattern((_STAGING_PREFIX, _TRASH_PREFIX), name)
+    return remove_leftovers(where, pattern, max_age_hours=max_age_hours)
+
+
+def _clean_after_commit(target: Location) -> None:
+    """Remove crashed writes' leftovers for ``target``; never fails the committed write."""
+    try:
+        remove_staging_leftovers(target)
+    except Exception as err:
+        log.warning("Could not remove staging leftovers of %s: %s", target.uri, err)
 
 
 def _write_file(table: pa.Table, loc: Location, fmt: str, metadata: Mapping[str, str]) -> None:
@@ -446,9 +502,11 @@ def _commit(staged: Location, target: Location, digest: str | None = None) -> No
     or the new content visible and the old one retained."""
     from mlops_provider.core import versions
 
+    failpoint("io.staged")
     root = versions.before_commit(staged, target, digest)
     _replace(staged, target)
     versions.after_commit(root)
+    _clean_after_commit(target)
 
 
 def _replace(staged: Location, target: Location) -> None:
@@ -458,11 +516,12 @@ def _replace(staged: Location, target: Location) -> None:
             os.replace(staged.path, target.path)  # a file over a file: atomic
             return
         if os.path.lexists(target.path) and _exchange(staged.path, target.path):
+            failpoint("io.swapped")
             fs.rm(staged.path, recursive=True)  # now the old content
             return
         trash = None
         if os.path.lexists(target.path):
-            trash = _staging_sibling(target).path.replace(_STAGING_PREFIX, ".trash-", 1)
+            trash = _staging_sibling(target, _TRASH_PREFIX).path
             os.replace(target.path, trash)
         os.replace(staged.path, target.path)
         if trash:

@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
@@ -52,6 +53,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mlops_provider.core.errors import InputError
+from mlops_provider.core.leftovers import LEFTOVER_TAIL, remove_leftovers
+from mlops_provider.core.processes import this_owner
 
 if TYPE_CHECKING:
     from mlops_provider.core.io import Location
@@ -658,11 +661,28 @@ def _copy_objects(loc: Location, is_dir: bool, entry: Location, name: str) -> No
         loc.fs.copy(path, posixpath.join(entry.path, posixpath.relpath(path, loc.path)))
 
 
+#: Leaf names of the staging directories of a version root (``<digest>-<owner>-<id>``; older
+#: ones without the owner).
+_VERSION_STAGING = re.compile(rf"^{re.escape(_STAGING_PREFIX)}[0-9a-f]+-{LEFTOVER_TAIL}$")
+
+
+def _remove_staging_leftovers(root: Location) -> None:
+    """Remove the staging directories crashed retains left in ``root`` (a dead writer's; another
+    host's or an unnamed one only after :data:`mlops_provider.core.leftovers.STAGING_MAX_AGE_HOURS`);
+    never fails the retain."""
+    try:
+        remove_leftovers(root, _VERSION_STAGING)
+    except Exception as err:
+        log.warning("Could not remove staging leftovers in %s: %s", root.uri, err)
+
+
 def retain(loc: Location, *, is_dir: bool, digest: str) -> Location:
     """Keep the current content of ``loc`` as version ``digest`` (it stays where it is).
 
     Locally the files are hard-linked (copied where links are refused) into a hidden staging
-    directory which is renamed to ``@<digest>``; on object stores they are copied and the
+    directory (``.staging-<digest>-<owner>-<id>``; those crashed retains left are removed
+    first, as :func:`mlops_provider.core.leftovers.remove_leftovers` decides) which is renamed to
+    ``@<digest>``; on object stores they are copied and the
     manifest is written last. Already retained: only its ``retained_at`` is renewed.
     """
     root = version_root(loc, is_dir=is_dir)
@@ -685,7 +705,8 @@ def retain(loc: Location, *, is_dir: bool, digest: str) -> Location:
             handle.write(text)
         return entry
     if loc.is_local:
-        staging = root.child(f"{_STAGING_PREFIX}{digest}-{uuid.uuid4().hex[:12]}")
+        _remove_staging_leftovers(root)
+        staging = root.child(f"{_STAGING_PREFIX}{digest}-{this_owner()}-{uuid.uuid4().hex[:12]}")
         try:
             _link_tree(loc.path, staging.path, is_dir, name)
             with open(os.path.join(staging.path, MANIFEST), "w", encoding="utf-8") as handle:
