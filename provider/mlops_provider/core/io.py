@@ -10,6 +10,9 @@ ignored when reading.
 Writes are atomic: data goes to a hidden staging location next to the target, then is committed
 with a rename (local) or a copy + ``_SUCCESS`` marker (object stores). A rerun of the same
 partition replaces it; a failure leaves the previous content (or nothing) visible, never a part.
+A staging location is named with its writer (``<host>p<pid>``); once a write committed it
+removes the staging leftovers of crashed writes to the same target, never a live writer's
+(:mod:`mlops_provider.core.leftovers`, docs/scoring.md).
 
 Every committed write has a content digest (``"digest"`` in the write's result, :func:`digest_of`);
 content replaced by a different one is kept as a version beside the dataset until the retention
