@@ -26,7 +26,7 @@ from include.simulator import ChurnSimulator
 from mlops_provider.core import io, runs
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
 from mlops_provider.core.training import POINTS, TASK_KEY_TAG, TrainingConfig, train_and_log
-from mlops_provider.testing.environment import interval_logical_date, sync_dag, xcom
+from mlops_provider.testing.environment import interval_logical_date, sync_dag, task_states, xcom
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +47,13 @@ def write_data(path: Path, seed: int = 3) -> str:
     return uri
 
 
-def make_dag(dag_id: str, uri: str, experiment: str) -> Any:
+def make_dag(dag_id: str, uri: str, experiment: str, register: str | None = None) -> Any:
+    """Train on ``uri``; with ``register`` (a registered model name) the model is then
+    evaluated (cold start allowed) and promoted, as the reference training DAG does."""
     from airflow.sdk import DAG
 
+    from mlops_provider.operators.evaluation import EvaluateModelOperator
+    from mlops_provider.operators.registry import PromoteModelOperator
     from mlops_provider.operators.training import TrainModelOperator
 
     with DAG(
@@ -58,13 +62,26 @@ def make_dag(dag_id: str, uri: str, experiment: str) -> Any:
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
     ) as dag:
-        TrainModelOperator(
+        train = TrainModelOperator(
             task_id="train",
             training_data=uri,
             target="churned",
             experiment_name=experiment,
             **FAST,
         )
+        if register:
+            evaluate = EvaluateModelOperator(
+                task_id="evaluate",
+                model_uri="{{ ti.xcom_pull(task_ids='train')['model']['uri'] }}",
+                registered_model_name=register,
+                evaluation_data=uri,
+                target="churned",
+                cold_start=True,
+            )
+            promote = PromoteModelOperator(
+                task_id="promote", registered_model_name=register, evaluation=evaluate.output
+            )
+            train >> evaluate >> promote
     return dag
 
 
@@ -104,8 +121,9 @@ def test_rerun_of_an_interval_reuses_its_run_and_new_data_supersedes_it(
 ) -> None:
     experiment = "it-rerun"
     uri = write_data(mlops_home / "train.parquet")
-    dag = make_dag("train_rerun", uri, experiment)
+    dag = make_dag("train_rerun", uri, experiment, register="rerun-churn")
     first = run_interval(dag, FIRST)
+    assert set(task_states(first).values()) == {"success"}, task_states(first)
     out = xcom(first, "train")
     assert out["status"] == "trained" and out["reused_from"] is None
     # the same interval again, as a new DAG run
@@ -121,6 +139,10 @@ def test_rerun_of_an_interval_reuses_its_run_and_new_data_supersedes_it(
     assert run.info.status == "FINISHED" and run.data.tags[TASK_KEY_TAG] == work_key(first)
     exp_id = run.info.experiment_id
     assert len(client.search_logged_models(experiment_ids=[exp_id])) == 1  # no second model
+    # ... and no second registered version downstream (registration is once per run)
+    assert set(task_states(rerun).values()) == {"success"}, task_states(rerun)
+    (version,) = client.search_model_versions("name = 'rerun-churn'")
+    assert version.run_id == out["run_id"]
     # new data for the same interval: a new run, the first one superseded
     write_data(Path(uri), seed=4)
     changed = xcom(run_interval(dag, LATER + timedelta(hours=1)), "train")

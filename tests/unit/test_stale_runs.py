@@ -153,3 +153,25 @@ def test_training_refuses_while_a_live_attempt_runs_and_closes_a_dead_one(
     old = client.get_run(busy.info.run_id)
     assert old.info.status == "FAILED" and "dead" in old.data.tags[runs.CLOSED_REASON_TAG]
     assert old.data.tags["mlops.superseded_by"] == result.run_id
+
+
+def test_runs_of_the_dag_run_keyed_provider_are_left_alone(tmp_path: Path) -> None:
+    """Runs of earlier provider versions carry ``dag_id/run_id/task_id/map_index`` and no
+    owner: a training keyed by the interval neither reuses, closes nor supersedes them."""
+    from include.simulator import ChurnSimulator
+
+    target = MlflowTarget(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                          artifact_location=(tmp_path / "artifacts").as_uri())  # fmt: skip
+    data = str(tmp_path / "train.parquet")
+    io.write_table(ChurnSimulator(seed=6, n_customers=300).labelled(date(2026, 1, 1), 2), data)
+    client = make_client(target)
+    exp = str(client.create_experiment("old-keys"))
+    old_key = "dag/scheduled__2026-01-02T00:00:00+00:00/train/-1"
+    old = client.create_run(exp, tags={TASK_KEY_TAG: old_key})  # RUNNING, no owner
+    cfg = TrainingConfig(target="churned", estimator="sklearn.linear_model.LogisticRegression")
+    key = "dag/train/-1/2026-01-01T00:00:00+00:00_2026-01-02T00:00:00+00:00"
+    result = train_and_log(target, data, cfg, experiment_name="old-keys", task_key=key)
+    assert not result.reused
+    untouched = client.get_run(old.info.run_id)
+    assert untouched.info.status == "RUNNING" and untouched.data.tags[TASK_KEY_TAG] == old_key
+    assert "mlops.superseded_by" not in untouched.data.tags
