@@ -175,3 +175,38 @@ def test_runs_of_the_dag_run_keyed_provider_are_left_alone(tmp_path: Path) -> No
     untouched = client.get_run(old.info.run_id)
     assert untouched.info.status == "RUNNING" and untouched.data.tags[TASK_KEY_TAG] == old_key
     assert "mlops.superseded_by" not in untouched.data.tags
+
+
+def test_a_concurrent_attempt_that_finished_meanwhile_is_superseded(tmp_path: Path) -> None:
+    """Two attempts for one key are not serialised: the one that finishes last keeps the key,
+    the other (finished while it trained) is superseded."""
+    from include.simulator import ChurnSimulator
+
+    target = MlflowTarget(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                          artifact_location=(tmp_path / "artifacts").as_uri())  # fmt: skip
+    data = str(tmp_path / "train.parquet")
+    io.write_table(ChurnSimulator(seed=7, n_customers=300).labelled(date(2026, 1, 1), 2), data)
+    client = make_client(target)
+    cfg = TrainingConfig(target="churned", estimator="sklearn.linear_model.LogisticRegression")
+    key = "dag/train/-1/2026-01-01T00:00:00+00:00_2026-01-02T00:00:00+00:00"
+    other: list[str] = []
+
+    def concurrent_attempt_finishes(run_id: str, experiment_id: str) -> None:
+        # while this attempt logs, another one (started before it) finishes its own run
+        if not other:
+            run = client.create_run(experiment_id, tags={TASK_KEY_TAG: key})
+            client.set_terminated(run.info.run_id, "FINISHED")
+            other.append(run.info.run_id)
+
+    runs.add_run_listener(concurrent_attempt_finishes)
+    try:
+        result = train_and_log(target, data, cfg, experiment_name="concurrent", task_key=key)
+    finally:
+        runs.remove_run_listener(concurrent_attempt_finishes)
+    exp = client.get_experiment_by_name("concurrent").experiment_id
+    assert [r.info.run_id for r in runs.find_runs(client, exp, {TASK_KEY_TAG: key})] == [
+        result.run_id
+    ]
+    superseded = client.get_run(other[0])
+    assert superseded.info.status == "FINISHED"
+    assert superseded.data.tags["mlops.superseded_by"] == result.run_id

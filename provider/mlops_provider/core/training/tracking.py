@@ -311,16 +311,21 @@ def _settle(
         )
 
 
-def _supersede(client: MlflowClient, previous: Sequence[Run], new_run_id: str, key: str) -> None:
-    """Older runs of the key point at the new one; a FINISHED one gives up the key."""
-    for run in previous:
-        run_id = run.info.run_id
-        if run_id == new_run_id:
+def _supersede(client: MlflowClient, experiment_id: str, new_run_id: str, key: str) -> None:
+    """Older runs of the key point at the new one; a FINISHED one gives up the key.
+
+    The runs are looked up again (not the list read before training): a concurrent attempt
+    for the same key that finished meanwhile is superseded too, so the attempt finishing last
+    holds the key. A run still RUNNING (a concurrent attempt) is not touched.
+    """
+    for run in runs.find_runs(client, experiment_id, {TASK_KEY_TAG: key}):
+        run_id, status = run.info.run_id, run.info.status
+        if run_id == new_run_id or status == "RUNNING":
             continue
-        if run.info.status != "FINISHED" and run.data.tags.get(SUPERSEDED_BY_TAG) == new_run_id:
+        if status != "FINISHED" and run.data.tags.get(SUPERSEDED_BY_TAG) == new_run_id:
             continue  # settled by an earlier rerun already
         client.set_tag(run_id, SUPERSEDED_BY_TAG, new_run_id)
-        if run.info.status == "FINISHED":
+        if status == "FINISHED":
             client.set_tag(run_id, "mlops.superseded_task_key", key)
             client.delete_tag(run_id, TASK_KEY_TAG)
 
@@ -712,7 +717,7 @@ def train_and_log(
             "reusing run %s of an earlier attempt (same data and configuration)", reused.run_id
         )
         if task_key:
-            _supersede(client, previous, reused.run_id, task_key)
+            _supersede(client, experiment_id, reused.run_id, task_key)
         failpoint("training.done")
         return reused
     fitted = fit_prepared(inputs.prepared)
@@ -739,7 +744,7 @@ def train_and_log(
     )
     failpoint("training.run_finished")
     if task_key:
-        _supersede(client, previous, result.run_id, task_key)
+        _supersede(client, experiment_id, result.run_id, task_key)
     log.info("run %s finished: %s", result.run_id, fitted.metrics)
     failpoint("training.done")
     return result
