@@ -15,6 +15,7 @@ from include.dag_runner import run_dag, task_states, xcom
 from include.simulator import ChurnSimulator
 from mlops_provider.core import io, runs
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
+from mlops_provider.core.processes import host_id
 from mlops_provider.core.results import check_result
 from mlops_provider.core.training import REFERENCE_PROFILE_PATH, TASK_KEY_TAG
 from mlops_provider.exceptions import MlopsProviderDeprecationWarning
@@ -57,6 +58,16 @@ def make_dag(dag_id: str, tasks: dict[str, dict], **default_args):
         for task_id, kwargs in tasks.items():
             TrainModelOperator(task_id=task_id, **kwargs)
     return dag
+
+
+def work_key(dag_run, task_id: str) -> str:
+    """The ``mlops.task_key`` of a task of ``dag_run`` (``RunIdentity.work_key``)."""
+    return runs.RunIdentity(
+        dag_id=dag_run.dag_id,
+        task_id=task_id,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+    ).work_key
 
 
 def runs_for(client, experiment: str, key: str) -> list:
@@ -129,7 +140,9 @@ def test_train_in_dag_embedded(airflow_db, mlops_home: Path, tmp_path: Path, cap
     run = client.get_run(out["run_id"])
     tags = run.data.tags
     assert tags["mlops.dag_id"] == "train_embedded" and tags["mlops.task_id"] == "train"
-    assert tags[TASK_KEY_TAG] == f"train_embedded/{dr.run_id}/train/-1"
+    # the work key: one per data interval, whatever the DAG run
+    assert tags[TASK_KEY_TAG] == work_key(dr, "train")
+    assert tags["mlops.owner"].startswith(host_id() + "p")
     assert tags["mlops.data_interval_start"] == dr.data_interval_start.isoformat()
     assert tags["mlops.data_interval_end"] == dr.data_interval_end.isoformat()
     assert json.loads(tags["mlops.feature_refs"])[1] == "customer_activity:plan"
@@ -198,7 +211,7 @@ def test_retry_after_failure_leaves_one_finished_run(
     client = make_client(
         MlflowTarget(tracking_uri=f"sqlite:///{mlops_home / 'mlflow' / 'mlflow.db'}")
     )
-    runs = runs_for(client, "it-retry", f"train_retry/{dr.run_id}/train/-1")
+    runs = runs_for(client, "it-retry", work_key(dr, "train"))
     statuses = sorted(r.info.status for r in runs)
     assert statuses == ["FAILED", "FINISHED"]
     finished = next(r for r in runs if r.info.status == "FINISHED")
@@ -283,7 +296,7 @@ def test_unreachable_server_then_real_server(
     assert task_states(dr) == {"train": "success"}
     out = xcom(dr, "train")
     client = make_client(MlflowTarget(tracking_uri=mlflow_server.url))
-    runs = runs_for(client, experiment, f"train_http/{dr.run_id}/train/-1")
+    runs = runs_for(client, experiment, work_key(dr, "train"))
     assert [r.info.run_id for r in runs] == [out["run_id"]]
     assert runs[0].info.status == "FINISHED"
     exp_id = client.get_experiment_by_name(experiment).experiment_id

@@ -6,6 +6,8 @@ No Airflow here. The MLflow part uses one SQLite store per module (creating one 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from include.simulator import ChurnSimulator
 from mlops_provider.core import io, runs
 from mlops_provider.core.errors import InputError
 from mlops_provider.core.mlflow_target import MlflowTarget, make_client
+from mlops_provider.core.processes import host_id
 from mlops_provider.core.profile import ReferenceProfile
 from mlops_provider.core.results import check_result
 from mlops_provider.core.training import (
@@ -372,6 +375,8 @@ def test_retry_reuses_a_finished_run_and_replaces_when_inputs_change(
     again = train_and_log(store, dataset, cfg, experiment_name="unit-retry", task_key=key)
     assert again.reused and again.run_id == first.run_id and again.model_uri == first.model_uri
     assert again.to_dict()["status"] == "reused" and check_result(again.to_dict()) == []
+    assert again.reused_from == first.run_id and first.reused_from is None
+    assert again.to_dict()["reused_from"] == first.run_id
     assert len(_runs(store, "unit-retry", key)) == 1
     changed = str(tmp_path / "changed.parquet")
     io.write_table(frame.iloc[:700], changed)
@@ -403,13 +408,18 @@ def test_failure_after_run_start_leaves_no_running_run(
     # a try that died hard (no handler) leaves a RUNNING run: the next try marks it FAILED
     client = make_client(store)
     exp_id = client.get_experiment_by_name("unit-fail").experiment_id
-    zombie = client.create_run(exp_id, tags={TASK_KEY_TAG: key})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    owner = f"{host_id()}p{int(dead.stdout)}"
+    zombie = client.create_run(exp_id, tags={TASK_KEY_TAG: key, runs.OWNER_TAG: owner})
     monkeypatch.setattr(mlflow.sklearn, "log_model", real)
     result = train_and_log(store, dataset, cfg, experiment_name="unit-fail", task_key=key)
     statuses = {r.info.run_id: r.info.status for r in _runs(store, "unit-fail", key)}
     assert statuses.pop(result.run_id) == "FINISHED"
     assert set(statuses.values()) == {"FAILED"}
-    assert client.get_run(zombie.info.run_id).info.status == "FAILED"
+    zombie_after = client.get_run(zombie.info.run_id)
+    assert zombie_after.info.status == "FAILED"
+    assert owner in zombie_after.data.tags[runs.CLOSED_REASON_TAG]
 
 
 def test_bad_input_creates_no_run(store: MlflowTarget, dataset: str) -> None:

@@ -12,7 +12,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,8 +23,12 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 __all__ = [
+    "CLOSED_REASON_TAG",
+    "DEFAULT_STALE_AFTER",
+    "OWNER_TAG",
     "TAG_PREFIX",
     "RunIdentity",
+    "StaleRuns",
     "add_run_listener",
     "fail_run",
     "finish_run",
@@ -36,11 +40,20 @@ __all__ = [
     "quote",
     "remove_run_listener",
     "run_started",
+    "settle_running",
+    "stale_reason",
 ]
 
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = "mlops."
+#: The process that writes a run (``<host>p<pid>``, :func:`mlops_provider.core.processes.this_owner`).
+OWNER_TAG = f"{TAG_PREFIX}owner"
+#: Why a run was marked FAILED by someone else than the work that created it.
+CLOSED_REASON_TAG = f"{TAG_PREFIX}closed_reason"
+#: Seconds after which a RUNNING run whose writer cannot be checked (another host, no owner tag)
+#: counts as abandoned: longer than any training the provider expects (6 hours).
+DEFAULT_STALE_AFTER = 6 * 3600.0
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
 _BATCH = 900  # MLflow accepts at most 1000 metrics and 100 tags per log_batch call
 
@@ -258,11 +271,80 @@ def fail_run(client: MlflowClient, run_id: str, *, why: str) -> bool:
 
 
 def mark_failed(client: MlflowClient, runs: Sequence[Run], *, why: str) -> list[str]:
-    """Mark every RUNNING run of ``runs`` FAILED (work of a crashed try); returns their ids."""
+    """Mark every RUNNING run of ``runs`` FAILED (work of a crashed try), tagging it
+    :data:`CLOSED_REASON_TAG` = ``why``; returns their ids."""
     failed = []
     for run in runs:
         if run.info.status == "RUNNING":
             log.warning("run %s is still RUNNING (%s): marking it FAILED", run.info.run_id, why)
+            client.set_tag(run.info.run_id, CLOSED_REASON_TAG, why[:5000])
             client.set_terminated(run.info.run_id, status="FAILED")
             failed.append(run.info.run_id)
     return failed
+
+
+def stale_reason(run: Run, *, stale_after: float = DEFAULT_STALE_AFTER) -> str | None:
+    """Why the RUNNING ``run`` is left over by an attempt that is gone, or None when its writer
+    may still be working on it (or it is not RUNNING).
+
+    The writer is the run's :data:`OWNER_TAG`:
+
+    - this very process: an earlier attempt in this process has returned (stale);
+    - dead on this host (:func:`~mlops_provider.core.processes.owner_alive` is False): stale;
+    - alive on this host: not stale, whatever its age (a long training, or a pid reused by
+      another process: the safe side);
+    - unknown (another host, or no owner tag: a run of an older provider) and started more
+      than ``stale_after`` seconds ago: stale; younger: not stale (it may be a concurrent
+      attempt on another worker).
+    """
+    from mlops_provider.core.processes import owner_alive, this_owner
+
+    if run.info.status != "RUNNING":
+        return None
+    owner = run.data.tags.get(OWNER_TAG, "")
+    if owner and owner == this_owner():
+        return f"left RUNNING by an earlier attempt in this process ({owner})"
+    alive = owner_alive(owner) if owner else None
+    if alive is False:
+        return f"left RUNNING by an earlier attempt (owner {owner}, dead)"
+    if alive is True:
+        return None
+    age = (now_ms() - int(run.info.start_time or 0)) / 1000.0
+    if age > stale_after:
+        who = f"owner {owner}, not on this host" if owner else "no owner recorded"
+        return (
+            f"left RUNNING by an earlier attempt ({who}, started {age / 3600:.1f} h ago, "
+            f"more than {stale_after / 3600:g} h)"
+        )
+    return None
+
+
+@dataclass
+class StaleRuns:
+    """What :func:`settle_running` did: the runs it closed and the RUNNING runs it left."""
+
+    closed: list[str] = field(default_factory=list)
+    active: list[Run] = field(default_factory=list)
+
+
+def settle_running(
+    client: MlflowClient, runs: Sequence[Run], *, stale_after: float = DEFAULT_STALE_AFTER
+) -> StaleRuns:
+    """Close (mark FAILED, with :data:`CLOSED_REASON_TAG`) the RUNNING runs of ``runs`` that
+    :func:`stale_reason` finds abandoned; the others (a writer that may still work) are
+    returned in ``active``, untouched."""
+    settled = StaleRuns()
+    for run in runs:
+        if run.info.status != "RUNNING":
+            continue
+        why = stale_reason(run, stale_after=stale_after)
+        if why is None:
+            log.info(
+                "run %s is RUNNING and its writer (%s) may still work on it: left as it is",
+                run.info.run_id,
+                run.data.tags.get(OWNER_TAG) or "unknown",
+            )
+            settled.active.append(run)
+        else:
+            settled.closed.extend(mark_failed(client, [run], why=why))
+    return settled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.exceptions import TrainingError
@@ -102,9 +103,13 @@ class TrainModelOperator(MlopsBaseOperator):
     the monitoring reference profile (artifact ``monitoring/reference_profile.json``) and the
     model (artifact ``model``, with signature and input example).
 
-    Retries reuse or cleanly replace the run of an earlier try (tag ``mlops.task_key`` =
-    ``dag_id/run_id/task_id/map_index``): leftover RUNNING runs are marked FAILED, a FINISHED run
-    with the same data and configuration is reused without retraining.
+    Retries and reruns of a data interval reuse or cleanly replace the run of an earlier
+    attempt (tag ``mlops.task_key`` = ``RunIdentity.work_key``: ``dag_id/task_id/map_index/
+    <interval>``, the same for every DAG run of the interval): a FINISHED run with the same data
+    and configuration is reused without retraining (``status`` ``reused``), new data trains a
+    new run and the older one is tagged ``mlops.superseded_by``; RUNNING runs left by a crashed
+    attempt are marked FAILED with ``mlops.closed_reason`` (docs/training.md, "Reruns and
+    crashes").
 
     :param training_data: dataset URI with the features and the target (templated).
     :param target: label column (templated).
@@ -154,11 +159,15 @@ class TrainModelOperator(MlopsBaseOperator):
         recorded in any case.
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``) (templated).
     :param aws_conn_id: connection for ``s3://`` datasets (default ``aws_default``) (templated).
+    :param stale_after: seconds (or a ``timedelta``) after its start at which a RUNNING run of
+        the same interval written on another host counts as abandoned and is closed (default 6
+        hours); on this host the writer's process is checked instead.
 
     XCom (docs/results.md): ``status`` ``trained`` or ``reused`` (the finished run of an earlier
     try with the same data and configuration), ``passed`` True, ``reasons``, ``model`` (the
     logged model: ``name``/``version`` None, ``run_id``, ``uri`` ``models:/m-...``),
-    ``mlflow_run_id``, ``report_uri`` None, ``rows`` (training rows); then
+    ``mlflow_run_id``, ``report_uri`` None, ``rows`` (training rows); then ``reused_from``
+    (the reused run's id, or None);
     ``mlflow_experiment_id``, ``problem_type``, ``experiment_id``, ``experiment_name``,
     ``model_uri`` (``models:/m-...``), ``run_model_uri`` (``runs:/<run_id>/model``),
     ``model_id``, ``target``, ``estimator``, ``metrics`` (holdout), ``train_metrics``,
@@ -239,6 +248,7 @@ class TrainModelOperator(MlopsBaseOperator):
         lineage: Mapping[str, Any] | str | None = None,
         mlflow_conn_id: str = MLFLOW_CONN_ID,
         aws_conn_id: str | None = AWS_CONN_ID,
+        stale_after: float | timedelta = 6 * 3600.0,  # core.runs.DEFAULT_STALE_AFTER
         **kwargs: Any,
     ) -> None:
         renamed = pop_renamed(kwargs, _RENAMED, type(self).__name__)
@@ -266,6 +276,9 @@ class TrainModelOperator(MlopsBaseOperator):
         self.lineage = lineage
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
+        if isinstance(stale_after, timedelta):
+            stale_after = stale_after.total_seconds()
+        self.stale_after = float(stale_after)
 
     def training_config(self) -> Any:
         """The :class:`~mlops_provider.core.training.TrainingConfig` of the fields (rendered
@@ -316,7 +329,7 @@ class TrainModelOperator(MlopsBaseOperator):
             ),
             self.training_config(),
             experiment_name=as_str(self.experiment_name, "experiment_name") or DEFAULT_EXPERIMENT,
-            task_key=ident.key,
+            task_key=ident.work_key,
             tags=lineage_tags(context),
             validation_data=as_str(self.validation_data, "validation_data"),
             conn_id=as_str(self.aws_conn_id, "aws_conn_id"),
@@ -324,6 +337,7 @@ class TrainModelOperator(MlopsBaseOperator):
             run_name=as_str(self.run_name, "run_name", default=f"{ident.dag_id}.{ident.task_id}"),
             pip_requirements=as_list(self.pip_requirements, "pip_requirements"),
             lineage=self._lineage(context),
+            stale_after=self.stale_after,
         )
         self.log.info(
             "run %s (%s): %s holdout metrics %s",

@@ -18,6 +18,7 @@ from mlops_provider.core.training.config import (
     DEFAULT_EXPERIMENT,
     TrackingUnavailableError,
     TrainingConfig,
+    TrainingInProgressError,
     TrainingInputError,
 )
 from mlops_provider.core.training.estimator import build_pipeline, resolve_estimator
@@ -31,6 +32,7 @@ from mlops_provider.core.training.fit import (
 )
 from mlops_provider.core.training.tracking import (
     MODEL_ARTIFACT,
+    POINTS,
     REFERENCE_PROFILE_PATH,
     SUMMARY_PATH,
     TASK_KEY_TAG,
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_ESTIMATORS",
     "DEFAULT_EXPERIMENT",
     "MODEL_ARTIFACT",
+    "POINTS",
     "REFERENCE_PROFILE_PATH",
     "SUMMARY_PATH",
     "TASK_KEY_TAG",
@@ -50,6 +53,7 @@ __all__ = [
     "PreparedTraining",
     "TrackingUnavailableError",
     "TrainingConfig",
+    "TrainingInProgressError",
     "TrainingInputError",
     "TrainingResult",
     "build_pipeline",

@@ -19,6 +19,7 @@ __all__ = [
     "NUMERIC_IMPUTATIONS",
     "TrackingUnavailableError",
     "TrainingConfig",
+    "TrainingInProgressError",
     "TrainingInputError",
 ]
 
@@ -40,6 +41,11 @@ class TrainingInputError(InputError):
 
 class TrackingUnavailableError(ServiceError):
     """The MLflow tracking store could not be reached (a retry may succeed)."""
+
+
+class TrainingInProgressError(ServiceError):
+    """Another attempt is training the same work (a RUNNING run of the same task key whose
+    writer may still be alive); nothing was logged, a retry after it finishes reuses its run."""
 
 
 @dataclass

@@ -5,13 +5,20 @@ resolve (read and validate the data and the estimator, fingerprint them; no MLfl
 -> fit (:func:`~.fit.fit_prepared`) -> publish (one run: params, dataset inputs, the monitoring
 reference profile, the model, metrics, ``training/summary.json``).
 
-Retry safety: runs carry a deterministic ``mlops.task_key`` tag (``dag_id/run_id/task_id/
-map_index`` from the operator). Before training, runs of the same key are looked up: a RUNNING
-one (a try that died without cleaning up) is marked FAILED, a FINISHED one with the same
+Rerun and crash safety: runs carry a deterministic ``mlops.task_key`` tag (the operator passes
+``RunIdentity.work_key``: ``dag_id/task_id/map_index/<data interval>``, the same for every try
+and every DAG run of one data interval) and the writing process (``mlops.owner``). Before
+training, runs of the same key are looked up: a RUNNING one left by an attempt that is gone
+(:func:`mlops_provider.core.runs.settle_running`: its owner is dead, or unknown and older than
+``stale_after``) is marked FAILED with ``mlops.closed_reason``; a RUNNING one whose writer may
+still work refuses this attempt (:class:`TrainingInProgressError`); a FINISHED one with the same
 fingerprint (same data digest and configuration) is reused without retraining. A try that fails
 after creating its run marks that run FAILED. When a new run finishes, older runs of the key are
 tagged ``mlops.superseded_by`` and a FINISHED older run loses its task-key tag, so each key has
 exactly one FINISHED run.
+
+Crash points (:data:`POINTS`, :func:`mlops_provider.core.failpoints.failpoint`) let recovery
+tests kill the process between these steps.
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlops_provider.core import io, runs
+from mlops_provider.core.failpoints import failpoint
 from mlops_provider.core.models import ENTITY_COLUMNS_TAG, FEATURE_REFS_TAG, TARGET_TAG
 from mlops_provider.core.results import make_result
 from mlops_provider.core.training.config import (
     DEFAULT_EXPERIMENT,
     TrackingUnavailableError,
     TrainingConfig,
+    TrainingInProgressError,
     TrainingInputError,
 )
 from mlops_provider.core.training.fit import (
@@ -54,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODEL_ARTIFACT",
+    "POINTS",
     "REFERENCE_PROFILE_PATH",
     "SUMMARY_PATH",
     "TASK_KEY_TAG",
@@ -68,6 +78,19 @@ REFERENCE_PROFILE_PATH = "monitoring/reference_profile.json"
 FEATURES_PATH = "training/features.json"
 SUMMARY_PATH = "training/summary.json"
 TASK_KEY_TAG = "mlops.task_key"
+SUPERSEDED_BY_TAG = "mlops.superseded_by"
+
+#: The crash points of :func:`train_and_log`, in order (``MLOPS_KILL_AT``): earlier runs of the
+#: key settled; the new run created; the model logged; the summary logged (the run still
+#: RUNNING); the run FINISHED (older runs not yet superseded); about to return.
+POINTS = (
+    "training.settled",
+    "training.run_created",
+    "training.model_logged",
+    "training.summary_logged",
+    "training.run_finished",
+    "training.done",
+)
 
 
 @dataclass
@@ -94,6 +117,7 @@ class TrainingResult:
     fingerprint: str
     tracking_uri: str
     reused: bool = False
+    reused_from: str | None = None
 
     @property
     def run_model_uri(self) -> str:
@@ -105,14 +129,18 @@ class TrainingResult:
 
     @property
     def status(self) -> str:
-        """``trained``, or ``reused`` (the finished run of an earlier try)."""
+        """``trained``, or ``reused`` (the finished run of an earlier try or DAG run of the
+        same data interval; ``reused_from`` is its run id)."""
         return "reused" if self.reused else "trained"
 
     def to_dict(self) -> dict[str, Any]:
         """Common result keys (the model is the logged model, not registered), then the
         training details."""
         reasons = (
-            [f"run {self.run_id} of an earlier try had the same data and configuration"]
+            [
+                f"run {self.reused_from or self.run_id} of an earlier attempt for this work "
+                "had the same data and configuration"
+            ]
             if self.reused
             else []
         )
@@ -261,18 +289,43 @@ def _reusable(
         if run.info.status == "FINISHED" and run.data.tags.get("mlops.fingerprint") == fingerprint:
             summary = _load_summary(client, run.info.run_id)
             if summary is not None:
-                return TrainingResult.from_dict(summary, reused=True)
+                return TrainingResult.from_dict(summary, reused=True, reused_from=run.info.run_id)
     return None
 
 
-def _supersede(client: MlflowClient, previous: Sequence[Run], new_run_id: str, key: str) -> None:
-    """Older runs of the key point at the new one; a FINISHED one gives up the key."""
-    for run in previous:
-        run_id = run.info.run_id
-        if run_id == new_run_id:
+def _settle(
+    client: MlflowClient, previous: Sequence[Run], task_key: str, stale_after: float
+) -> None:
+    """Close the RUNNING runs of ``task_key`` left by attempts that are gone.
+
+    :raises TrainingInProgressError: a RUNNING run whose writer may still work on it.
+    """
+    settled = runs.settle_running(client, previous, stale_after=stale_after)
+    if settled.active:
+        run = settled.active[0]
+        owner = run.data.tags.get(runs.OWNER_TAG) or "unknown"
+        raise TrainingInProgressError(
+            f"run {run.info.run_id} of {task_key} is RUNNING and its writer (owner {owner}) "
+            f"may still be training it; it counts as abandoned once that process is gone "
+            f"(or, on another host, {stale_after / 3600:g} h after its start)"
+        )
+
+
+def _supersede(client: MlflowClient, experiment_id: str, new_run_id: str, key: str) -> None:
+    """Older runs of the key point at the new one; a FINISHED one gives up the key.
+
+    The runs are looked up again (not the list read before training): a concurrent attempt
+    for the same key that finished meanwhile is superseded too, so the attempt finishing last
+    holds the key. A run still RUNNING (a concurrent attempt) is not touched.
+    """
+    for run in runs.find_runs(client, experiment_id, {TASK_KEY_TAG: key}):
+        run_id, status = run.info.run_id, run.info.status
+        if run_id == new_run_id or status == "RUNNING":
             continue
-        client.set_tag(run_id, "mlops.superseded_by", new_run_id)
-        if run.info.status == "FINISHED":
+        if status != "FINISHED" and run.data.tags.get(SUPERSEDED_BY_TAG) == new_run_id:
+            continue  # settled by an earlier rerun already
+        client.set_tag(run_id, SUPERSEDED_BY_TAG, new_run_id)
+        if status == "FINISHED":
             client.set_tag(run_id, "mlops.superseded_task_key", key)
             client.delete_tag(run_id, TASK_KEY_TAG)
 
@@ -330,6 +383,7 @@ def _run_tags(
     inputs: _Inputs, tags: Mapping[str, Any] | None, task_key: str | None
 ) -> dict[str, str]:
     from mlops_provider import __version__
+    from mlops_provider.core.processes import this_owner
 
     prepared = inputs.prepared
     out = {
@@ -347,6 +401,7 @@ def _run_tags(
         out[ENTITY_COLUMNS_TAG] = json.dumps([str(c) for c in prepared.config.entity_columns])
     if task_key:
         out[TASK_KEY_TAG] = task_key
+    out[runs.OWNER_TAG] = this_owner()
     return out
 
 
@@ -576,6 +631,7 @@ def _publish(
             runs.log_results(client, run_id, texts=texts)
             _log_holdout_predictions(client, run_id, fitted)
             info = _log_model(fitted, pip_requirements)
+            failpoint("training.model_logged")
             _log_metrics(fitted, str(info.model_id))
             result = _result(
                 inputs,
@@ -593,10 +649,23 @@ def _publish(
                 tags={"mlops.model_id": info.model_id},
                 texts={SUMMARY_PATH: summary},
             )
+            failpoint("training.summary_logged")
     except BaseException:
         runs.fail_run(client, run_id, why="this try failed")
         raise
     return result
+
+
+def _earlier_runs(
+    client: MlflowClient, experiment_id: str, task_key: str | None, stale_after: float
+) -> list[Run]:
+    """The runs of ``task_key`` (newest first), the abandoned RUNNING ones closed."""
+    if not task_key:
+        return []
+    previous = runs.find_runs(client, experiment_id, {TASK_KEY_TAG: task_key})
+    _settle(client, previous, task_key, stale_after)
+    failpoint("training.settled")
+    return previous
 
 
 def train_and_log(
@@ -613,35 +682,43 @@ def train_and_log(
     run_name: str | None = None,
     pip_requirements: Sequence[str] | None = None,
     lineage: Mapping[str, Any] | None = None,
+    stale_after: float = runs.DEFAULT_STALE_AFTER,
 ) -> TrainingResult:
     """Train on ``training_data`` and log params, metrics, dataset, profile and model to MLflow.
 
     Order: read and validate the data and the estimator (no MLflow call yet) -> reach the
-    tracking store -> settle runs of earlier tries of ``task_key`` (reuse a FINISHED one with the
-    same fingerprint) -> fit -> create the run and log everything.
+    tracking store -> settle runs of earlier attempts of ``task_key`` (close abandoned RUNNING
+    ones, reuse a FINISHED one with the same fingerprint) -> fit -> create the run and log
+    everything -> older runs of the key are superseded.
 
-    :param task_key: the identity of the work across retries (``RunIdentity.key``).
+    :param task_key: the identity of the work across retries and reruns
+        (``RunIdentity.work_key``: one per data interval).
     :param tags: extra run tags (the Airflow lineage).
     :param lineage: fields of the run's lineage document
         (:class:`~mlops_provider.core.governance.TrainingLineage`) the caller knows: entity and
         evaluation data, label window, feature views, source partitions, code, trigger. The
         datasets read here, their digests and the configuration are recorded in any case.
+    :param stale_after: seconds after its start at which a RUNNING run of ``task_key`` whose
+        writer cannot be checked (another host) counts as abandoned
+        (:func:`mlops_provider.core.runs.stale_reason`).
     :raises TrainingInputError: bad data, estimator or configuration (nothing was logged).
     :raises InputError: an unknown ``problem_type`` (nothing was logged).
     :raises TrackingUnavailableError: the tracking store does not answer.
+    :raises TrainingInProgressError: another attempt may still be training ``task_key``.
     """
     if lineage:
         _check_lineage(lineage)
     inputs = _inputs(training_data, validation_data, config, conn_id, feature_refs)
     client, experiment_id = _reach(target, experiment_name)
-    key = {TASK_KEY_TAG: task_key} if task_key else None
-    previous = runs.find_runs(client, experiment_id, key) if key else []
-    runs.mark_failed(client, previous, why="left by an earlier try")
+    previous = _earlier_runs(client, experiment_id, task_key, stale_after)
     reused = _reusable(client, previous, inputs.fingerprint)
     if reused is not None:
-        log.info("reusing run %s of an earlier try (same data and configuration)", reused.run_id)
+        log.info(
+            "reusing run %s of an earlier attempt (same data and configuration)", reused.run_id
+        )
         if task_key:
-            _supersede(client, previous, reused.run_id, task_key)
+            _supersede(client, experiment_id, reused.run_id, task_key)
+        failpoint("training.done")
         return reused
     fitted = fit_prepared(inputs.prepared)
     run = client.create_run(
@@ -653,6 +730,7 @@ def train_and_log(
         experiment_name,
         experiment_id,
     )
+    failpoint("training.run_created")
     runs.run_started(run.info.run_id, experiment_id)
     result = _publish(
         target,
@@ -664,7 +742,9 @@ def train_and_log(
         pip_requirements=pip_requirements,
         lineage=lineage,
     )
+    failpoint("training.run_finished")
     if task_key:
-        _supersede(client, previous, result.run_id, task_key)
+        _supersede(client, experiment_id, result.run_id, task_key)
     log.info("run %s finished: %s", result.run_id, fitted.metrics)
+    failpoint("training.done")
     return result
