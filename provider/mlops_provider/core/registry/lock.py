@@ -108,7 +108,7 @@ def _read_lock(client: MlflowClient, lock: str) -> Any | None:
 
 
 def _take_over(client: MlflowClient, lock: str, stale_token: str) -> None:
-    """Remove an expired lock, at most one taker per stale lock (see the module docstring)."""
+    """Remove a stale lock (expired, or its holder dead), at most one taker per stale lock."""
     from mlflow.exceptions import MlflowException
 
     guard = f"{lock}.takeover-{stale_token[:16]}"
@@ -122,7 +122,9 @@ def _take_over(client: MlflowClient, lock: str, stale_token: str) -> None:
         current = _read_lock(client, lock)
         if current is not None and (current.tags or {}).get(_LOCK_TOKEN) == stale_token:
             log.warning(
-                "removing expired lock %s of %s", lock, (current.tags or {}).get(_LOCK_OWNER)
+                "removing the stale lock %s of %s (expired, or its holder is dead)",
+                lock,
+                (current.tags or {}).get(_LOCK_OWNER),
             )
             client.delete_registered_model(lock)
     finally:
