@@ -262,3 +262,38 @@ def test_a_dag_rerun_for_one_interval_changes_nothing(
     assert registry.alias_history(client, name, "champion")[1].interval.startswith(
         "registry_rerun/promote/-1/2026-01-1"
     )
+
+
+ROLLBACK_IN_CHILD = """
+import sys
+from mlops_provider.core import registry
+from mlops_provider.core.mlflow_target import MlflowTarget, make_client
+url, name, by, interval = sys.argv[1:5]
+client = make_client(MlflowTarget(tracking_uri=url))
+registry.rollback(client, name, reason="canary", by=by, interval=interval)
+"""
+
+
+def _promoted_twice(client, name: str) -> None:
+    candidate = _champion_and_candidate(client, name)
+    registry.promote(client, name, candidate, by="setup", interval="b")
+
+
+@pytest.mark.parametrize("point", ["registry.intent", "registry.history"])
+def test_a_killed_rollback_is_completed_once_by_a_new_dag_run(mlflow_server, point) -> None:
+    client = _client(mlflow_server)
+    clean_name, name = (f"rb-{k}-{uuid.uuid4().hex[:6]}" for k in ("clean", "kill"))
+    _promoted_twice(client, clean_name)
+    registry.rollback(client, clean_name, reason="canary", by="d/r1/rb/-1", interval="rb")
+    _promoted_twice(client, name)
+    proc = subprocess.run(
+        [sys.executable, "-c", ROLLBACK_IN_CHILD, mlflow_server.url, name, "d/r1/rb/-1", "rb"],
+        env={**os.environ, "MLOPS_KILL_AT": point},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+    rerun = registry.rollback(client, name, reason="canary", by="d/r2/rb/-1", interval="rb")
+    assert (rerun.status, rerun.version, rerun.already_done) == ("unchanged", "1", True)
+    assert snapshot(client, name) == snapshot(client, clean_name)
+    assert aliases(client, name) == {"champion": "1"}
