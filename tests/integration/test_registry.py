@@ -21,7 +21,7 @@ from include.dag_runner import run_dag, task_states, xcom
 from mlops_provider.core import registry
 from mlops_provider.core.mlflow_target import MlflowTarget, ensure_experiment, make_client
 from mlops_provider.core.models import alias_holder
-from mlops_provider.core.registry import history
+from mlops_provider.core.registry import journal
 from mlops_provider.core.results import check_result
 
 pytestmark = pytest.mark.integration
@@ -212,20 +212,23 @@ def test_retry_after_failure_past_the_alias_move_completes_records(
     name = "partial"
     registry.promote(client, name, fake_candidate(client, exp, name), by="setup")
     candidate = fake_candidate(client, exp, name, champion="1")
-    real = history.record_event
-    monkeypatch.setattr(
-        history, "record_event", lambda *a, **k: (_ for _ in ()).throw(OSError("boom"))
-    )
+
+    def fail_after_previous(point: str) -> None:
+        if point == "registry.previous":
+            raise OSError("boom")
+
+    monkeypatch.setattr(journal, "failpoint", fail_after_previous)
     with pytest.raises(OSError, match="boom"):
         registry.promote(client, name, candidate, by="d/r/promote/-1")
     assert aliases(client, name) == {"champion": "2", "previous_champion": "1"}
-    monkeypatch.setattr(history, "record_event", real)
+    assert journal.pending(client, name, "champion") is not None
+    monkeypatch.undo()
     retry = registry.promote(client, name, candidate, by="d/r/promote/-1")
     assert retry.already_done and retry.promoted and retry.version == "2"
     assert versions_of_run(client, name, candidate["candidate"]["run_id"]) == ["2"]
     events = registry.alias_history(client, name, "champion")
     assert [(e.version, e.replaced) for e in events] == [("1", None), ("2", "1")]
-    assert events[-1].extra.get("completed_by_retry") is True
+    assert journal.pending(client, name, "champion") is None
     again = registry.promote(client, name, candidate, by="d/r/promote/-1")
     assert again.already_done and len(registry.alias_history(client, name, "champion")) == 2
 
@@ -306,25 +309,10 @@ def test_eight_concurrent_promotions_server(mlflow_server) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def mlflow_server_pg(postgres_database: str, tmp_path_factory: pytest.TempPathFactory):
-    """A real MLflow server on PostgreSQL, with the psycopg2 driver named explicitly.
-
-    SQLAlchemy 2.1 maps a bare ``postgresql://`` URI to psycopg 3, which is not installed, so
-    the shared ``mlflow_server_postgres`` fixture cannot start its server here.
-    """
-    from tests.conftest import MlflowServer
-
-    uri = postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1)
-    server = MlflowServer(uri, tmp_path_factory.mktemp("mlflow-registry-pg")).start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.postgres
-def test_eight_concurrent_promotions_postgres(mlflow_server_pg) -> None:
+def test_eight_concurrent_promotions_postgres(mlflow_server_postgres) -> None:
     _concurrent_promotions(
-        MlflowTarget(tracking_uri=mlflow_server_pg.url), f"race-{uuid.uuid4().hex[:8]}"
+        MlflowTarget(tracking_uri=mlflow_server_postgres.url), f"race-{uuid.uuid4().hex[:8]}"
     )
 
 

@@ -86,8 +86,10 @@ class PromoteModelOperator(_RegistryOperator):
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``) (templated).
 
     XCom (return value, docs/results.md): ``status`` ``promoted`` (the alias moved to the
-    candidate, also when a retry completed an earlier try's records), ``unchanged`` (the
-    candidate already held the alias) or ``rejected`` (the evaluation failed: the candidate is
+    candidate, also when a retry completed an earlier try's change), ``unchanged`` (the
+    candidate already held the alias, or this data interval was already promoted by another DAG
+    run: ``already_done``; the work identity of the interval is recorded with the promotion,
+    see docs/registry.md "Reruns, races and crashes") or ``rejected`` (the evaluation failed: the candidate is
     registered, the alias did not move); ``passed`` = the alias holds the candidate;
     ``reasons`` [the reason]; ``model`` ``{name, version, run_id, uri, alias}`` of the version
     the alias points at afterwards (``None`` on a cold start whose candidate was rejected);
@@ -135,6 +137,7 @@ class PromoteModelOperator(_RegistryOperator):
         from mlops_provider.core import params, registry
 
         lease = self._lease()
+        identity = self.identity(context)
         try:
             result = registry.promote(
                 self.mlflow_hook.client,
@@ -143,7 +146,8 @@ class PromoteModelOperator(_RegistryOperator):
                 alias=params.as_str(self.alias, "alias"),
                 force=bool(params.as_bool(self.force, "force", default=False)),
                 reason=params.as_str(self.reason, "reason"),
-                by=self.identity(context).key,
+                by=identity.key,
+                interval=identity.work_key,
                 **lease,
             )
         except registry.AliasConflictError as err:
@@ -207,7 +211,8 @@ class RollbackModelOperator(_RegistryOperator):
     :param lease_seconds: lifetime of the registry lease.
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``) (templated).
 
-    XCom (return value, docs/results.md): ``status`` ``rolled_back``; ``passed`` True;
+    XCom (return value, docs/results.md): ``status`` ``rolled_back`` (``unchanged`` when this
+    data interval was already rolled back by another DAG run: no second rollback); ``passed`` True;
     ``reasons`` [the reason]; ``model`` the version restored; then the keys of
     :class:`PromoteModelOperator` (``action`` = ``rollback``; ``version`` is the restored
     version, ``previous_version`` the one rolled back from; ``already_done`` for a retry).
@@ -245,6 +250,7 @@ class RollbackModelOperator(_RegistryOperator):
         from mlops_provider.core import params, registry
 
         lease = self._lease()
+        identity = self.identity(context)
         to_version = self.to_version
         if isinstance(to_version, str):
             to_version = params.as_str(to_version, "to_version")
@@ -254,7 +260,8 @@ class RollbackModelOperator(_RegistryOperator):
             alias=params.as_str(self.alias, "alias", default="champion") or "champion",
             to_version=None if to_version in (None, "None") else to_version,
             reason=params.as_str(self.reason, "reason") or "",
-            by=self.identity(context).key,
+            by=identity.key,
+            interval=identity.work_key,
             **lease,
         )
         self.log.info(

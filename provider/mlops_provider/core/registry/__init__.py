@@ -10,7 +10,11 @@ Modules, in the order of a promotion:
   ``<model>.<alias>.mlops-lock`` (creating a registered model is atomic in every backend).
   Inside the lease the promoter re-reads the alias and moves it only if it still points where
   the evaluation saw it, otherwise :class:`AliasConflictError`.
-- :mod:`.promotion`: :func:`promote`; :mod:`.restore`: :func:`rollback`.
+- :mod:`.journal`: an alias change as a recoverable sequence of idempotent steps under the
+  lease (intent tag ``mlops.pending.<alias>`` on the registered model; crash points
+  :data:`POINTS`); the next attempt completes what a crashed one left.
+- :mod:`.promotion`: :func:`promote`; :mod:`.restore`: :func:`rollback`. Both take the work
+  identity ``interval``: a rerun of one data interval as a new DAG run changes nothing.
 - :mod:`.history`: every alias change made here is recorded on the version that received the
   alias as a tag ``mlops.alias_history.<alias>.<epoch_ms>`` holding a JSON event;
   :func:`alias_holder_at` answers "which version held the alias at time T". Each promotion also
@@ -48,6 +52,7 @@ from mlops_provider.core.registry.history import (
     alias_holder_at,
     previous_alias,
 )
+from mlops_provider.core.registry.journal import PENDING_TAG_PREFIX, POINTS
 from mlops_provider.core.registry.lock import LOCK_SUFFIX, Lease, alias_lock, lock_name
 from mlops_provider.core.registry.promotion import RegistryResult, promote
 from mlops_provider.core.registry.registration import (
@@ -61,6 +66,8 @@ __all__ = [
     "SOURCE_RUN_TAG",
     "HISTORY_TAG_PREFIX",
     "LOCK_SUFFIX",
+    "PENDING_TAG_PREFIX",
+    "POINTS",
     "RegistryError",
     "PromotionRefusedError",
     "AliasConflictError",

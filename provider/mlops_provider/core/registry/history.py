@@ -29,6 +29,8 @@ __all__ = [
     "alias_history",
     "alias_holder_at",
     "events_of",
+    "history_key",
+    "interval_event",
     "latest_event",
     "new_event",
     "previous_alias",
@@ -62,6 +64,7 @@ class AliasEvent:
     reason: str
     forced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    interval: str = ""  # the work identity (data interval) of the change; "" if unknown
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)
@@ -73,7 +76,8 @@ class AliasEvent:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _history_key(alias: str, at_ms: int) -> str:
+def history_key(alias: str, at_ms: int) -> str:
+    """The tag key of an event of ``alias`` at ``at_ms``."""
     return f"{HISTORY_TAG_PREFIX}{alias}.{at_ms:013d}"
 
 
@@ -139,6 +143,8 @@ def new_event(
     by: str,
     reason: str,
     forced: bool = False,
+    *,
+    interval: str = "",
     **extra: Any,
 ) -> AliasEvent:
     """An event stamped now (epoch ms, and ISO with milliseconds)."""
@@ -155,19 +161,37 @@ def new_event(
         reason=reason,
         forced=forced,
         extra={k: v for k, v in extra.items() if v is not None},
+        interval=interval,
     )
 
 
-def received_tags(event: AliasEvent, reason: str, *, forced: bool = False) -> dict[str, str]:
-    """The tags of the version that received the alias (a promotion or a rollback)."""
-    return {
+def received_tags(
+    event: AliasEvent, reason: str, *, forced: bool = False, status: str = "promoted"
+) -> dict[str, str]:
+    """The tags of the version that received the alias (a promotion: status ``promoted``; a
+    rollback: ``restored``)."""
+    tags = {
         "mlops.promoted_at": event.at,
         "mlops.promoted_by": event.by,
         "mlops.promotion_reason": reason,
         "mlops.promotion_forced": str(forced).lower(),
         "mlops.promoted_alias": event.alias,
-        "mlops.promotion_status": "promoted",
+        "mlops.promotion_status": status,
     }
+    if event.interval:
+        tags["mlops.promotion_interval"] = event.interval
+    return tags
+
+
+def interval_event(
+    client: MlflowClient, name: str, alias: str, kind: str, interval: str
+) -> AliasEvent | None:
+    """The latest ``kind`` event of ``alias`` recorded for the work identity ``interval``."""
+    if not interval:
+        return None
+    return latest_event(
+        alias_history(client, name, alias), lambda e: e.event == kind and e.interval == interval
+    )
 
 
 def record_event(
@@ -181,7 +205,7 @@ def record_event(
     """Write the event and ``version_tags`` on the version that received the alias, and
     ``replaced_tags`` on the version it replaced."""
     client.set_model_version_tag(
-        name, event.version, _history_key(event.alias, event.at_ms), event.to_json()
+        name, event.version, history_key(event.alias, event.at_ms), event.to_json()
     )
     for key, value in version_tags.items():
         client.set_model_version_tag(name, event.version, key, str(value))

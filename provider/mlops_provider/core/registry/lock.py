@@ -6,7 +6,10 @@ every MLflow backend (the name is a primary key / unique), so exactly one of sev
 promoters gets it. The lock model is deleted on release, so it is only visible while a
 promotion runs.
 
-A holder that dies leaves its lock behind; it expires after ``lease_seconds``
+A holder that dies leaves its lock behind. The lock records its holding process
+(``mlops.lock.holder``, ``<host>p<pid>`` of :func:`mlops_provider.core.processes.this_owner`):
+when that process is dead on the acquirer's host, the next promoter removes the lock at once;
+otherwise (another host, or alive) it expires after ``lease_seconds``
 (``mlops.lock.expires_at``, the holder's wall clock) and the next promoter removes it. That
 take-over is itself guarded by an atomic create (``<lock>.takeover-<token>``) so two promoters
 cannot both remove locks. Guarantees: mutual exclusion holds as long as a holder finishes
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core.models import is_not_found
+from mlops_provider.core.processes import owner_alive, this_owner
 from mlops_provider.core.registry.errors import LockTimeoutError, lost_create_race
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ LOCK_SUFFIX = ".mlops-lock"
 _LOCK_TOKEN = "mlops.lock.token"
 _LOCK_OWNER = "mlops.lock.owner"
 _LOCK_EXPIRES = "mlops.lock.expires_at"
+_LOCK_HOLDER = "mlops.lock.holder"  # the holding process, core.processes.this_owner()
 
 
 def lock_name(name: str, alias: str) -> str:
@@ -81,6 +86,15 @@ def _lock_expiry(model: Any, default_lease: float) -> float:
         return created + default_lease
 
 
+def _stale(held: Any, default_lease: float) -> bool:
+    """The lock's holder is gone: its lease expired, or its process is dead on this host."""
+    tags = getattr(held, "tags", None) or {}
+    if owner_alive(tags.get(_LOCK_HOLDER, "")) is False:
+        log.warning("the holder %s of lock %s is dead", tags.get(_LOCK_HOLDER), held.name)
+        return True
+    return time.time() > _lock_expiry(held, default_lease)
+
+
 def _read_lock(client: MlflowClient, lock: str) -> Any | None:
     """The lock model, or ``None`` when nobody holds it."""
     from mlflow.exceptions import MlflowException
@@ -94,7 +108,7 @@ def _read_lock(client: MlflowClient, lock: str) -> Any | None:
 
 
 def _take_over(client: MlflowClient, lock: str, stale_token: str) -> None:
-    """Remove an expired lock, at most one taker per stale lock (see the module docstring)."""
+    """Remove a stale lock (expired, or its holder dead), at most one taker per stale lock."""
     from mlflow.exceptions import MlflowException
 
     guard = f"{lock}.takeover-{stale_token[:16]}"
@@ -108,7 +122,9 @@ def _take_over(client: MlflowClient, lock: str, stale_token: str) -> None:
         current = _read_lock(client, lock)
         if current is not None and (current.tags or {}).get(_LOCK_TOKEN) == stale_token:
             log.warning(
-                "removing expired lock %s of %s", lock, (current.tags or {}).get(_LOCK_OWNER)
+                "removing the stale lock %s of %s (expired, or its holder is dead)",
+                lock,
+                (current.tags or {}).get(_LOCK_OWNER),
             )
             client.delete_registered_model(lock)
     finally:
@@ -131,6 +147,7 @@ def _try_create(
                 _LOCK_TOKEN: token,
                 _LOCK_OWNER: owner,
                 _LOCK_EXPIRES: f"{time.time() + lease_seconds:.3f}",
+                _LOCK_HOLDER: this_owner(),
             },
             description=f"Transient promotion lock of {name}@{alias} (deleted on release).",
         )
@@ -165,7 +182,7 @@ def _acquire(
         held_tags = held.tags or {}
         if held_tags.get(_LOCK_TOKEN) == token:
             return started  # our create went through, its answer was lost (a retried request)
-        if time.time() > _lock_expiry(held, lease_seconds) and held_tags.get(_LOCK_TOKEN):
+        if _stale(held, lease_seconds) and held_tags.get(_LOCK_TOKEN):
             _take_over(client, lock, held_tags[_LOCK_TOKEN])
             continue
         if time.monotonic() > deadline:

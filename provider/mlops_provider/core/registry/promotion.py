@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlops_provider.core.failpoints import failpoint
 from mlops_provider.core.models import (
     DEFAULT_ALIAS,
     ModelNotFoundError,
@@ -20,11 +21,11 @@ from mlops_provider.core.models import (
     is_not_found,
     version_uri,
 )
-from mlops_provider.core.registry import history
+from mlops_provider.core.registry import history, journal
 from mlops_provider.core.registry.errors import AliasConflictError, PromotionRefusedError
 from mlops_provider.core.registry.existence import holder_or_missing
 from mlops_provider.core.registry.history import AliasEvent, events_of, latest_event, new_event
-from mlops_provider.core.registry.lock import alias_lock
+from mlops_provider.core.registry.lock import Lease, alias_lock
 from mlops_provider.core.registry.registration import register_candidate
 from mlops_provider.core.results import make_result
 
@@ -35,12 +36,18 @@ __all__ = ["RegistryResult", "plan_promotion", "promote", "promotion_reason"]
 
 log = logging.getLogger(__name__)
 
+STATUS_TAG = "mlops.promotion_status"
+
 
 @dataclass
 class RegistryResult:
     """Outcome of :func:`promote` / :func:`rollback`.
 
-    :param status: ``promoted``, ``unchanged``, ``rejected`` or ``rolled_back``.
+    :param status: ``promoted`` (the alias moved to the candidate, by this call or by an
+        earlier try of the same task: ``already_done``), ``unchanged`` (nothing to do: the
+        candidate already holds the alias, or this data interval was already promoted / rolled
+        back by another DAG run; ``already_done``), ``rejected`` (the evaluation failed) or
+        ``rolled_back``.
     :param model: the version the alias points at afterwards (``None`` on a cold start whose
         candidate was rejected).
 
@@ -235,18 +242,19 @@ def plan_promotion(
     return "move"
 
 
-def _record_promotion(client: MlflowClient, name: str, event: AliasEvent) -> None:
-    """Record a promotion event: tags on the promoted version and on the version it replaced."""
-    history.record_event(
-        client,
-        name,
-        event,
-        version_tags=history.received_tags(event, event.reason, forced=event.forced),
+def _promotion_intent(event: AliasEvent) -> journal.Intent:
+    """The journal intent of a promotion: the received version's tags, the demotion tags of
+    the replaced version, ``previous_<alias>`` = the replaced version (kept on a cold start)."""
+    return journal.Intent(
+        event=event,
+        received_tags=history.received_tags(event, event.reason, forced=event.forced),
         replaced_tags={
             "mlops.demoted_at": event.at,
             "mlops.demoted_by": event.by,
             "mlops.replaced_by_version": event.version,
+            "mlops.promotion_status": "demoted",
         },
+        set_previous=event.replaced is not None,
     )
 
 
@@ -259,6 +267,7 @@ def _promotion_event(
     why: str,
     forced: bool,
     *,
+    interval: str = "",
     retry: bool = False,
 ) -> AliasEvent:
     return new_event(
@@ -270,6 +279,7 @@ def _promotion_event(
         by,
         why,
         forced,
+        interval=interval,
         source_run_id=ev.run_id,
         evaluation_passed=ev.passed,
         completed_by_retry=True if retry else None,
@@ -279,9 +289,9 @@ def _promotion_event(
 def _reject(
     client: MlflowClient, name: str, alias: str, version: str, ev: _Evaluation, created: bool
 ) -> RegistryResult:
-    """The evaluation failed: tag the candidate, leave the alias alone."""
+    """The evaluation failed: tag the candidate ``rejected``, leave the alias alone."""
     text = f"not promoted: the evaluation failed ({ev.reason or 'no reason given'})"
-    client.set_model_version_tag(name, version, "mlops.promotion_status", "rejected")
+    client.set_model_version_tag(name, version, STATUS_TAG, "rejected")
     log.info("%s version %s %s", name, version, text)
     holder = alias_holder(client, name, alias)
     return RegistryResult(
@@ -298,6 +308,22 @@ def _reject(
     )
 
 
+def _done_result(result: RegistryResult, event: AliasEvent, by: str) -> RegistryResult:
+    """``result`` for a promotion an earlier attempt made: ``promoted`` when it was this task
+    (same ``by``: a retry in place), ``unchanged`` when another DAG run or promoter made it."""
+    mine = bool(by) and event.by == by
+    result.already_done, result.promoted = True, mine
+    result.status = "promoted" if mine else "unchanged"
+    result.version, result.previous_version = event.version, event.replaced
+    result.reason, result.forced, result.event_at = event.reason, event.forced, event.at
+    run_id = event.extra.get("source_run_id") or result.run_id
+    result.run_id = run_id
+    result.model = held_version(result.registered_model_name, result.alias, event.version, run_id)
+    if not mine:
+        result.reason = f"already promoted by {event.by} at {event.at}: {event.reason}"
+    return result
+
+
 def _complete_earlier_promotion(
     client: MlflowClient,
     name: str,
@@ -307,32 +333,70 @@ def _complete_earlier_promotion(
     by: str,
     why: str,
     forced: bool,
-) -> AliasEvent:
-    """The alias already points at the candidate: an earlier try got that far; finish its
-    records (unless that try recorded them) and return its event."""
+    interval: str,
+) -> tuple[AliasEvent, bool]:
+    """The alias already points at the candidate, evaluated against the replaced holder: a
+    promoter made that change. Return its event (``True``) or, when the alias was moved without
+    records (outside this package's journal), record them now (``False``)."""
     mv = client.get_model_version(name, version)
     event = latest_event(
         events_of(mv, alias),
-        lambda e: e.event == "promote" and e.by == by and e.replaced == ev.champion_version,
+        lambda e: e.event == "promote" and e.replaced == ev.champion_version,
     )
     if event is not None:
         log.info("%s@%s already points at version %s (promoted %s)", name, alias, version, event.at)
-        return event
-    if ev.champion_version is not None:
-        history.set_previous(client, name, alias, ev.champion_version)
-    event = _promotion_event(ev, alias, version, ev.champion_version, by, why, forced, retry=True)
-    _record_promotion(client, name, event)
-    return event
+        return event, True
+    event = _promotion_event(
+        ev, alias, version, ev.champion_version, by, why, forced, interval=interval, retry=True
+    )
+    journal.run(client, name, _promotion_intent(event))
+    return event, False
 
 
-def _move_alias(
-    client: MlflowClient, name: str, alias: str, event: AliasEvent, current: str | None
-) -> None:
-    """Move the alias, keep the replaced holder as ``previous_<alias>``, record the event."""
-    client.set_registered_model_alias(name, alias, event.version)
-    if current is not None:
-        history.set_previous(client, name, alias, current)
-    _record_promotion(client, name, event)
+def _publish(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    version: str,
+    ev: _Evaluation,
+    result: RegistryResult,
+    lease: Lease,
+    *,
+    by: str,
+    interval: str,
+) -> RegistryResult:
+    """Under the lease, with the candidate registered: compare-and-set, then the journal."""
+    holder = alias_holder(client, name, alias)
+    current = holder.version if holder else None
+    try:
+        plan = plan_promotion(
+            current, version, ev.champion_version, what=f"{name}@{alias}", run_id=ev.run_id
+        )
+    except AliasConflictError:
+        client.set_model_version_tag(name, version, STATUS_TAG, "lost_race")
+        raise
+    if plan == "unchanged":
+        result.promoted, result.status, result.already_done = False, "unchanged", True
+        result.forced = False
+        result.previous_version = current
+        result.reason = f"version {version} already holds {alias}"
+        return result
+    if plan == "complete":
+        event, earlier = _complete_earlier_promotion(
+            client, name, alias, version, ev, by, result.reason, result.forced, interval
+        )
+        if earlier:
+            return _done_result(result, event, by)
+        result.already_done, result.reason, result.forced = True, event.reason, event.forced
+    else:
+        lease.ensure_valid()
+        event = _promotion_event(
+            ev, alias, version, current, by, result.reason, result.forced, interval=interval
+        )
+        journal.run(client, name, _promotion_intent(event))
+        log.info("%s@%s: version %s -> %s (%s)", name, alias, current, version, result.reason)
+    result.previous_version, result.event_at = event.replaced, event.at
+    return result
 
 
 def promote(
@@ -344,6 +408,7 @@ def promote(
     force: bool = False,
     reason: str | None = None,
     by: str = "",
+    interval: str = "",
     lock_timeout: float = 120.0,
     lease_seconds: float = 120.0,
     version_tags: Mapping[str, str] | None = None,
@@ -354,64 +419,63 @@ def promote(
     (none on a cold start). A registered model or a first alias is created only for an
     explicit cold start (the evaluation's ``cold_start`` is True: ``EvaluateModelOperator(
     cold_start=True)`` found no holder); nothing is created before the candidate's run and the
-    target are checked. A retry after a partial failure reuses the registered version and,
-    if the alias already points at it, completes the records instead of failing.
+    target are checked.
+
+    Everything happens under the alias lease, as the journal's steps
+    (:mod:`.journal`): an unfinished change a crashed attempt left is completed first; then,
+    when ``interval`` (the work identity, same for every DAG run of one data interval) already
+    has a promotion event, nothing changes (``already_done``; status ``promoted`` for the same
+    ``by``, i.e. a retry, else ``unchanged``); otherwise the candidate is found or registered
+    (one version per source run, even under concurrency), tagged ``rejected`` when the
+    evaluation failed, ``lost_race`` when the alias moved since the evaluation, and promoted
+    otherwise. ``by`` (the DAG run's task identity) is recorded for audit.
 
     :param force: move the alias although the evaluation failed (needs ``reason``).
+    :param interval: the work identity recorded on the event; ``""`` skips the interval check.
     :raises PromotionRefusedError: force without a reason, alias/model differing from the evaluation.
     :raises ModelNotFoundError: the candidate's run does not exist; the registered model or the
         alias does not exist and the evaluation is not a cold start.
-    :raises AliasConflictError: the alias moved since the evaluation.
+    :raises AliasConflictError: the alias moved since the evaluation (candidate tagged
+        ``lost_race``).
     :raises LockTimeoutError: another promotion of the same alias holds the lease too long.
     """
     ev = _parse_evaluation(evaluation)
     alias = _checked_alias(ev, name, alias, force, reason)
     _check_target(client, name, alias, ev)
-    mv, created = register_candidate(
-        client,
-        name,
-        run_id=ev.run_id,
-        model_id=ev.model_id,
-        model_uri=ev.model_uri,
-        tags=version_tags,
-    )
-    version = str(mv.version)
-    if not ev.passed and not force:
-        return _reject(client, name, alias, version, ev, created)
     forced, why = promotion_reason(ev.passed, ev.reason, force, reason)
     result = RegistryResult(
         promoted=True,
         registered_model_name=name,
         alias=alias,
-        version=version,
+        version=None,
         previous_version=None,
         reason=why,
         forced=forced,
-        created_version=created,
         run_id=ev.run_id,
-        model=held_version(name, alias, version, ev.run_id),
     )
     with alias_lock(
         client, name, alias, owner=by, timeout=lock_timeout, lease_seconds=lease_seconds
     ) as lease:
-        holder = alias_holder(client, name, alias)
-        current = holder.version if holder else None
-        plan = plan_promotion(
-            current, version, ev.champion_version, what=f"{name}@{alias}", run_id=ev.run_id
+        failpoint("registry.locked")
+        journal.complete_pending(client, name, alias)
+        earlier = history.interval_event(client, name, alias, "promote", interval)
+        if earlier is not None:
+            log.info(
+                "%s@%s: %s was promoted for %s already", name, alias, earlier.version, interval
+            )
+            return _done_result(result, earlier, by)
+        mv, created = register_candidate(
+            client,
+            name,
+            run_id=ev.run_id,
+            model_id=ev.model_id,
+            model_uri=ev.model_uri,
+            tags=version_tags,
         )
-        if plan == "unchanged":
-            result.promoted, result.status, result.already_done = False, "unchanged", True
-            result.forced = False
-            result.previous_version = current
-            result.reason = f"version {version} already holds {alias}"
-            return result
-        if plan == "complete":
-            event = _complete_earlier_promotion(client, name, alias, version, ev, by, why, forced)
-            result.already_done, result.reason, result.forced = True, event.reason, event.forced
-        else:
-            lease.ensure_valid()
-            event = _promotion_event(ev, alias, version, current, by, why, forced)
-            _move_alias(client, name, alias, event, current)
-            log.info("%s@%s: version %s -> %s (%s)", name, alias, current, version, why)
-    result.previous_version, result.event_at = event.replaced, event.at
-    return result
+        failpoint("registry.registered")
+        version = str(mv.version)
+        if not ev.passed and not force:
+            return _reject(client, name, alias, version, ev, created)
+        result.version, result.created_version = version, created
+        result.model = held_version(name, alias, version, ev.run_id)
+        return _publish(client, name, alias, version, ev, result, lease, by=by, interval=interval)

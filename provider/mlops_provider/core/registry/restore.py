@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from mlops_provider.core.failpoints import failpoint
 from mlops_provider.core.models import (
     DEFAULT_ALIAS,
     ModelNotFoundError,
@@ -17,7 +18,7 @@ from mlops_provider.core.models import (
     model_version_from_entity,
     resolve,
 )
-from mlops_provider.core.registry import history
+from mlops_provider.core.registry import history, journal
 from mlops_provider.core.registry.errors import NoPreviousHolderError, PromotionRefusedError
 from mlops_provider.core.registry.existence import holder_or_missing
 from mlops_provider.core.registry.history import (
@@ -99,14 +100,20 @@ def _earlier_rollback(
     if event is None:
         return None
     log.info("rollback by %s already done at %s", by, event.at)
-    return _result(name, alias, event, holder, already_done=True)
+    return _result(name, alias, event, holder.run_id, already_done=True)
 
 
 def _result(
-    name: str, alias: str, event: AliasEvent, target: ModelVersion, *, already_done: bool = False
+    name: str,
+    alias: str,
+    event: AliasEvent,
+    run_id: str | None,
+    *,
+    already_done: bool = False,
+    status: str = "rolled_back",
 ) -> RegistryResult:
     return RegistryResult(
-        promoted=True,
+        promoted=status == "rolled_back",
         registered_model_name=name,
         alias=alias,
         version=event.version,
@@ -115,26 +122,44 @@ def _result(
         already_done=already_done,
         event_at=event.at,
         action="rollback",
-        status="rolled_back",
-        model=held_version(name, alias, event.version, target.run_id),
+        status=status,
+        model=held_version(name, alias, event.version, run_id),
     )
 
 
-def _move_back(client: MlflowClient, name: str, event: AliasEvent) -> None:
-    """Point the alias at the restored version, restore ``previous_<alias>``, record."""
-    client.set_registered_model_alias(name, event.alias, event.version)
-    history.set_previous(client, name, event.alias, event.previous)
-    history.record_event(
-        client,
+def _interval_done(
+    name: str, alias: str, event: AliasEvent | None, by: str
+) -> RegistryResult | None:
+    """The result when this data interval was already rolled back (by this task's earlier try:
+    ``rolled_back``, by another DAG run: ``unchanged``), else ``None`` (pure)."""
+    if event is None:
+        return None
+    mine = bool(by) and event.by == by
+    log.info("rollback of %s@%s for %s already done at %s", name, alias, event.interval, event.at)
+    return _result(
         name,
+        alias,
         event,
-        version_tags=history.received_tags(event, f"rollback: {event.reason}"),
+        None,
+        already_done=True,
+        status="rolled_back" if mine else "unchanged",
+    )
+
+
+def _rollback_intent(event: AliasEvent) -> journal.Intent:
+    """The journal intent of a rollback: the restored version gets status ``restored``, the
+    version rolled back from ``rolled_back``; ``previous_<alias>`` is restored too."""
+    return journal.Intent(
+        event=event,
+        received_tags=history.received_tags(event, f"rollback: {event.reason}", status="restored"),
         replaced_tags={
             "mlops.rolled_back_at": event.at,
             "mlops.rolled_back_by": event.by,
             "mlops.rollback_reason": event.reason,
             "mlops.replaced_by_version": event.version,
+            "mlops.promotion_status": "rolled_back",
         },
+        set_previous=True,
     )
 
 
@@ -146,6 +171,7 @@ def rollback(
     to_version: str | int | None = None,
     reason: str,
     by: str = "",
+    interval: str = "",
     lock_timeout: float = 120.0,
     lease_seconds: float = 120.0,
 ) -> RegistryResult:
@@ -154,7 +180,11 @@ def rollback(
 
     Afterwards ``previous_<alias>`` is what it was when the restored version last received the
     alias through this package (removed if unknown), so repeated rollbacks walk back through
-    the history. A retry of the same rollback (same ``by``) does not roll back twice.
+    the history. A retry of the same rollback (same ``by``) does not roll back twice, nor
+    does another DAG run for the same ``interval`` (the work identity recorded on the event):
+    both return ``already_done`` (status ``rolled_back`` for the same ``by``, else
+    ``unchanged``). The change goes through the journal (:mod:`.journal`) like a promotion; an
+    unfinished change a crashed attempt left is completed first.
 
     :raises PromotionRefusedError: no reason, unknown ``to_version``, a registered model or
         alias that does not exist (the message names those that do).
@@ -175,6 +205,13 @@ def rollback(
     with alias_lock(
         client, name, alias, owner=by, timeout=lock_timeout, lease_seconds=lease_seconds
     ) as lease:
+        failpoint("registry.locked")
+        journal.complete_pending(client, name, alias)
+        done = _interval_done(
+            name, alias, history.interval_event(client, name, alias, "rollback", interval), by
+        )
+        if done is not None:
+            return done
         holder = alias_holder(client, name, alias)
         current = holder.version if holder else None
         done = _earlier_rollback(name, alias, holder, by)
@@ -194,10 +231,11 @@ def rollback(
             restored_previous(target, alias),
             by,
             str(reason),
+            interval=interval,
         )
         lease.ensure_valid()
-        _move_back(client, name, event)
+        journal.run(client, name, _rollback_intent(event))
     log.info(
         "%s@%s rolled back: version %s -> %s (%s)", name, alias, current, target.version, reason
     )
-    return _result(name, alias, event, target)
+    return _result(name, alias, event, target.run_id)
