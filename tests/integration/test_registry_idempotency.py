@@ -185,6 +185,22 @@ def test_a_rejected_candidate_is_registered_and_tagged(mlflow_server) -> None:
     assert aliases(client, name) == {"champion": "1"}
 
 
+def test_a_failed_evaluation_of_the_champion_itself_leaves_it_promoted(mlflow_server) -> None:
+    """The champion's own run evaluated against itself (equal metrics fail a gain rule) is
+    reported, not tagged ``rejected``: it holds the alias."""
+    client = _client(mlflow_server)
+    name = f"self-{uuid.uuid4().hex[:8]}"
+    exp = ensure_experiment(client, f"idem-{name}")
+    first = fake_candidate(client, exp, name)
+    registry.promote(client, name, first, by="setup")
+    itself = {**first, "passed": False, "champion": {"version": "1"}, "cold_start": False}
+    result = registry.promote(client, name, itself, by="d/b/promote/-1", interval=INTERVAL)
+    assert (result.status, result.version, result.promoted) == ("rejected", "1", False)
+    assert "already holds champion" in result.reason
+    assert client.get_model_version(name, "1").tags["mlops.promotion_status"] == "promoted"
+    assert aliases(client, name) == {"champion": "1"}
+
+
 def test_a_rollback_rerun_for_one_interval_rolls_back_once(mlflow_server) -> None:
     client = _client(mlflow_server)
     name = f"rollback-{uuid.uuid4().hex[:8]}"

@@ -289,11 +289,15 @@ def _promotion_event(
 def _reject(
     client: MlflowClient, name: str, alias: str, version: str, ev: _Evaluation, created: bool
 ) -> RegistryResult:
-    """The evaluation failed: tag the candidate ``rejected``, leave the alias alone."""
+    """The evaluation failed: tag the candidate ``rejected``, leave the alias alone. A
+    candidate that already holds the alias (evaluated against itself) keeps its status."""
     text = f"not promoted: the evaluation failed ({ev.reason or 'no reason given'})"
-    client.set_model_version_tag(name, version, STATUS_TAG, "rejected")
-    log.info("%s version %s %s", name, version, text)
     holder = alias_holder(client, name, alias)
+    if holder is not None and holder.version == version:
+        text = f"not promoted: version {version} already holds {alias} ({text})"
+    else:
+        client.set_model_version_tag(name, version, STATUS_TAG, "rejected")
+    log.info("%s version %s %s", name, version, text)
     return RegistryResult(
         promoted=False,
         registered_model_name=name,
