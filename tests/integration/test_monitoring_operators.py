@@ -765,13 +765,12 @@ def _promote_with_history(name: str, version: str, replaced: str | None) -> None
     """Move ``@champion`` and record the event as promotions do (the alias history)."""
     import time
 
-    from mlops_provider.core.registry.history import new_event, record_event, set_previous
+    from mlops_provider.core.registry import journal
+    from mlops_provider.core.registry.history import new_event
 
     client = MlflowHook().client
     event = new_event("promote", "champion", version, replaced, replaced, "test", "test")
-    record_event(client, name, event, version_tags={})
-    client.set_registered_model_alias(name, "champion", version)
-    set_previous(client, name, "champion", replaced)
+    journal.run(client, name, journal.Intent(event, received_tags={}, set_previous=bool(replaced)))
     time.sleep(0.01)  # distinct event times
 
 

@@ -89,7 +89,6 @@ __all__ = [
     "storage_error",
     "probe_writable",
     "remove_staging_leftovers",
-    "remove_leftovers",
     "STAGING_MAX_AGE_HOURS",
     "POINTS",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,6 @@ __all__ = [
     "new_event",
     "previous_alias",
     "received_tags",
-    "record_event",
     "set_previous",
 ]
 
@@ -192,26 +191,6 @@ def interval_event(
     return latest_event(
         alias_history(client, name, alias), lambda e: e.event == kind and e.interval == interval
     )
-
-
-def record_event(
-    client: MlflowClient,
-    name: str,
-    event: AliasEvent,
-    *,
-    version_tags: Mapping[str, str],
-    replaced_tags: Mapping[str, str] | None = None,
-) -> None:
-    """Write the event and ``version_tags`` on the version that received the alias, and
-    ``replaced_tags`` on the version it replaced."""
-    client.set_model_version_tag(
-        name, event.version, history_key(event.alias, event.at_ms), event.to_json()
-    )
-    for key, value in version_tags.items():
-        client.set_model_version_tag(name, event.version, key, str(value))
-    if event.replaced and event.replaced != event.version and replaced_tags:
-        for key, value in replaced_tags.items():
-            client.set_model_version_tag(name, event.replaced, key, str(value))
 
 
 def set_previous(client: MlflowClient, name: str, alias: str, version: str | None) -> None:
